@@ -1,0 +1,1 @@
+"""The `axp` command line: argument parsing and presentation over pytest_axp."""

@@ -1,0 +1,83 @@
+"""Per-model-family token prices used to meter gateway runs.
+
+Numbers are Anthropic's public list prices in USD per million tokens
+(https://www.anthropic.com/pricing and the "Pricing" page of the Claude API docs):
+cache writes are 1.25x input for the 5-minute cache and 2x input for the 1-hour
+cache, cache reads 0.1x input. They match the table baked into Claude Code
+2.1.328, so the gateway's cost agrees with the CLI's own `total_cost_usd`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class ModelPrice:
+    input: float
+    output: float
+    cache_write: float
+    cache_write_1h: float
+    cache_read: float
+
+
+def _price(input_per_m: float, output_per_m: float) -> ModelPrice:
+    return ModelPrice(
+        input=input_per_m,
+        output=output_per_m,
+        cache_write=input_per_m * 1.25,
+        cache_write_1h=input_per_m * 2.0,
+        cache_read=input_per_m * 0.1,
+    )
+
+
+# Opus 4.5 and later list at $5/$25; the older Opus generations at $15/$75.
+OPUS = _price(5.0, 25.0)
+OPUS_LEGACY = _price(15.0, 75.0)
+SONNET = _price(3.0, 15.0)
+HAIKU = _price(1.0, 5.0)  # Haiku 4.5
+HAIKU_3_5 = _price(0.8, 4.0)
+HAIKU_3 = _price(0.25, 1.25)
+
+_LEGACY_OPUS_MARKERS = ("claude-3-opus", "opus-4-0", "opus-4-1", "opus-4-2025", "opus-4@")
+
+
+def price_for_model(model: str | None) -> ModelPrice:
+    """Price row for a model id; unknown or missing models are priced as Sonnet."""
+    name = (model or "").lower()
+    if "opus" in name:
+        if any(m in name for m in _LEGACY_OPUS_MARKERS) or name.endswith("opus-4"):
+            return OPUS_LEGACY
+        return OPUS
+    if "haiku" in name:
+        if "3-5" in name:
+            return HAIKU_3_5
+        if "claude-3-haiku" in name:
+            return HAIKU_3
+        return HAIKU
+    return SONNET
+
+
+def _int(usage: Mapping[str, Any], key: str) -> int:
+    value = usage.get(key)
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+
+
+def cost_usd(model: str | None, usage: Mapping[str, Any]) -> float:
+    """Cost of one response given its (final, merged) Messages API usage object."""
+    p = price_for_model(model)
+    cache_write = _int(usage, "cache_creation_input_tokens")
+    breakdown = usage.get("cache_creation")
+    write_1h = 0
+    if isinstance(breakdown, Mapping):
+        # The 1-hour cache is billed higher; the rest of the writes use the 5-minute price.
+        write_1h = min(_int(breakdown, "ephemeral_1h_input_tokens"), cache_write)
+    total = (
+        _int(usage, "input_tokens") * p.input
+        + _int(usage, "output_tokens") * p.output
+        + (cache_write - write_1h) * p.cache_write
+        + write_1h * p.cache_write_1h
+        + _int(usage, "cache_read_input_tokens") * p.cache_read
+    )
+    return total / 1_000_000

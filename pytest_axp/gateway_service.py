@@ -1,0 +1,42 @@
+"""The model gateway as a per-process service: started on first use, stopped at exit."""
+
+from __future__ import annotations
+
+import atexit
+import threading
+
+_lock = threading.Lock()
+
+
+def bridge_address() -> str:
+    """The host's address on Docker's default bridge: reachable from sandboxes, and only
+    from this machine (binding every interface would expose the gateway to the network)."""
+    from .sandbox.docker import client
+
+    try:
+        config = client().networks.get("bridge").attrs["IPAM"]["Config"]
+        return config[0]["Gateway"]
+    except Exception:
+        return "0.0.0.0"
+
+
+def gateway_for(services: dict):
+    """The process's ModelGateway, started on first use (scripted when a script is set)."""
+    with _lock:
+        gateway = services.get("gateway")
+        if gateway is None:
+            from .gateway import ModelGateway, ModelScript
+
+            script_path = services.get("model_script")
+            script = ModelScript.load(script_path) if script_path else None
+            gateway = ModelGateway(script=script, bind_host=bridge_address())
+            gateway.start()
+            atexit.register(gateway.stop)
+            services["gateway"] = gateway
+        return gateway
+
+
+def stop_gateway(services: dict) -> None:
+    gateway = services.pop("gateway", None)
+    if gateway is not None:
+        gateway.stop()

@@ -1,0 +1,198 @@
+"""The pytest plugin: options, collection of experiment YAML, run folders, index.json.
+
+Importing this module must stay cheap: pytest loads it in every session of every user who
+has the package installed. Docker, pydantic and the engine load only when an experiment
+is collected or run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+
+import pytest
+
+from .session import SESSION_KEY, AxpSession, new_ulids, runs_dir_from
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("axp", "AXP agent experiments")
+    group.addoption("--axp-repeat", type=int, default=1, metavar="N",
+                    help="run every selected variant N times (one run folder per repeat)")
+    group.addoption("--axp-variant", action="append", default=[], metavar="ID",
+                    help="run only this variant id (repeatable)")
+    group.addoption("--axp-runs-dir", default=None, metavar="DIR",
+                    help="where run folders are written (default: ./.axp/runs)")
+    group.addoption("--axp-image", default=None, metavar="IMAGE",
+                    help="sandbox image to use instead of the bundled base image")
+    group.addoption("--axp-model-script", default=None, metavar="FILE",
+                    help="answer the claude agent from this scripted model (offline runs)")
+    # For `axp local run`, which names the runs itself so it can report them.
+    group.addoption("--axp-run-ulids", default=None, help=argparse.SUPPRESS)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "axp: an AXP experiment variant run")
+    repeat = config.getoption("axp_repeat")
+    if repeat < 1:
+        raise pytest.UsageError("--axp-repeat must be at least 1")
+    workerinput = getattr(config, "workerinput", None)
+    given = config.getoption("axp_run_ulids")
+    if workerinput:
+        ulids = workerinput["axp_ulids"]
+    elif given:
+        ulids = given.split(",")
+        if len(ulids) != repeat:
+            raise pytest.UsageError("--axp-run-ulids needs one ULID per repeat")
+    else:
+        ulids = new_ulids(repeat)
+    session = AxpSession(
+        ulids=list(ulids), runs_dir=runs_dir_from(config),
+        variant_filter=tuple(config.getoption("axp_variant")),
+        image=config.getoption("axp_image"))
+    script = config.getoption("axp_model_script")
+    if script:
+        path = (config.invocation_params.dir / script).resolve()
+        if not path.is_file():
+            raise pytest.UsageError(f"--axp-model-script {script}: no such file")
+        session.services["model_script"] = str(path)
+    config.stash[SESSION_KEY] = session
+    _sigterm_as_interrupt()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    # Workers must share each repeat's run id: the controller hands them out.
+    node.workerinput["axp_ulids"] = node.config.stash[SESSION_KEY].ulids
+
+
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM would kill pytest with no teardown; make it a KeyboardInterrupt instead."""
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        pass
+
+
+def pytest_collect_file(file_path, parent):
+    if file_path.suffix not in (".yaml", ".yml"):
+        return None
+    from .experiment import sniff_experiment
+
+    if not sniff_experiment(file_path):
+        return None
+    from .collect import ExperimentFile
+
+    return ExperimentFile.from_parent(parent, path=file_path)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """resolved-variant.yaml for every selected variant, before any container starts."""
+    if not session.items:
+        return
+    from .collect import SPEC_KEY
+    from .runner import write_resolved_variant
+
+    for item in session.items:
+        spec = item.stash.get(SPEC_KEY, None)
+        if spec is not None:
+            write_resolved_variant(spec.run, spec.variant)
+
+
+@pytest.fixture
+def _axp_variant_run(request: pytest.FixtureRequest):
+    from .collect import SPEC_KEY
+    from .runner import EngineOptions, VariantFailed, VariantRun
+
+    item = request.node
+    spec = item.stash[SPEC_KEY]
+    axp = item.config.stash[SESSION_KEY]
+    item.user_properties.append(("axp.run_id", spec.run.run_id))
+    item.user_properties.append(("axp.results_dir", str(spec.run.results(spec.variant.id).root)))
+    run = VariantRun(spec.variant, spec.run, spec.repeat, EngineOptions(image=axp.image),
+                     image="", services=axp.services)
+    try:
+        try:
+            run.image = axp.resolve_image(spec.variant.agent.name)
+        except Exception as e:  # SandboxError: the engine or image is unusable
+            from .record.summary import Failure
+
+            run.outcome.failure = Failure(phase="sandbox", name="image", message=str(e))
+            raise VariantFailed(run.outcome.failure) from None
+        run.provision()
+    except VariantFailed as e:
+        run.finish()
+        item.user_properties.append(("axp.status", "error"))
+        raise AxpVariantError(f"{spec.variant.id}: error: {e}") from None
+    except BaseException:
+        run.finish()
+        raise
+    try:
+        yield run
+    finally:
+        run.finish()
+
+
+class AxpVariantError(Exception):
+    """Raised at setup so the item's outcome is an error, with a one-line reason."""
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    # An AXP setup error is one line (phase, name, reason), not a traceback.
+    if call.excinfo is not None and call.excinfo.errisinstance(AxpVariantError):
+        report.longrepr = str(call.excinfo.value)
+    return report
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    axp = session.config.stash.get(SESSION_KEY, None)
+    if axp is None:
+        return
+    if "pytest_axp.gateway_service" in sys.modules:
+        from .gateway_service import stop_gateway
+
+        stop_gateway(axp.services)
+    if "pytest_axp.sandbox.docker" in sys.modules:
+        _remove_own_containers()
+    if hasattr(session.config, "workerinput"):
+        return  # the controller (or the single process) writes the indexes
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        return  # an interrupted run has no index: it is partial
+    from .record.index import finalize_run
+
+    for run in axp.runs_on_disk():
+        finalize_run(run)
+
+
+def _remove_own_containers() -> None:
+    from .sandbox.base import LABEL_OWNER_PID
+    from .sandbox.docker import remove_containers
+
+    try:
+        remove_containers({LABEL_OWNER_PID: str(os.getpid())})
+    except Exception:
+        pass
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    axp = config.stash.get(SESSION_KEY, None)
+    if axp is None or hasattr(config, "workerinput"):
+        return
+    runs = axp.runs_on_disk()
+    if not runs:
+        return
+    terminalreporter.section("axp runs")
+    for run in runs:
+        state = "complete" if run.index.exists() else "partial (no index.json)"
+        terminalreporter.write_line(f"{run.run_id}: {run.root} [{state}]")

@@ -1,0 +1,59 @@
+"""The command logger: every exec the harness makes leaves a record and its full output."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .layout import VariantPaths
+
+
+@dataclass
+class CommandRecord:
+    id: str
+    seq: int
+    phase: str
+    name: str
+    argv: list[str]
+    user: str
+    workdir: str
+    started_at_epoch: float
+    duration_seconds: float = 0.0
+    exit_code: int | None = None
+    timed_out: bool = False
+    stdout_bytes: int = 0
+    stderr_bytes: int = 0
+    stdout_path: str = ""
+    stderr_path: str = ""
+    span_id: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class CommandLog:
+    """Hands out command ids and appends one JSON line per finished command."""
+
+    def __init__(self, paths: VariantPaths) -> None:
+        self.paths = paths
+        self._seq = 0
+        self._lock = threading.Lock()
+        paths.commands.mkdir(parents=True, exist_ok=True)
+
+    def start(self, *, phase: str, name: str, argv: list[str], user: str, workdir: str,
+              started_at_epoch: float) -> tuple[CommandRecord, Path, Path]:
+        with self._lock:
+            self._seq += 1
+            seq = self._seq
+        cid = f"{seq:04d}"
+        rec = CommandRecord(
+            id=cid, seq=seq, phase=phase, name=name, argv=argv, user=user, workdir=workdir,
+            started_at_epoch=round(started_at_epoch, 3),
+            stdout_path=f"commands/{cid}.stdout", stderr_path=f"commands/{cid}.stderr",
+        )
+        return rec, self.paths.root / rec.stdout_path, self.paths.root / rec.stderr_path
+
+    def finish(self, rec: CommandRecord) -> None:
+        line = json.dumps(asdict(rec), ensure_ascii=False)
+        with self._lock, open(self.paths.commands_index, "a", encoding="utf-8") as f:
+            f.write(line + "\n")

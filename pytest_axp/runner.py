@@ -1,0 +1,338 @@
+"""One variant run, start to finish, in one straight line:
+
+resolved-variant.yaml -> secrets and sources checked -> container -> staging -> setup ->
+setup checks -> agent -> tests -> workspace copy -> run-summary.json -> container removed.
+
+The runner knows nothing of pytest: the plugin drives it and maps outcomes to reports.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tarfile
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .agents import AgentContext, AgentNotAvailable, get_agent
+from .agents.command import link_or_copy
+from .record.commands import CommandLog
+from .record.jsonio import write_atomic, write_json
+from .record.layout import RunPaths
+from .record.summary import (
+    AgentOutcome, Failure, TestOutcome, VariantOutcome, build_summary, rollup, tail,
+)
+from .record.trace import TraceWriter
+from .sandbox.base import (
+    AGENT_USER, LABEL_REPEAT, LABEL_RUN_ID, LABEL_VARIANT_ID, WORKSPACE, ExecResult,
+    SandboxError,
+)
+from .staging import StagedEntry, StagingError, build_entry, resolve_source
+
+if TYPE_CHECKING:
+    from .experiment import ResolvedVariant, TestSpec
+    from .sandbox.docker import DockerSandbox
+
+TRACE_PATH_IN_SANDBOX = "/axp/trace.jsonl"
+_SECRET_REF = re.compile(r"^axp://secrets/(?P<slug>.+)$")
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    image: str | None = None
+    test_timeout_seconds: float = 900.0
+    network_mode: str = "bridge"
+    host_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+class VariantFailed(Exception):
+    """Staging, setup or a setup check failed: the variant ends as `error`."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.one_line())
+        self.failure = failure
+
+
+def write_resolved_variant(run: RunPaths, variant: "ResolvedVariant") -> None:
+    path = run.resolved_variant(variant.id)
+    if not path.exists():
+        write_atomic(path, variant.resolved_yaml())
+
+
+def secret_values(variant: "ResolvedVariant", host_env: Mapping[str, str]) -> dict[str, str]:
+    """Values of the declared secrets; a missing one is an error naming it."""
+    missing = [name for name in variant.secrets if not host_env.get(name)]
+    if missing:
+        raise VariantFailed(Failure(
+            phase="secrets", name=", ".join(missing),
+            message=f"secret(s) {', '.join(missing)} have no value: set them in the "
+                    "environment before running"))
+    return {name: host_env[name] for name in variant.secrets}
+
+
+def _secret_for(slug: str, secrets: Mapping[str, str]) -> str | None:
+    for name, value in secrets.items():
+        if name == slug or name.lower().replace("_", "-") == slug.lower():
+            return value
+    return None
+
+
+def base_environment(variant: "ResolvedVariant", secrets: Mapping[str, str]) -> dict[str, str]:
+    env: dict[str, str] = dict(secrets)
+    for var in variant.environment_variables:
+        m = _SECRET_REF.match(var.value or "")
+        if m:
+            value = _secret_for(m["slug"], secrets)
+            if value is None:
+                raise VariantFailed(Failure(
+                    phase="secrets", name=var.name,
+                    message=f"{var.name} refers to {var.value}, which is not a declared secret"))
+            env[var.name] = value
+        else:
+            env[var.name] = var.value or ""
+    return env
+
+
+class VariantRun:
+    def __init__(self, variant: "ResolvedVariant", run: RunPaths, repeat: int,
+                 options: EngineOptions, image: str, services: dict | None = None) -> None:
+        self.variant = variant
+        self.run = run
+        self.repeat = repeat
+        self.options = options
+        self.image = image
+        self.services = services if services is not None else {}
+        self.paths = run.results(variant.id)
+        self.outcome = VariantOutcome()
+        self.sandbox: DockerSandbox | None = None
+        self.started_at = time.time()
+        self.completed = False
+        self.trace = TraceWriter(session_id=str(uuid.uuid4()))
+        self.trace_id = uuid.uuid4().hex
+        self._env: dict[str, str] = {}
+        self._secrets: dict[str, str] = {}
+
+    # -- phases ---------------------------------------------------------------------------
+
+    def provision(self) -> None:
+        """Everything before the agent. Raises VariantFailed on staging/setup failure."""
+        from .sandbox.docker import DockerSandbox
+
+        write_resolved_variant(self.run, self.variant)
+        self.paths.root.mkdir(parents=True, exist_ok=True)
+        self._write_layout()
+        try:
+            self.agent = get_agent(self.variant.agent.name)
+        except AgentNotAvailable as e:
+            self._fail(Failure(phase="agent", name=self.variant.agent.name, message=str(e)))
+        try:
+            self._secrets = secret_values(self.variant, self.options.host_env)
+            self._env = base_environment(self.variant, self._secrets)
+            entries = self._plan_staging()
+            self.sandbox = DockerSandbox.create(
+                image=self.image, commands=CommandLog(self.paths),
+                network_mode=self.options.network_mode,
+                extra_hosts={"host.docker.internal": "host-gateway"},
+                labels={LABEL_RUN_ID: self.run.run_id, LABEL_VARIANT_ID: self.variant.id,
+                        LABEL_REPEAT: str(self.repeat)})
+            self._stage(entries)
+            self._setup()
+        except VariantFailed as e:
+            self.outcome.failure = e.failure
+            raise
+        except SandboxError as e:
+            self._fail(Failure(phase="sandbox", name="docker", message=str(e)))
+
+    def run_agent(self) -> AgentOutcome:
+        assert self.sandbox is not None
+        env = {**self._env, "AXP_VARIANT_ID": self.variant.id, "AXP_RUN_ID": self.run.run_id}
+        self.trace.meta(run_id=self.run.run_id, experiment_id=self.variant.experiment_id,
+                        variant_id=self.variant.id, repeat=self.repeat,
+                        agent=self.variant.agent.name, prompt_id=self.variant.prompt.id)
+        ctx = AgentContext(variant=self.variant, sandbox=self.sandbox, paths=self.paths,
+                           env=env, timeout=self.variant.limits.max_time_seconds,
+                           trace=self.trace, run_id=self.run.run_id, repeat=self.repeat,
+                           services=self.services, trace_id=self.trace_id,
+                           secret_values=tuple(v for v in self._secrets.values() if v))
+        outcome = self.agent.run(ctx)
+        self.outcome.agent = outcome
+        trace_bytes = self.trace.jsonl()
+        write_atomic(self.paths.agent_trace, trace_bytes)
+        if not outcome.timed_out:
+            self.sandbox.put_file(TRACE_PATH_IN_SANDBOX, trace_bytes, mode=0o644)
+        return outcome
+
+    def planned_tests(self) -> Iterator[tuple[str, "TestSpec"]]:
+        """Tests to run, in order; none when the agent timed out (seed 004)."""
+        agent = self.outcome.agent
+        if agent is None or agent.timed_out:
+            return
+        for kind in ("application", "introspection"):
+            for test in getattr(self.variant.tests, kind):
+                yield kind, test
+
+    def run_test(self, kind: str, test: "TestSpec") -> TestOutcome:
+        assert self.sandbox is not None
+        env = {**self._env, "AXP_VARIANT_ID": self.variant.id, "AXP_RUN_ID": self.run.run_id,
+               "AXP_TRACE_PATH": TRACE_PATH_IN_SANDBOX}
+        res = self.sandbox.exec(test.script, phase="test", name=f"{kind}/{test.name}",
+                                user=AGENT_USER, env=env,
+                                timeout=self.options.test_timeout_seconds)
+        out = self.paths.test_log(kind, test.name, "stdout")
+        err = self.paths.test_log(kind, test.name, "stderr")
+        link_or_copy(res.stdout_path, out)
+        link_or_copy(res.stderr_path, err)
+        result = TestOutcome(name=test.name, kind=kind,
+                            status="pass" if res.ok else "fail",
+                            exit_code=res.exit_code, duration_seconds=res.duration_seconds,
+                            stdout_log=out, stderr_log=err)
+        self.outcome.tests.append(result)
+        return result
+
+    def complete(self) -> str:
+        """Mark the variant as run to its end; the rolled-up status."""
+        self.completed = True
+        return rollup(self.outcome)
+
+    def finish(self) -> dict[str, Any] | None:
+        """Copy what is left out of the sandbox, write the summary, remove the container.
+
+        An interrupted variant (neither completed nor failed) gets no summary, so its run
+        stays partial, but everything recorded so far is kept.
+        """
+        summary = None
+        try:
+            if self.sandbox is not None and (self.completed or self.outcome.failure):
+                self._copy_workspace()
+            if self.completed or self.outcome.failure is not None:
+                summary = build_summary(
+                    run_id=self.run.run_id, variant_id=self.variant.id,
+                    variant_tag=self.variant.tag, experiment_id=self.variant.experiment_id,
+                    repeat=self.repeat, fingerprint=self.variant.fingerprint,
+                    outcome=self.outcome, started_at=self.started_at, ended_at=time.time())
+                write_json(self.paths.run_summary, summary)
+        finally:
+            if self.sandbox is not None:
+                self.sandbox.remove()
+            self._write_layout()
+        return summary
+
+    # -- steps ----------------------------------------------------------------------------
+
+    def _fail(self, failure: Failure) -> None:
+        self.outcome.failure = failure
+        raise VariantFailed(failure)
+
+    def _plan_staging(self) -> list[tuple[Any, Path | None, str | None]]:
+        """Resolve every file entry before a container exists; unbound or missing is an error."""
+        base = Path(self.variant.source_file).parent
+        plan = []
+        for entry in self.variant.files:
+            label = entry.name or entry.source or entry.dest
+            if entry.source is None:
+                self._fail(Failure(
+                    phase="staging", name=label,
+                    message=f"file slot {entry.name!r} has no source: bind it with "
+                            f"--file {entry.name}=PATH"))
+            if re.match(r"^https?://", entry.source):
+                self._fail(Failure(phase="staging", name=label,
+                                   message="URL sources are not supported yet"))
+            path = resolve_source(entry.source, base)
+            if not path.exists():
+                self._fail(Failure(phase="staging", name=label,
+                                   message=f"source {path} does not exist ({entry.where})"))
+            plan.append((entry, path, label))
+        return plan
+
+    def _stage(self, plan: list[tuple[Any, Path | None, str | None]]) -> None:
+        assert self.sandbox is not None
+        records: list[dict[str, Any]] = []
+        for entry, path, label in plan:
+            try:
+                staged = build_entry(path, entry.dest, name=entry.name)
+                self.sandbox.put_archive(WORKSPACE, staged.tar)
+            except (StagingError, SandboxError, OSError) as e:
+                failed = StagedEntry(source=str(path), dest=entry.dest, name=entry.name,
+                                     error=str(e))
+                records.append(failed.record())
+                write_json(self.run.staging(self.variant.id), records)
+                self._fail(Failure(phase="staging", name=label, message=str(e)))
+            records.append(staged.record())
+        if records:
+            write_json(self.run.staging(self.variant.id), records)
+
+    def _setup(self) -> None:
+        assert self.sandbox is not None
+        for step in self.variant.setup:
+            name = f"{step.phase}/{step.name}"
+            res = self.sandbox.exec(step.script, phase="setup", name=name, env=self._env)
+            self._check(res, "setup", name)
+        # Setup ran as root; the agent must own what it works on.
+        res = self.sandbox.exec(f"chown -R {AGENT_USER}:{AGENT_USER} {WORKSPACE}",
+                                phase="handover", name="chown-workspace")
+        self._check(res, "setup", "chown-workspace")
+        for check in self.variant.setup_checks:
+            res = self.sandbox.exec(check.script, phase="setup_check", name=check.name,
+                                    env=self._env)
+            self._check(res, "setup_check", check.name)
+
+    def _check(self, res: ExecResult, phase: str, name: str) -> None:
+        if not res.ok:
+            self._fail(Failure(phase=phase, name=name, exit_code=res.exit_code,
+                               message="timed out" if res.timed_out else "non-zero exit",
+                               stdout_tail=tail(res.stdout_path),
+                               stderr_tail=tail(res.stderr_path)))
+
+    def _copy_workspace(self) -> None:
+        assert self.sandbox is not None
+        dest = self.paths.workspace
+        dest.mkdir(parents=True, exist_ok=True)
+        try:
+            with tempfile.TemporaryFile(dir=self.paths.root) as tmp:
+                for chunk in self.sandbox.get_archive(WORKSPACE):
+                    tmp.write(chunk)
+                tmp.seek(0)
+                with tarfile.open(fileobj=tmp, mode="r|") as tar:
+                    for member in tar:
+                        parts = member.name.split("/", 1)
+                        if len(parts) < 2 or not parts[1]:
+                            continue
+                        member.name = parts[1]
+                        tar.extract(member, dest, filter="data")
+        except (SandboxError, tarfile.TarError, OSError) as e:
+            write_atomic(self.paths.root / "workspace.error.txt", f"{e}\n")
+
+    def _write_layout(self) -> None:
+        root = self.paths.root
+        files = []
+        if root.is_dir():
+            for dirpath, _, filenames in os.walk(root):
+                for fn in filenames:
+                    if fn.startswith(".") and fn.endswith(".tmp"):
+                        continue
+                    full = Path(dirpath) / fn
+                    rel = full.relative_to(root).as_posix()
+                    if rel == "layout.json" or rel.startswith("workspace/"):
+                        continue
+                    files.append({"path": rel, "size": full.stat().st_size})
+        write_json(self.paths.layout, {
+            "schema_version": 1,
+            "run_id": self.run.run_id,
+            "variant_id": self.variant.id,
+            "repeat": self.repeat,
+            "artifacts": {
+                "run_summary": "run-summary.json", "agent_raw": "agent-raw.json",
+                "agent_log": "agent.log", "agent_session": "agent-session.jsonl",
+                "agent_trace": "agent-trace.jsonl", "workspace": "workspace/",
+                "application_logs": "application/", "introspection_logs": "introspection/",
+                "traces": "traces/", "api_bodies": "api-bodies/",
+                "commands_index": "commands.jsonl", "commands": "commands/",
+                "fs_diff": "fs-diff/",
+            },
+            "files": sorted(files, key=lambda f: f["path"]),
+        })

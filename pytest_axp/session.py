@@ -1,0 +1,63 @@
+"""Per-process state of an AXP pytest session: run ids, options, shared services."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from .record.layout import RunPaths
+
+
+@dataclass
+class AxpSession:
+    ulids: list[str]                # one per repeat, handed out by the controller
+    runs_dir: Path
+    variant_filter: tuple[str, ...]
+    image: str | None
+    services: dict = field(default_factory=dict)
+
+    @property
+    def repeat(self) -> int:
+        return len(self.ulids)
+
+    def run_paths(self, experiment_id: str, repeat: int) -> RunPaths:
+        return RunPaths(self.runs_dir / f"{experiment_id}-{self.ulids[repeat - 1]}")
+
+    def runs_on_disk(self) -> list[RunPaths]:
+        """The run folders this session's run ids name (every experiment, every repeat)."""
+        found = []
+        if self.runs_dir.is_dir():
+            for ulid in self.ulids:
+                found += [RunPaths(p) for p in sorted(self.runs_dir.glob(f"*-{ulid}"))
+                          if p.is_dir()]
+        return found
+
+    def resolve_image(self, agent: str = "") -> str:
+        """The sandbox image for an agent: the base image, plus Claude Code for `claude`."""
+        from .sandbox.image import ensure_claude_image, ensure_image
+
+        if "image" not in self.services:
+            self.services["image"] = ensure_image(self.image, self.runs_dir.parent)
+        if agent != "claude" or self.image:
+            return self.services["image"]
+        if "claude_image" not in self.services:
+            self.services["claude_image"] = ensure_claude_image(
+                self.services["image"], self.runs_dir.parent)
+        return self.services["claude_image"]
+
+
+SESSION_KEY = pytest.StashKey[AxpSession]()
+
+
+def new_ulids(n: int) -> list[str]:
+    from ulid import ULID
+
+    return [str(ULID()) for _ in range(n)]
+
+
+def runs_dir_from(config: pytest.Config) -> Path:
+    raw = config.getoption("axp_runs_dir") or os.environ.get("AXP_RUNS_DIR") or ".axp/runs"
+    return (config.invocation_params.dir / raw).resolve()

@@ -1,0 +1,82 @@
+"""Integration tests drive the real Docker engine: without one they fail, never skip."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pytest_axp.record.layout import RunPaths
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    import docker
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as e:  # the engine is part of the test environment
+        pytest.fail(f"a running Docker engine is required for integration tests: {e}")
+    return client
+
+
+class Project:
+    """A scratch project folder with helpers to write experiments and run axp/pytest."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def write(self, rel: str, text: str) -> Path:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    def _run(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+        return subprocess.run(argv, cwd=self.root, env=env, capture_output=True, text=True,
+                              timeout=timeout)
+
+    def axp(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return self._run([sys.executable, "-m", "axp_cli", *args], timeout)
+
+    def pytest(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return self._run([sys.executable, "-m", "pytest", "-p", "no:randomly", *args], timeout)
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / ".axp" / "runs"
+
+    def runs(self) -> list[RunPaths]:
+        if not self.runs_dir.is_dir():
+            return []
+        return [RunPaths(p) for p in sorted(self.runs_dir.iterdir()) if p.is_dir()]
+
+    def only_run(self) -> RunPaths:
+        runs = self.runs()
+        assert len(runs) == 1, [r.run_id for r in runs]
+        return runs[0]
+
+
+def summary(run: RunPaths, variant_id: str) -> dict:
+    return json.loads(run.results(variant_id).run_summary.read_text())
+
+
+def index(run: RunPaths) -> dict:
+    return json.loads(run.index.read_text())
+
+
+@pytest.fixture
+def project(tmp_path, docker_client):
+    proj = Project(tmp_path)
+    yield proj
+    run_ids = {r.run_id for r in proj.runs()}
+    left = [c.name for c in docker_client.containers.list(all=True, filters={"label": "axp.run_id"})
+            if c.labels.get("axp.run_id") in run_ids]
+    assert not left, f"containers left behind: {left}"

@@ -1,0 +1,155 @@
+"""The real Claude Code CLI in real sandboxes, answered by the scripted model gateway."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .conftest import summary
+
+REAL_KEY = "sk-ant-test-REALKEY-must-never-leak-0123456789"
+EXAMPLES = Path(__file__).resolve().parents[2] / "example_experiments"
+
+
+def _experiment(limits: str, tests: str = "{}") -> str:
+    return f"""
+schema_version: 2
+id: claude-case
+name: Claude case
+agents: [{{name: claude, model: claude-sonnet-4-5}}]
+prompts: [{{id: go, prompt: do the task}}]
+tests: {tests}
+limits: {limits}
+"""
+
+
+def _run(project, experiment: str, script: str, *extra: str):
+    project.write("exp.yaml", experiment)
+    project.write("model.yaml", script)
+    res = project.pytest("exp.yaml", "--axp-model-script", "model.yaml", *extra)
+    run = project.only_run()
+    return res, run, summary(run, "default"), run.results("default")
+
+
+@pytest.fixture
+def claude_project(project, monkeypatch):
+    # The host has a real-looking key; it must reach no file and not the sandbox.
+    monkeypatch.setenv("ANTHROPIC_API_KEY", REAL_KEY)
+    return project
+
+
+def _files_under(root: Path):
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
+def test_bundled_example_runs_offline(claude_project):
+    project = claude_project
+    shutil.copy(EXAMPLES / "claude-hello.yaml", project.root)
+    shutil.copy(EXAMPLES / "claude-hello.model.yaml", project.root)
+    res = project.axp("local", "run", "claude-hello.yaml",
+                      "--model-script", "claude-hello.model.yaml")
+    assert res.returncode == 0, res.stdout + res.stderr
+    run = project.only_run()
+    s = summary(run, "default")
+    assert s["status"] == "pass"
+    assert [t["name"] for t in s["tests"]] == ["file-written", "used-bash",
+                                               "commands-extractable"]
+    # Three scripted turns of 120 input / 30 output tokens each.
+    assert s["agent"]["turns"] == 3
+    assert s["agent"]["input_tokens"] == 360 and s["agent"]["output_tokens"] == 90
+    assert s["agent"]["cost_usd"] == pytest.approx(360 * 3e-6 + 90 * 15e-6)
+    res_dir = run.results("default")
+    raw = json.loads(res_dir.agent_raw.read_text())
+    assert raw["type"] == "result" and raw["num_turns"] == 3
+    bodies = sorted(p.name for p in res_dir.api_bodies.iterdir())
+    assert bodies == ["0001.request.json", "0001.response.json", "0002.request.json",
+                      "0002.response.json", "0003.request.json", "0003.response.json"]
+    session = res_dir.agent_session.read_text().splitlines()
+    assert session and all(json.loads(line) for line in session)
+    trace = [json.loads(x) for x in res_dir.agent_trace.read_text().splitlines()]
+    calls = [e for e in trace if e["kind"] == "tool_call"]
+    assert [c["raw_json"]["params"]["update"]["_meta"]["claudeCode"]["toolName"]
+            for c in calls] == ["Write", "Bash"]
+    assert all(e["session_id"] == trace[0]["session_id"] for e in trace)
+    assert any(e["kind"] == "tool_call_update" and e["tool_call_id"] == calls[1]["tool_call_id"]
+               for e in trace)
+    otlp = sorted(p.name for p in res_dir.traces.iterdir())
+    assert any(n.endswith(".agent.otlp.json") for n in otlp), otlp
+    assert any(n.endswith(".agent.logs.json") for n in otlp), otlp
+    for path in _files_under(project.root / ".axp"):
+        assert REAL_KEY.encode() not in path.read_bytes(), path
+
+
+def test_sandbox_never_sees_the_key(claude_project):
+    res, run, s, res_dir = _run(claude_project, _experiment("{max_time_seconds: 120}"), """
+turns:
+  - tool_use: {name: Bash, input: {command: "env > /workspace/agent-env.txt"}}
+  - text: done
+""")
+    env = (res_dir.workspace / "agent-env.txt").read_text()
+    assert "ANTHROPIC_BASE_URL=http://host.docker.internal:" in env
+    assert "ANTHROPIC_API_KEY=" in env
+    assert REAL_KEY not in env
+    request = json.loads((res_dir.api_bodies / "0001.request.json").read_text())
+    assert "[REDACTED]" in json.dumps(request)
+
+
+def test_max_turns_stops_the_agent(claude_project):
+    res, run, s, _ = _run(claude_project, _experiment(
+        "{max_turns: 2, max_time_seconds: 120}",
+        "{application: [{name: never, script: 'test -f never.txt'}]}"), """
+turns:
+  - tool_use: {name: Bash, input: {command: "echo 1"}}
+  - tool_use: {name: Bash, input: {command: "echo 2"}}
+  - tool_use: {name: Bash, input: {command: "echo 3"}}
+  - tool_use: {name: Bash, input: {command: "touch never.txt"}}
+""")
+    assert s["status"] == "fail"
+    assert s["agent"]["exit_code"] == 1
+    assert s["agent"]["stopped_reason"] == "max_turns reached: 2"
+    assert s["agent"]["turns"] >= 2
+
+
+def test_max_time_is_a_timeout(claude_project):
+    res, run, s, res_dir = _run(claude_project, _experiment(
+        "{max_time_seconds: 8}", "{application: [{name: t, script: 'true'}]}"), """
+turns:
+  - tool_use: {name: Bash, input: {command: "sleep 100", timeout: 600000}}
+  - text: done
+""")
+    assert s["status"] == "timeout" and s["tests"] == []
+    assert s["agent"]["stopped_reason"] == "max_time_seconds exceeded: 8.0" or \
+        s["agent"]["stopped_reason"].startswith("max_time_seconds exceeded")
+    assert s["duration_seconds"] < 60
+    # Killed before printing its result: the numbers come from the gateway's own counts.
+    assert s["agent"]["input_tokens"] > 0
+
+
+def test_max_cost_stops_the_run(claude_project):
+    res, run, s, res_dir = _run(claude_project, _experiment("{max_time_seconds: 120, max_cost_usd: 0.01}"), """
+turns:
+  - tool_use: {name: Bash, input: {command: "echo 1"}}
+  - tool_use: {name: Bash, input: {command: "echo 2"}}
+  - tool_use: {name: Bash, input: {command: "echo 3"}}
+  - text: done
+usage: {input_tokens: 2000, output_tokens: 500}
+""")
+    # Each turn costs 2000*3e-6 + 500*15e-6 = 0.0135 > 0.01: the second call is refused.
+    assert s["agent"]["stopped_reason"].startswith("max_cost_usd exceeded")
+    assert s["status"] == "error"  # the agent failed and there were no tests
+    assert s["agent"]["exit_code"] == 1
+
+
+def test_upstream_500_is_recorded(claude_project):
+    res, run, s, res_dir = _run(claude_project, _experiment("{max_time_seconds: 120}"), """
+turns:
+  - error: {status: 500, message: overloaded}
+""")
+    assert s["status"] == "error"
+    assert s["agent"]["exit_code"] == 1
+    assert s["agent"]["stopped_reason"] == "api_error: upstream status 500"
+    responses = sorted(res_dir.api_bodies.glob("*.response.json"))
+    assert responses and "500" in responses[0].read_text()

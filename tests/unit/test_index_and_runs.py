@@ -1,0 +1,62 @@
+import json
+import os
+
+from pytest_axp.record.index import build_index, finalize_run
+from pytest_axp.record.layout import RunPaths
+from pytest_axp.runs import list_runs, split_run_id
+
+ULID_A = "01JABCDEFGHJKMNPQRSTVWXYZ0"
+ULID_B = "01JBBCDEFGHJKMNPQRSTVWXYZ0"
+
+
+def _make_run(root, run_id, statuses, finished=True):
+    run = RunPaths(root / run_id)
+    for vid, status in statuses.items():
+        run.resolved_variant(vid).parent.mkdir(parents=True, exist_ok=True)
+        run.resolved_variant(vid).write_text("id: x\n")
+        if finished:
+            run.results(vid).root.mkdir(parents=True, exist_ok=True)
+            run.results(vid).run_summary.write_text(json.dumps({
+                "experiment_id": "exp", "variant_tag": vid.upper(), "status": status,
+                "agent": {"cost_usd": 0.5}, "duration_seconds": 3}))
+    return run
+
+
+def test_index_waits_for_every_selected_variant(tmp_path):
+    run = _make_run(tmp_path, f"exp-{ULID_A}", {"a": "pass"})
+    _make_run(tmp_path, f"exp-{ULID_A}", {"b": "fail"}, finished=False)
+    assert build_index(run) is None
+    assert not finalize_run(run) and not run.index.exists()
+
+
+def test_index_schema(tmp_path):
+    run = _make_run(tmp_path, f"exp-{ULID_A}", {"a": "pass", "b": "fail"})
+    assert finalize_run(run)
+    idx = json.loads(run.index.read_text())
+    assert idx == {
+        "schema_version": 1, "run_id": f"exp-{ULID_A}", "experiment_id": "exp",
+        "variants": {
+            v: {"variant_tag": v.upper(), "status": s, "cost_usd": 0.5, "duration_seconds": 3,
+                "paths": {"results_dir": f"results/{v}",
+                          "run_summary": f"results/{v}/run-summary.json"}}
+            for v, s in (("a", "pass"), ("b", "fail"))}}
+    assert not finalize_run(run), "index.json is written once"
+
+
+def test_list_runs_newest_first_with_partial(tmp_path):
+    done = _make_run(tmp_path, f"exp-{ULID_A}", {"a": "pass", "b": "timeout"})
+    finalize_run(done)
+    _make_run(tmp_path, f"exp-{ULID_B}", {"a": "pass"}, finished=False)
+    odd = tmp_path / "not-a-ulid-run"
+    odd.mkdir()
+    os.utime(odd, (0, 0))
+    rows = list_runs(tmp_path)
+    assert [r.run_id for r in rows] == [f"exp-{ULID_B}", f"exp-{ULID_A}", "not-a-ulid-run"]
+    assert [r.status for r in rows] == ["partial", "timeout", "partial"]
+    assert [r.run_id for r in list_runs(tmp_path, status="timeout")] == [f"exp-{ULID_A}"]
+    assert rows[1].to_json()["variants"] == {"a": "pass", "b": "timeout"}
+
+
+def test_split_run_id():
+    assert split_run_id(f"my-exp-{ULID_A}") == ("my-exp", ULID_A)
+    assert split_run_id("plain") == ("plain", None)
