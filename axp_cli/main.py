@@ -61,13 +61,16 @@ def cmd_local_run(args: argparse.Namespace) -> int:
         return _dry_run(args, variants)
 
     from pytest_axp.sandbox.base import SandboxError
-    from pytest_axp.sandbox.image import ensure_image
+    from pytest_axp.sandbox.image import ensure_claude_image, ensure_image
     from pytest_axp.session import new_ulids
 
     runs_dir = _runs_dir(args)
+    # Build what the variants need now, with visible progress, rather than inside workers.
+    log = lambda line: print(line, file=sys.stderr)  # noqa: E731
     try:
-        image = ensure_image(args.image, runs_dir.parent,
-                             log=lambda line: print(line, file=sys.stderr))
+        image = ensure_image(args.image, runs_dir.parent, log=log)
+        if not args.image and any(v.agent.name == "claude" for v in variants):
+            ensure_claude_image(image, runs_dir.parent, log=log)
     except SandboxError as e:
         raise CliError(str(e), EXIT_ENGINE) from None
     ulids = new_ulids(args.repeat)
@@ -79,8 +82,10 @@ def cmd_local_run(args: argparse.Namespace) -> int:
         str(Path(args.file).resolve()), "-q", "--no-header", "-p", "no:cacheprovider",
         "--rootdir", str(Path(args.file).resolve().parent),
         "--axp-runs-dir", str(runs_dir), "--axp-repeat", str(args.repeat),
-        "--axp-run-ulids", ",".join(ulids), "--axp-image", image,
+        "--axp-run-ulids", ",".join(ulids),
     ]
+    if args.image:
+        pytest_args += ["--axp-image", args.image]
     for v in args.variant:
         pytest_args += ["--axp-variant", v]
     if args.model_script:

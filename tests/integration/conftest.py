@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -62,6 +63,16 @@ class Project:
         runs = self.runs()
         assert len(runs) == 1, [r.run_id for r in runs]
         return runs[0]
+
+
+def outcomes(res: subprocess.CompletedProcess) -> dict[str, str]:
+    """Item outcomes from pytest's -rA short summary: {node id: PASSED|FAILED|ERROR}."""
+    found = {}
+    for line in res.stdout.splitlines():
+        m = re.match(r"^(PASSED|FAILED|ERROR) (\S+)", line)
+        if m:
+            found[m.group(2)] = m.group(1)
+    return found
 
 
 def summary(run: RunPaths, variant_id: str) -> dict:
