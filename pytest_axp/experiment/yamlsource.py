@@ -135,8 +135,9 @@ def load_yaml(path: str | Path) -> YamlSource:
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
         raise ExperimentError([Problem(file, line, 1, "", "NUL byte in file: not a text file")])
-    loader = _Loader(text)
+    loader = None
     try:
+        loader = _Loader(text)  # the reader rejects control characters already here
         data = loader.get_single_data()
     except _DuplicateKey as e:
         m = e.node.start_mark
@@ -149,10 +150,17 @@ def load_yaml(path: str | Path) -> YamlSource:
         raise ExperimentError([Problem(file, line, col, "", f"YAML syntax error: {what}")]) from None
     except RecursionError:
         raise ExperimentError([Problem(file, 1, 1, "", "values nested too deeply")]) from None
+    except yaml.reader.ReaderError as e:
+        line = text[: e.position].count("\n") + 1
+        col = e.position - (text.rfind("\n", 0, e.position) + 1) + 1
+        raise ExperimentError([Problem(file, line, col, "", f"character #x{e.character:04x} is "
+                                       "not allowed in YAML")]) from None
     except (yaml.YAMLError, ValueError, TypeError) as e:
         raise ExperimentError([Problem(file, 1, 1, "", f"YAML error: {e}")]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
+    assert loader is not None
     source = YamlSource(file, data, loader.nodes, loader.keep)
     _check_shape(source)
     return source

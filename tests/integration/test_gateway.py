@@ -23,14 +23,36 @@ import pytest
 
 from pytest_axp.gateway import ModelGateway, ModelScript, RunHandle
 
-CLI = Path(os.environ.get(
-    "AXP_CLAUDE_CLI", "/tmp/cc/node_modules/@anthropic-ai/claude-code-linux-x64/claude"
-))
 REAL_KEY = "sk-test-SECRET"
 AGENT_USER = "axptest"
 SONNET = "claude-sonnet-4-5"
 
-needs_cli = pytest.mark.skipif(not CLI.is_file(), reason=f"Claude Code CLI not found at {CLI} (set AXP_CLAUDE_CLI)")
+
+
+_cli_path: list[Path] = []
+
+
+@pytest.fixture(scope="session")
+def cli() -> Path:
+    """The pinned Claude Code binary, fetched like the sandbox image gets it; never skipped.
+
+    It is linked into a world-readable folder so the unprivileged user can run it."""
+    import tempfile
+
+    from pytest_axp.agents.command import link_or_copy
+    from pytest_axp.sandbox.image import claude_binary
+
+    folder = Path(tempfile.mkdtemp(prefix="axp-cli-"))
+    folder.chmod(0o755)
+    target = folder / "claude"
+    link_or_copy(claude_binary(), target)
+    target.chmod(0o755)
+    _cli_path[:] = [target]
+    yield target
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+needs_cli = pytest.mark.usefixtures("cli")
 
 
 @pytest.fixture(scope="session")
@@ -142,7 +164,7 @@ def run_cli(
     }
     argv = [
         *run_as[0], "/usr/bin/env", "-i", *[f"{k}={v}" for k, v in env.items()],
-        str(CLI), "-p", prompt, "--output-format", "json", "--max-turns", str(max_turns),
+        str(_cli_path[0]), "-p", prompt, "--output-format", "json", "--max-turns", str(max_turns),
         "--model", SONNET, "--dangerously-skip-permissions",
     ]
     started = time.monotonic()
