@@ -86,6 +86,10 @@ def cmd_local_run(args: argparse.Namespace) -> int:
     ]
     if args.image:
         pytest_args += ["--axp-image", args.image]
+    # Only the plugins a run needs: every other installed pytest plugin would be imported
+    # again by each xdist worker (seconds on a small machine). Conftest files still load.
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    pytest_args += ["-p", "pytest_axp.plugin"]
     for v in args.variant:
         pytest_args += ["--axp-variant", v]
     if args.model_script:
@@ -95,10 +99,25 @@ def cmd_local_run(args: argparse.Namespace) -> int:
         _check_model_script(script)
         pytest_args += ["--axp-model-script", str(script.resolve())]
     if args.jobs > 1:
-        pytest_args += ["-n", str(min(args.jobs, len(variants) * args.repeat))]
+        pytest_args += ["-p", "xdist.plugin", "-n",
+                        str(min(args.jobs, len(variants) * args.repeat))]
     import pytest
 
-    code = pytest.main(pytest_args)
+    from pytest_axp.prewarm import Prewarm
+    from pytest_axp.record.layout import RunPaths
+
+    def image_for(agent: str) -> str:
+        if args.image or agent != "claude":
+            return image
+        return ensure_claude_image(image, runs_dir.parent)
+
+    prewarm = Prewarm()
+    try:
+        prewarm.start(variants, [RunPaths(runs_dir / rid) for rid in run_ids],
+                      min(args.jobs, len(variants) * args.repeat), image_for)
+        code = pytest.main(pytest_args)
+    finally:
+        prewarm.finish()
     return _report_runs(runs_dir, run_ids, interrupted=code == pytest.ExitCode.INTERRUPTED)
 
 

@@ -110,7 +110,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 @pytest.fixture
 def _axp_variant_run(request: pytest.FixtureRequest):
     from .collect import SPEC_KEY
+    from .record.summary import Failure
     from .runner import EngineOptions, VariantFailed, VariantRun
+    from .sandbox.base import SandboxError
 
     item = request.node
     spec = item.stash[SPEC_KEY]
@@ -122,9 +124,7 @@ def _axp_variant_run(request: pytest.FixtureRequest):
     try:
         try:
             run.image = axp.resolve_image(spec.variant.agent.name)
-        except Exception as e:  # SandboxError: the engine or image is unusable
-            from .record.summary import Failure
-
+        except SandboxError as e:  # the engine or the image is unusable
             run.outcome.failure = Failure(phase="sandbox", name="image", message=str(e))
             raise VariantFailed(run.outcome.failure) from None
         run.provision()
@@ -135,10 +135,40 @@ def _axp_variant_run(request: pytest.FixtureRequest):
     except BaseException:
         run.finish()
         raise
+    _prefetch_next(axp)
     try:
         yield run
     finally:
         run.finish()
+
+
+def _prefetch_next(axp: AxpSession) -> None:
+    """Start the next item's container while this item runs, if that item may start one."""
+    from .collect import SPEC_KEY
+    from .runner import EngineOptions, VariantFailed, VariantRun
+    from .sandbox.base import SandboxError
+    from .sandbox.docker import prefetch
+
+    nxt = axp.services.get("next_item")
+    spec = nxt.stash.get(SPEC_KEY, None) if nxt is not None else None
+    if spec is None:
+        return
+    try:
+        upcoming = VariantRun(spec.variant, spec.run, spec.repeat,
+                              EngineOptions(image=axp.image),
+                              image=axp.resolve_image(spec.variant.agent.name))
+        upcoming.preflight()
+    except (VariantFailed, SandboxError):
+        return  # that item fails on its own, before any container, when it runs
+    prefetch(upcoming.sandbox_key, **upcoming.sandbox_args())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    axp = item.config.stash.get(SESSION_KEY, None)
+    if axp is not None:
+        axp.services["next_item"] = nextitem
+    return (yield)
 
 
 class AxpVariantError(Exception):
@@ -164,7 +194,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
         stop_gateway(axp.services)
     if "pytest_axp.sandbox.docker" in sys.modules:
-        _remove_own_containers()
+        from .sandbox.docker import any_left, discard_prefetched, drain_removals
+
+        discard_prefetched()
+        drain_removals()
+        if any_left():
+            _remove_own_containers()
     if hasattr(session.config, "workerinput"):
         return  # the controller (or the single process) writes the indexes
     if exitstatus == pytest.ExitCode.INTERRUPTED:

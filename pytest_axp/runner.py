@@ -119,27 +119,48 @@ class VariantRun:
 
     # -- phases ---------------------------------------------------------------------------
 
+    @property
+    def sandbox_key(self) -> str:
+        return f"{self.run.run_id}/{self.variant.id}/{self.repeat}"
+
+    @property
+    def container_name(self) -> str:
+        # Readable in `docker ps`, and how a container created ahead is found again.
+        return f"axp-{self.run.run_id}-{self.variant.id}-{self.repeat}"
+
+    def sandbox_args(self) -> dict[str, Any]:
+        return {
+            "name": self.container_name,
+            "image": self.image,
+            "network_mode": self.options.network_mode,
+            "extra_hosts": {"host.docker.internal": "host-gateway"},
+            "labels": {LABEL_RUN_ID: self.run.run_id, LABEL_VARIANT_ID: self.variant.id,
+                       LABEL_REPEAT: str(self.repeat)},
+        }
+
+    def preflight(self) -> list[tuple[Any, Path, str]]:
+        """Host-side checks that must pass before any container starts: the agent exists,
+        secrets have values, every file source is bound and present. The staging plan."""
+        try:
+            self.agent = get_agent(self.variant.agent.name)
+        except AgentNotAvailable as e:
+            self._fail(Failure(phase="agent", name=self.variant.agent.name, message=str(e)))
+        self._secrets = secret_values(self.variant, self.options.host_env)
+        self._env = base_environment(self.variant, self._secrets)
+        return self._plan_staging()
+
     def provision(self) -> None:
         """Everything before the agent. Raises VariantFailed on staging/setup failure."""
-        from .sandbox.docker import DockerSandbox
+        from .sandbox.docker import DockerSandbox, take_prefetched
 
         write_resolved_variant(self.run, self.variant)
         self.paths.root.mkdir(parents=True, exist_ok=True)
         self._write_layout()
         try:
-            self.agent = get_agent(self.variant.agent.name)
-        except AgentNotAvailable as e:
-            self._fail(Failure(phase="agent", name=self.variant.agent.name, message=str(e)))
-        try:
-            self._secrets = secret_values(self.variant, self.options.host_env)
-            self._env = base_environment(self.variant, self._secrets)
-            entries = self._plan_staging()
-            self.sandbox = DockerSandbox.create(
-                image=self.image, commands=CommandLog(self.paths),
-                network_mode=self.options.network_mode,
-                extra_hosts={"host.docker.internal": "host-gateway"},
-                labels={LABEL_RUN_ID: self.run.run_id, LABEL_VARIANT_ID: self.variant.id,
-                        LABEL_REPEAT: str(self.repeat)})
+            entries = self.preflight()
+            self.sandbox = (take_prefetched(self.sandbox_key, self.container_name)
+                            or DockerSandbox.create(**self.sandbox_args()))
+            self.sandbox.commands = CommandLog(self.paths)
             self._stage(entries)
             self._setup()
         except VariantFailed as e:
@@ -218,7 +239,7 @@ class VariantRun:
                 write_json(self.paths.run_summary, summary)
         finally:
             if self.sandbox is not None:
-                self.sandbox.remove()
+                self.sandbox.remove(wait=False)
             self._write_layout()
         return summary
 
@@ -272,10 +293,12 @@ class VariantRun:
             name = f"{step.phase}/{step.name}"
             res = self.sandbox.exec(step.script, phase="setup", name=name, env=self._env)
             self._check(res, "setup", name)
-        # Setup ran as root; the agent must own what it works on.
-        res = self.sandbox.exec(f"chown -R {AGENT_USER}:{AGENT_USER} {WORKSPACE}",
-                                phase="handover", name="chown-workspace")
-        self._check(res, "setup", "chown-workspace")
+        if self.variant.setup:
+            # Setup ran as root; the agent must own what it works on. (Staged files are
+            # already the agent's: the tar says so.)
+            res = self.sandbox.exec(f"chown -R {AGENT_USER}:{AGENT_USER} {WORKSPACE}",
+                                    phase="handover", name="chown-workspace")
+            self._check(res, "setup", "chown-workspace")
         for check in self.variant.setup_checks:
             res = self.sandbox.exec(check.script, phase="setup_check", name=check.name,
                                     env=self._env)

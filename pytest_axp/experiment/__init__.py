@@ -48,9 +48,9 @@ def sniff_experiment(path: str | os.PathLike) -> bool:
     try:
         data = yaml.safe_load(head)
     except Exception:
-        # Broken YAML that mentions schema_version is most likely a broken experiment:
+        # Broken YAML with a top-level schema_version is most likely a broken experiment:
         # collect it, so the user sees the error instead of silence.
-        return b"\nschema_version:" in b"\n" + head or head.startswith(b"schema_version:")
+        return (b"\n" + head).find(b"\nschema_version:") != -1
     return is_experiment_document(data)
 
 

@@ -9,10 +9,11 @@ import struct
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import docker
-from docker.errors import DockerException, NotFound
+from docker.errors import APIError, DockerException, NotFound
 
 from ..record.commands import CommandLog
 from .base import (
@@ -23,6 +24,10 @@ _TERM_GRACE_SECONDS = 5.0   # time to flush telemetry and session files before S
 _KILL_GRACE_SECONDS = 10.0
 _client: docker.DockerClient | None = None
 _client_lock = threading.Lock()
+# Removing a container takes ~0.1 s that no later step needs to wait for.
+_remover = ThreadPoolExecutor(max_workers=2, thread_name_prefix="axp-remove")
+_pending_removals: set[Future] = set()
+_live: set[str] = set()  # containers this process created and has not yet removed
 
 
 def client() -> docker.DockerClient:
@@ -46,20 +51,21 @@ def owner_labels() -> dict[str, str]:
 
 
 class DockerSandbox:
-    def __init__(self, container, commands: CommandLog) -> None:
+    def __init__(self, container, commands: CommandLog | None) -> None:
         self._container = container
         self._api = container.client.api
-        self.commands = commands
+        self.commands = commands  # a prefetched sandbox gets its log when it is used
         self.id: str = container.id
 
     @classmethod
-    def create(cls, *, image: str, labels: Mapping[str, str], commands: CommandLog,
+    def create(cls, *, image: str, labels: Mapping[str, str], commands: CommandLog | None = None,
                network_mode: str = "bridge", extra_hosts: Mapping[str, str] | None = None,
-               ) -> "DockerSandbox":
+               name: str | None = None) -> "DockerSandbox":
         try:
             container = client().containers.run(
                 image,
                 command=["sleep", "infinity"],
+                name=name,
                 detach=True,
                 init=True,  # PID 1 forwards signals, so removal is instant
                 labels={**owner_labels(), **labels},
@@ -67,8 +73,14 @@ class DockerSandbox:
                 extra_hosts=dict(extra_hosts or {}),
                 working_dir=WORKSPACE,
             )
+        except APIError as e:
+            if e.status_code == 409 and name:
+                # Created ahead under this name by another process, maybe still starting.
+                return cls(_wait_running(name), commands)
+            raise SandboxError(f"could not start a sandbox from image {image!r}: {e}") from None
         except DockerException as e:
             raise SandboxError(f"could not start a sandbox from image {image!r}: {e}") from None
+        _live.add(container.id)
         return cls(container, commands)
 
     def exec(self, script: str, *, phase: str, name: str, user: str = "root",
@@ -143,12 +155,99 @@ class DockerSandbox:
             tar.addfile(info, io.BytesIO(content))
         self.put_archive(os.path.dirname(path) or "/", buf.getvalue())
 
-    def remove(self) -> None:
+    def remove(self, wait: bool = True) -> None:
+        """Remove the container; with wait=False in the background (see drain_removals)."""
+        if wait:
+            _remove_quietly(self._container)
+            return
+        future = _remover.submit(_remove_quietly, self._container)
+        _pending_removals.add(future)
+        future.add_done_callback(_pending_removals.discard)
+
+
+def _remove_quietly(container) -> None:
+    try:
+        container.remove(force=True)
+    except NotFound:
+        pass
+    except DockerException:
+        return  # the engine is in trouble: the label sweep at session end tries again
+    _live.discard(container.id)
+
+
+def any_left() -> bool:
+    """Whether a container this process created may still exist."""
+    return bool(_live)
+
+
+# Creating a container (~0.2 s) for the item that comes next, while this one runs.
+_creator = ThreadPoolExecutor(max_workers=1, thread_name_prefix="axp-prefetch")
+_prefetched: dict[str, Future] = {}
+
+
+def prefetch(key: str, **create_args) -> None:
+    if key not in _prefetched:
+        _prefetched[key] = _creator.submit(DockerSandbox.create, **create_args)
+
+
+PREWARMED_ENV = "AXP_PREWARMED"  # set by `axp local run` when it created containers ahead
+
+
+def take_prefetched(key: str, name: str) -> DockerSandbox | None:
+    """The sandbox created ahead for this item (here, or by `axp local run` under `name`),
+    or None: then the caller creates one itself and reports any error then."""
+    future = _prefetched.pop(key, None)
+    if future is not None:
         try:
-            self._container.remove(force=True)
+            return future.result()
+        except Exception:
+            return None
+    if not os.environ.get(PREWARMED_ENV):
+        return None
+    try:
+        return DockerSandbox(_wait_running(name, missing_ok=True), None)
+    except SandboxError:
+        return None
+
+
+def _wait_running(name: str, timeout: float = 30.0, missing_ok: bool = False):
+    """The container called `name` once it runs (its creator may still be starting it).
+
+    With missing_ok, a name no container has yet is an answer (SandboxError) at once: only
+    a container that exists and is starting is worth waiting for."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            container = client().containers.get(name)
         except NotFound:
-            pass
-        except DockerException:
+            if missing_ok:
+                raise SandboxError(f"no sandbox named {name}") from None
+            container = None  # a 409 said the name is taken: it is being created
+        except DockerException as e:
+            raise SandboxError(f"cannot inspect sandbox {name}: {e}") from None
+        if container is not None and container.status == "running":
+            _live.add(container.id)
+            return container
+        if container is not None and container.status not in ("created", "restarting"):
+            raise SandboxError(f"sandbox {name} is {container.status}")
+        if time.monotonic() > deadline:
+            raise SandboxError(f"sandbox {name} did not start within {timeout:.0f} s")
+        time.sleep(0.05)
+
+
+def discard_prefetched() -> None:
+    for key in list(_prefetched):
+        sandbox = take_prefetched(key)
+        if sandbox is not None:
+            sandbox.remove()
+
+
+def drain_removals(timeout: float = 60.0) -> None:
+    """Wait for background removals: every container is gone when the session ends."""
+    for future in list(_pending_removals):
+        try:
+            future.result(timeout=timeout)
+        except Exception:
             pass
 
 

@@ -129,3 +129,25 @@ def test_run_then_list(project):
     assert project.axp("list", "--status", "pass", "--json").stdout.strip() == "[]"
     remote = project.axp("list", "--remote")
     assert remote.returncode == 2 and "no AXP platform is configured" in remote.stderr
+
+
+def test_missing_secret_fails_before_any_container(project, docker_client):
+    project.write("secret.yaml", """
+        schema_version: 2
+        id: needs-secret
+        name: Needs a secret
+        agents: [{name: command, script: "true"}]
+        prompts: [go]
+        secrets: [AXP_TEST_SECRET_THAT_IS_NOT_SET]
+        tests: {}
+        limits: {max_time_seconds: 30}
+    """)
+    res = project.axp("local", "run", "secret.yaml", "--jobs", "2")
+    assert res.returncode == 1
+    run = project.only_run()
+    s = json.loads(run.results("default").run_summary.read_text())
+    assert s["status"] == "error" and s["error"]["phase"] == "secrets"
+    assert "AXP_TEST_SECRET_THAT_IS_NOT_SET" in s["error"]["message"]
+    assert not run.results("default").commands_index.exists()
+    names = [c.name for c in docker_client.containers.list(all=True)]
+    assert not any(run.run_id in n for n in names), "a sandbox was created for it"
