@@ -27,6 +27,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="where run folders are written (default: ./.axp/runs)")
     group.addoption("--axp-image", default=None, metavar="IMAGE",
                     help="sandbox image to use instead of the bundled base image")
+    group.addoption("--axp-max-patch-bytes", type=int, default=None, metavar="N",
+                    help="fs-diff: files larger than this are noted, not diffed (256 KiB)")
+    group.addoption("--axp-max-workspace-bytes", type=int, default=None, metavar="N",
+                    help="copy at most this much of the final workspace (512 MiB)")
     group.addoption("--axp-model-script", default=None, metavar="FILE",
                     help="answer the claude agent from this scripted model (offline runs)")
     # For `axp local run`, which names the runs itself so it can report them.
@@ -51,7 +55,9 @@ def pytest_configure(config: pytest.Config) -> None:
     session = AxpSession(
         ulids=list(ulids), runs_dir=runs_dir_from(config),
         variant_filter=tuple(config.getoption("axp_variant")),
-        image=config.getoption("axp_image"))
+        image=config.getoption("axp_image"),
+        max_patch_bytes=config.getoption("axp_max_patch_bytes"),
+        max_workspace_bytes=config.getoption("axp_max_workspace_bytes"))
     script = config.getoption("axp_model_script")
     if script:
         path = (config.invocation_params.dir / script).resolve()
@@ -111,7 +117,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def _axp_variant_run(request: pytest.FixtureRequest):
     from .collect import SPEC_KEY
     from .record.summary import Failure
-    from .runner import EngineOptions, VariantFailed, VariantRun
+    from .runner import VariantFailed, VariantRun
     from .sandbox.base import SandboxError
 
     item = request.node
@@ -119,7 +125,7 @@ def _axp_variant_run(request: pytest.FixtureRequest):
     axp = item.config.stash[SESSION_KEY]
     item.user_properties.append(("axp.run_id", spec.run.run_id))
     item.user_properties.append(("axp.results_dir", str(spec.run.results(spec.variant.id).root)))
-    run = VariantRun(spec.variant, spec.run, spec.repeat, EngineOptions(image=axp.image),
+    run = VariantRun(spec.variant, spec.run, spec.repeat, axp.engine_options(),
                      image="", services=axp.services)
     try:
         try:
@@ -145,7 +151,7 @@ def _axp_variant_run(request: pytest.FixtureRequest):
 def _prefetch_next(axp: AxpSession) -> None:
     """Start the next item's container while this item runs, if that item may start one."""
     from .collect import SPEC_KEY
-    from .runner import EngineOptions, VariantFailed, VariantRun
+    from .runner import VariantFailed, VariantRun
     from .sandbox.base import SandboxError
     from .sandbox.docker import prefetch
 
@@ -154,8 +160,7 @@ def _prefetch_next(axp: AxpSession) -> None:
     if spec is None:
         return
     try:
-        upcoming = VariantRun(spec.variant, spec.run, spec.repeat,
-                              EngineOptions(image=axp.image),
+        upcoming = VariantRun(spec.variant, spec.run, spec.repeat, axp.engine_options(),
                               image=axp.resolve_image(spec.variant.agent.name))
         upcoming.preflight()
     except (VariantFailed, SandboxError):

@@ -22,11 +22,13 @@ from typing import TYPE_CHECKING, Any
 from .agents import AgentContext, AgentNotAvailable, get_agent
 from .agents.command import link_or_copy
 from .record.commands import CommandLog
+from .record.fsdiff import DEFAULT_MAX_PATCH_BYTES, WorkspaceDiffer
 from .record.jsonio import write_atomic, write_json
 from .record.layout import RunPaths
 from .record.summary import (
     AgentOutcome, Failure, TestOutcome, VariantOutcome, build_summary, rollup, tail,
 )
+from .record.spans import VariantTracer
 from .record.trace import TraceWriter
 from .sandbox.base import (
     AGENT_USER, LABEL_REPEAT, LABEL_RUN_ID, LABEL_VARIANT_ID, WORKSPACE, ExecResult,
@@ -47,6 +49,8 @@ class EngineOptions:
     image: str | None = None
     test_timeout_seconds: float = 900.0
     network_mode: str = "bridge"
+    max_patch_bytes: int = DEFAULT_MAX_PATCH_BYTES
+    max_workspace_bytes: int = 512 * 1024 * 1024
     host_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
@@ -113,7 +117,12 @@ class VariantRun:
         self.started_at = time.time()
         self.completed = False
         self.trace = TraceWriter(session_id=str(uuid.uuid4()))
-        self.trace_id = uuid.uuid4().hex
+        self.tracer = VariantTracer(run_id=run.run_id, variant_id=variant.id, repeat=repeat,
+                                    experiment_id=variant.experiment_id)
+        # One trace id for the harness spans and the agent's own telemetry files.
+        self.trace_id = self.tracer.trace_id
+        self.differ: WorkspaceDiffer | None = None
+        self.workspace_copy: dict[str, Any] = {}
         self._env: dict[str, str] = {}
         self._secrets: dict[str, str] = {}
 
@@ -158,9 +167,12 @@ class VariantRun:
         self._write_layout()
         try:
             entries = self.preflight()
-            self.sandbox = (take_prefetched(self.sandbox_key, self.container_name)
-                            or DockerSandbox.create(**self.sandbox_args()))
-            self.sandbox.commands = CommandLog(self.paths)
+            with self.tracer.span("sandbox_create", image=self.image) as span:
+                ahead = take_prefetched(self.sandbox_key, self.container_name)
+                self.sandbox = ahead or DockerSandbox.create(**self.sandbox_args())
+                span.set("axp.created_ahead", ahead is not None)
+                span.set("axp.container_id", self.sandbox.id[:12])
+            self.sandbox.commands = CommandLog(self.paths, span_id=self.tracer.current_span_id)
             self._stage(entries)
             self._setup()
         except VariantFailed as e:
@@ -168,6 +180,11 @@ class VariantRun:
             raise
         except SandboxError as e:
             self._fail(Failure(phase="sandbox", name="docker", message=str(e)))
+        finally:
+            self.tracer.export(self.paths.traces)
+        self.differ = WorkspaceDiffer(self.sandbox, self.paths,
+                                      max_patch_bytes=self.options.max_patch_bytes)
+        self._snapshot("before_agent")
 
     def run_agent(self) -> AgentOutcome:
         assert self.sandbox is not None
@@ -180,8 +197,14 @@ class VariantRun:
                            trace=self.trace, run_id=self.run.run_id, repeat=self.repeat,
                            services=self.services, trace_id=self.trace_id,
                            secret_values=tuple(v for v in self._secrets.values() if v))
-        outcome = self.agent.run(ctx)
+        with self.tracer.span("agent", **{"axp.agent": self.variant.agent.name}) as span:
+            outcome = self.agent.run(ctx)
+            for key in ("exit_code", "timed_out", "turns", "cost_usd", "input_tokens",
+                        "output_tokens", "stopped_reason"):
+                span.set(f"axp.agent.{key}", getattr(outcome, key))
         self.outcome.agent = outcome
+        self._snapshot("after_agent")
+        self.tracer.export(self.paths.traces)
         trace_bytes = self.trace.jsonl()
         write_atomic(self.paths.agent_trace, trace_bytes)
         if not outcome.timed_out:
@@ -201,9 +224,12 @@ class VariantRun:
         assert self.sandbox is not None
         env = {**self._env, "AXP_VARIANT_ID": self.variant.id, "AXP_RUN_ID": self.run.run_id,
                "AXP_TRACE_PATH": TRACE_PATH_IN_SANDBOX}
-        res = self.sandbox.exec(test.script, phase="test", name=f"{kind}/{test.name}",
-                                user=AGENT_USER, env=env,
-                                timeout=self.options.test_timeout_seconds)
+        with self.tracer.span("test", **{"axp.test.kind": kind, "axp.test.name": test.name}) as span:
+            res = self.sandbox.exec(test.script, phase="test", name=f"{kind}/{test.name}",
+                                    user=AGENT_USER, env=env,
+                                    timeout=self.options.test_timeout_seconds)
+            span.set("axp.exit_code", res.exit_code)
+            span.set("axp.test.status", "pass" if res.ok else "fail")
         out = self.paths.test_log(kind, test.name, "stdout")
         err = self.paths.test_log(kind, test.name, "stderr")
         link_or_copy(res.stdout_path, out)
@@ -217,6 +243,7 @@ class VariantRun:
 
     def complete(self) -> str:
         """Mark the variant as run to its end; the rolled-up status."""
+        self._snapshot("after_tests", keep_state=False)
         self.completed = True
         return rollup(self.outcome)
 
@@ -229,7 +256,16 @@ class VariantRun:
         summary = None
         try:
             if self.sandbox is not None and (self.completed or self.outcome.failure):
-                self._copy_workspace()
+                with self.tracer.span("copy_workspace") as span:
+                    self._copy_workspace()
+                    span.set("axp.bytes", self.workspace_copy.get("bytes"))
+                    span.set("axp.files", self.workspace_copy.get("files"))
+            if self.sandbox is not None:
+                with self.tracer.span("teardown"):
+                    self.sandbox.remove(wait=False)
+            status = rollup(self.outcome) if (self.completed or self.outcome.failure) else None
+            self.tracer.end(**{"axp.status": status})
+            self.tracer.export(self.paths.traces)
             if self.completed or self.outcome.failure is not None:
                 summary = build_summary(
                     run_id=self.run.run_id, variant_id=self.variant.id,
@@ -239,11 +275,20 @@ class VariantRun:
                 write_json(self.paths.run_summary, summary)
         finally:
             if self.sandbox is not None:
-                self.sandbox.remove(wait=False)
+                self.sandbox.remove(wait=False)  # again, harmless, should anything above fail
             self._write_layout()
         return summary
 
     # -- steps ----------------------------------------------------------------------------
+
+    def _snapshot(self, point: str, keep_state: bool = True) -> None:
+        if self.differ is None:
+            return
+        with self.tracer.span("snapshot", **{"axp.point": point}) as span:
+            record = self.differ.snapshot(point, keep_state=keep_state)
+            if record is not None:
+                span.set("axp.files", record["file_count"])
+                span.set("axp.changes", len(record["changes"]))
 
     def _fail(self, failure: Failure) -> None:
         self.outcome.failure = failure
@@ -275,8 +320,12 @@ class VariantRun:
         records: list[dict[str, Any]] = []
         for entry, path, label in plan:
             try:
-                staged = build_entry(path, entry.dest, name=entry.name)
-                self.sandbox.put_archive(WORKSPACE, staged.tar)
+                with self.tracer.span("stage", **{"axp.entry": label,
+                                                  "axp.dest": entry.dest}) as span:
+                    staged = build_entry(path, entry.dest, name=entry.name)
+                    self.sandbox.put_archive(WORKSPACE, staged.tar)
+                    span.set("axp.files", staged.file_count)
+                    span.set("axp.bytes", staged.size_bytes)
             except (StagingError, SandboxError, OSError) as e:
                 failed = StagedEntry(source=str(path), dest=entry.dest, name=entry.name,
                                      error=str(e))
@@ -291,20 +340,24 @@ class VariantRun:
         assert self.sandbox is not None
         for step in self.variant.setup:
             name = f"{step.phase}/{step.name}"
-            res = self.sandbox.exec(step.script, phase="setup", name=name, env=self._env)
-            self._check(res, "setup", name)
+            self._step("setup", name, step.script, env=self._env)
         if self.variant.setup:
             # Setup ran as root; the agent must own what it works on. (Staged files are
             # already the agent's: the tar says so.)
-            res = self.sandbox.exec(f"chown -R {AGENT_USER}:{AGENT_USER} {WORKSPACE}",
-                                    phase="handover", name="chown-workspace")
-            self._check(res, "setup", "chown-workspace")
+            self._step("handover", "chown-workspace",
+                       f"chown -R {AGENT_USER}:{AGENT_USER} {WORKSPACE}", check_as="setup")
         for check in self.variant.setup_checks:
-            res = self.sandbox.exec(check.script, phase="setup_check", name=check.name,
-                                    env=self._env)
-            self._check(res, "setup_check", check.name)
+            self._step("setup_check", check.name, check.script, env=self._env)
 
-    def _check(self, res: ExecResult, phase: str, name: str) -> None:
+    def _step(self, phase: str, name: str, script: str, env: Mapping[str, str] | None = None,
+              check_as: str | None = None) -> None:
+        assert self.sandbox is not None
+        with self.tracer.span(phase, **{"axp.name": name}) as span:
+            res = self.sandbox.exec(script, phase=phase, name=name, env=env)
+            span.set("axp.exit_code", res.exit_code)
+        self._check(res, check_as or phase, name)
+
+    def _check(self, res: ExecResult, phase: str, name: str) -> None:  # noqa: D401
         if not res.ok:
             self._fail(Failure(phase=phase, name=name, exit_code=res.exit_code,
                                message="timed out" if res.timed_out else "non-zero exit",
@@ -315,6 +368,9 @@ class VariantRun:
         assert self.sandbox is not None
         dest = self.paths.workspace
         dest.mkdir(parents=True, exist_ok=True)
+        limit = self.options.max_workspace_bytes
+        copied = {"files": 0, "bytes": 0, "limit_bytes": limit, "omitted": [],
+                  "omitted_count": 0, "omitted_bytes": 0}
         try:
             with tempfile.TemporaryFile(dir=self.paths.root) as tmp:
                 for chunk in self.sandbox.get_archive(WORKSPACE):
@@ -326,9 +382,20 @@ class VariantRun:
                         if len(parts) < 2 or not parts[1]:
                             continue
                         member.name = parts[1]
+                        if member.isfile() and copied["bytes"] + member.size > limit:
+                            # Over the bound: named in layout.json, not copied.
+                            copied["omitted_count"] += 1
+                            copied["omitted_bytes"] += member.size
+                            if len(copied["omitted"]) < 100:
+                                copied["omitted"].append(member.name)
+                            continue
                         tar.extract(member, dest, filter="data")
+                        if member.isfile():
+                            copied["files"] += 1
+                            copied["bytes"] += member.size
         except (SandboxError, tarfile.TarError, OSError) as e:
-            write_atomic(self.paths.root / "workspace.error.txt", f"{e}\n")
+            copied["error"] = str(e)
+        self.workspace_copy = copied
 
     def _write_layout(self) -> None:
         root = self.paths.root
@@ -358,4 +425,5 @@ class VariantRun:
                 "fs_diff": "fs-diff/",
             },
             "files": sorted(files, key=lambda f: f["path"]),
+            "workspace": self.workspace_copy or None,
         })

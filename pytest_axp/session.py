@@ -18,6 +18,16 @@ class AxpSession:
     variant_filter: tuple[str, ...]
     image: str | None
     services: dict = field(default_factory=dict)
+    max_patch_bytes: int | None = None       # None: the engine's defaults
+    max_workspace_bytes: int | None = None
+
+    def engine_options(self):
+        from .runner import EngineOptions
+
+        caps = {k: v for k, v in (("max_patch_bytes", self.max_patch_bytes),
+                                  ("max_workspace_bytes", self.max_workspace_bytes))
+                if v is not None}
+        return EngineOptions(image=self.image, **caps)
 
     @property
     def repeat(self) -> int:

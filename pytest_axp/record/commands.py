@@ -34,8 +34,9 @@ class CommandRecord:
 class CommandLog:
     """Hands out command ids and appends one JSON line per finished command."""
 
-    def __init__(self, paths: VariantPaths) -> None:
+    def __init__(self, paths: VariantPaths, span_id=None) -> None:
         self.paths = paths
+        self._span_id = span_id  # () -> the current harness span's id, for cross-reference
         self._seq = 0
         self._lock = threading.Lock()
         paths.commands.mkdir(parents=True, exist_ok=True)
@@ -50,6 +51,7 @@ class CommandLog:
             id=cid, seq=seq, phase=phase, name=name, argv=argv, user=user, workdir=workdir,
             started_at_epoch=round(started_at_epoch, 3),
             stdout_path=f"commands/{cid}.stdout", stderr_path=f"commands/{cid}.stderr",
+            span_id=self._span_id() if self._span_id else None,
         )
         return rec, self.paths.root / rec.stdout_path, self.paths.root / rec.stderr_path
 

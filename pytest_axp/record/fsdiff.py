@@ -1,0 +1,220 @@
+"""Workspace diffs at before_agent, after_agent and after_tests (seed 004: File Diffs).
+
+Cheap by construction: one exec lists the tree (path, size, mtime, mode, type); only paths
+that changed are fetched. The previous state lives inside the sandbox as a tar (no transfer)
+from which the old versions of changed files come; later points append their changed files to
+it (on extraction the last copy of a path wins) instead of rebuilding it, so no unchanged byte
+crosses the API and a later snapshot costs one listing plus O(changes).
+Best effort: a failure is logged and the run goes on.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import io
+import logging
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .jsonio import write_atomic, write_json
+from .layout import VariantPaths
+
+log = logging.getLogger("pytest_axp")
+
+STATE_DIR = "/axp/fsdiff"
+DEFAULT_MAX_PATCH_BYTES = 256 * 1024
+_LIST = ("find . -xdev -mindepth 1 \\( -type f -o -type l \\) "
+         "-printf '%P\\0%s\\0%T@\\0%m\\0%y\\0'")
+
+
+@dataclass(frozen=True)
+class Entry:
+    size: int
+    mtime: str
+    mode: int
+    kind: str  # 'f' file, 'l' symlink
+
+
+def parse_listing(raw: bytes) -> dict[str, Entry]:
+    """`find -printf` output, NUL-separated so any file name survives."""
+    fields = raw.split(b"\0")
+    entries: dict[str, Entry] = {}
+    for i in range(0, len(fields) - 4, 5):
+        path = fields[i].decode("utf-8", "surrogateescape")
+        try:
+            entries[path] = Entry(int(fields[i + 1]), fields[i + 2].decode(),
+                                  int(fields[i + 3], 8), fields[i + 4].decode())
+        except ValueError:
+            continue
+    return entries
+
+
+def classify(old: dict[str, Entry], new: dict[str, Entry]) -> dict[str, str]:
+    """path -> added | modified | deleted."""
+    changes = {p: "deleted" for p in old.keys() - new.keys()}
+    changes.update({p: "added" for p in new.keys() - old.keys()})
+    changes.update({p: "modified" for p in old.keys() & new.keys() if old[p] != new[p]})
+    return dict(sorted(changes.items()))
+
+
+def flatten(path: str) -> str:
+    """src/model.py -> src_model.py (seed 004's patch file names)."""
+    return path.replace("/", "_")
+
+
+def is_text(data: bytes) -> bool:
+    if b"\0" in data[:8192]:
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def unified_patch(path: str, old: bytes | None, new: bytes | None) -> str:
+    a = (old or b"").decode("utf-8").splitlines(keepends=True)
+    b = (new or b"").decode("utf-8").splitlines(keepends=True)
+    lines = list(difflib.unified_diff(a, b, fromfile="/dev/null" if old is None else f"a/{path}",
+                                      tofile="/dev/null" if new is None else f"b/{path}"))
+    # A last line without a newline must not run into the next hunk line.
+    return "".join(x if x.endswith("\n") else x + "\n\\ No newline at end of file\n"
+                   for x in lines)
+
+
+class WorkspaceDiffer:
+    def __init__(self, sandbox: Any, paths: VariantPaths, *,
+                 max_patch_bytes: int = DEFAULT_MAX_PATCH_BYTES,
+                 workspace: str = "/workspace") -> None:
+        self.sandbox = sandbox
+        self.paths = paths
+        self.max_patch_bytes = max_patch_bytes
+        self.workspace = workspace
+        self.seq = 0
+        self._previous: dict[str, Entry] | None = None
+        self._previous_point: str | None = None
+
+    def snapshot(self, point: str, *, keep_state: bool = True) -> dict[str, Any] | None:
+        """Record this point; `keep_state=False` on the last one saves the state tar."""
+        try:
+            return self._snapshot(point, keep_state)
+        except Exception as e:  # noqa: BLE001 - capture is best effort by contract
+            log.warning("fs-diff snapshot %s failed: %s", point, e)
+            return None
+
+    def _snapshot(self, point: str, keep_state: bool) -> dict[str, Any]:
+        first = self._previous is None
+        # The listing and, on the first point, the state tar come from one exec.
+        save = (f"rm -rf {STATE_DIR} && mkdir -p {STATE_DIR} && "
+                f"tar -cf {STATE_DIR}/prev.tar . 2>/dev/null; " if first and keep_state else "")
+        res = self.sandbox.exec(f"cd {self.workspace} && {save}{_LIST}", phase="snapshot",
+                                name=point)
+        if res.exit_code != 0:
+            raise RuntimeError(f"listing exited {res.exit_code}")
+        current = parse_listing(res.stdout_path.read_bytes())
+        self.seq += 1
+        record: dict[str, Any] = {
+            "seq": self.seq, "point": point, "time_epoch": round(time.time(), 3),
+            "previous_point": self._previous_point, "file_count": len(current),
+            "total_bytes": sum(e.size for e in current.values()), "changes": [],
+        }
+        if not first:
+            record["changes"] = self._diff(self._previous, current, keep_state)
+        self._previous, self._previous_point = current, point
+        write_json(self.paths.fs_diff / f"{self.seq}.json", record)
+        return record
+
+    def _diff(self, old: dict[str, Entry], new: dict[str, Entry], keep_state: bool):
+        changes = classify(old, new)
+        cap = self.max_patch_bytes
+        new_files = [p for p, c in changes.items() if c != "deleted" and new[p].kind == "f"]
+        # Files over the cap are hashed in the sandbox, never fetched.
+        big = [p for p in new_files if new[p].size > cap]
+        new_paths = [p for p in new_files if new[p].size <= cap]
+        old_paths = [p for p, c in changes.items()
+                     if c != "added" and old[p].kind == "f" and old[p].size <= cap]
+        present = [p for p, c in changes.items() if c != "deleted"]
+        contents, big_hashes = self._fetch(new_paths, old_paths, big, present, keep_state)
+        out = []
+        for path, change in changes.items():
+            entry = new.get(path) or old[path]
+            new_data = contents.get(("new", path))
+            old_data = contents.get(("old", path))
+            data = new_data if change != "deleted" else old_data
+            digest = hashlib.sha256(data).hexdigest() if data is not None else None
+            item: dict[str, Any] = {
+                "path": path, "change": change, "size": entry.size,
+                "sha256": digest or (big_hashes.get(path) if change != "deleted" else None),
+                "mode": format(entry.mode, "04o"), "patch": None, "note": None,
+            }
+            if entry.kind == "l":
+                item["note"] = "symlink"
+            elif entry.size > self.max_patch_bytes or (
+                    change == "modified" and old[path].size > self.max_patch_bytes):
+                item["note"] = "too large"
+            elif not all(is_text(d) for d in (old_data, new_data) if d is not None):
+                item["note"] = "binary"
+            else:
+                rel = f"{self.seq}/{flatten(path)}.patch"
+                patch = unified_patch(path, old_data if change != "added" else None,
+                                      new_data if change != "deleted" else None)
+                write_atomic(self.paths.fs_diff / rel, patch)
+                item["patch"] = rel
+            out.append(item)
+        return out
+
+    def _fetch(self, new_paths: list[str], old_paths: list[str], big: list[str],
+               present: list[str], keep_state: bool,
+               ) -> tuple[dict[tuple[str, str], bytes], dict[str, str]]:
+        """New versions from the workspace, old ones from the state tar: one tar out.
+        Also the sha256 of the files too large to fetch, computed in the sandbox; then the
+        state tar gets this point's version of every changed path appended."""
+        if not new_paths and not old_paths and not big and not (keep_state and present):
+            return {}, {}
+        lists = io.BytesIO()
+        with tarfile.open(fileobj=lists, mode="w") as tar:
+            for name, items in (("new.list", new_paths),
+                                ("old.list", [f"./{p}" for p in old_paths]),
+                                ("big.list", big),
+                                ("new_state.list", [f"./{p}" for p in present])):
+                data = b"".join(p.encode("utf-8", "surrogateescape") + b"\0" for p in items)
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        # STATE_DIR exists: the first snapshot made it with the state tar.
+        self.sandbox.put_archive(STATE_DIR, lists.getvalue())
+        d = STATE_DIR
+        script = (
+            f"set -e; rm -rf {d}/out; mkdir -p {d}/out/new {d}/out/old; "
+            f"if [ -s {d}/new.list ]; then tar -C {self.workspace} --null -T {d}/new.list "
+            f"-cf - | tar -C {d}/out/new -xf -; fi; "
+            f"if [ -s {d}/old.list ]; then tar -C {d}/out/old -xf {d}/prev.tar --null "
+            f"-T {d}/old.list; fi; "
+            f"if [ -s {d}/big.list ]; then (cd {self.workspace} && xargs -0 sha256sum -- "
+            f"< {d}/big.list); fi; "
+            + (f"if [ -s {d}/new_state.list ]; then tar -C {self.workspace} -rf {d}/prev.tar "
+               f"--null -T {d}/new_state.list; fi" if keep_state else "true"))
+        res = self.sandbox.exec(script, phase="snapshot", name="fetch-changed")
+        if res.exit_code != 0:
+            raise RuntimeError(f"collecting changed files exited {res.exit_code}")
+        big_hashes = {}
+        for line in res.stdout_path.read_text(errors="replace").splitlines():
+            digest, _, path = line.partition("  ")
+            if path:
+                big_hashes[path] = digest
+        if not new_paths and not old_paths:
+            return {}, big_hashes
+        found: dict[tuple[str, str], bytes] = {}
+        buf = io.BytesIO(b"".join(self.sandbox.get_archive(f"{d}/out")))
+        with tarfile.open(fileobj=buf) as tar:
+            for member in tar:
+                parts = member.name.split("/", 2)  # out/<new|old>/<path>
+                if len(parts) == 3 and member.isfile() and parts[1] in ("new", "old"):
+                    f = tar.extractfile(member)
+                    if f is not None:
+                        found[(parts[1], parts[2])] = f.read()
+        return found, big_hashes
