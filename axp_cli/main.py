@@ -7,6 +7,8 @@ Exit codes: 0 every variant passed (or the command succeeded), 1 a variant did n
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import sys
@@ -57,8 +59,9 @@ def cmd_local_run(args: argparse.Namespace) -> int:
         raise CliError("--repeat must be at least 1")
     if args.jobs < 1:
         raise CliError("--jobs must be at least 1")
+    bindings = _file_bindings(args, variants)
     if args.dry_run:
-        return _dry_run(args, variants)
+        return _dry_run(args, variants, bindings)
 
     from pytest_axp.sandbox.base import SandboxError
     from pytest_axp.sandbox.image import ensure_claude_image, ensure_image
@@ -92,6 +95,12 @@ def cmd_local_run(args: argparse.Namespace) -> int:
     pytest_args += ["-p", "pytest_axp.plugin"]
     for v in args.variant:
         pytest_args += ["--axp-variant", v]
+    for item in args.env:
+        pytest_args += ["--axp-env", item]
+    for item in args.env_file:
+        pytest_args += ["--axp-env-file", str(Path(item).resolve())]
+    for item in args.files:
+        pytest_args += ["--axp-file", item]
     if args.model_script:
         script = Path(args.model_script)
         if not script.is_file():
@@ -111,14 +120,44 @@ def cmd_local_run(args: argparse.Namespace) -> int:
             return image
         return ensure_claude_image(image, runs_dir.parent)
 
+    from .progress import ProgressWatcher
+
+    runs = [RunPaths(runs_dir / rid) for rid in run_ids]
     prewarm = Prewarm()
+    # A duplicate of stdout's descriptor: pytest's fd capture during items cannot take it.
+    progress_out = open(os.dup(sys.stdout.fileno()), "w", buffering=1,  # noqa: SIM115
+                        encoding="utf-8", errors="replace")
+    watcher = ProgressWatcher(runs, [v.id for v in variants], out=progress_out,
+                              live=sys.stdout.isatty())
+    pytest_output = io.StringIO()
     try:
-        prewarm.start(variants, [RunPaths(runs_dir / rid) for rid in run_ids],
-                      min(args.jobs, len(variants) * args.repeat), image_for)
-        code = pytest.main(pytest_args)
+        prewarm.start(variants, runs, min(args.jobs, len(variants) * args.repeat), image_for)
+        watcher.start()
+        # axp shows its own progress and table; of pytest's report it keeps the summary.
+        with contextlib.redirect_stdout(pytest_output):
+            code = pytest.main(pytest_args + ["-rfE", "--tb=no", "-p", "no:warnings"])
     finally:
+        watcher.stop()
+        progress_out.close()
         prewarm.finish()
+    _print_pytest_summary(pytest_output.getvalue(), code)
     return _report_runs(runs_dir, run_ids, interrupted=code == pytest.ExitCode.INTERRUPTED)
+
+
+def _print_pytest_summary(output: str, code: int) -> None:
+    import pytest
+
+    if code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
+        print(output, file=sys.stderr)
+        return
+    lines = output.splitlines()
+    start = next((i for i, line in enumerate(lines) if "short test summary info" in line), None)
+    if start is not None:
+        print()
+        for line in lines[start + 1:]:
+            if line.startswith("=") or not line.strip():
+                break
+            print(line)
 
 
 def _check_model_script(path: Path) -> None:
@@ -154,8 +193,28 @@ def _report_runs(runs_dir: Path, run_ids: list[str], interrupted: bool) -> int:
     return EXIT_OK if rows and all_passed else EXIT_NOT_PASSED
 
 
-def _dry_run(args: argparse.Namespace, variants) -> int:
-    from pytest_axp.staging import resolve_source
+def _file_bindings(args: argparse.Namespace, variants):
+    from pytest_axp.session import parse_file_bindings
+    from pytest_axp.staging import unknown_bindings
+
+    try:
+        bindings = parse_file_bindings(args.files, Path.cwd())
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    files = [f for v in variants for f in v.files]
+    unknown = unknown_bindings(files, bindings)
+    if unknown:
+        named = sorted({f.name for f in files if f.name})
+        raise CliError(f"--file {unknown[0]}=...: no file entry is named {unknown[0]!r} "
+                       f"(named entries: {', '.join(named) or 'none'})")
+    return bindings
+
+
+def _dry_run(args: argparse.Namespace, variants, bindings) -> int:
+    """The plan, written nowhere: variants, staging and secrets. Exit 1 if anything is
+    missing, so CI can check an experiment's inputs before paying for a run."""
+    from pytest_axp.secrets import EnvError, resolve_values
+    from pytest_axp.staging import StagingError, build_entry, plan_entries
 
     print(f"experiment {variants[0].experiment_id}: {len(variants)} variant(s) x "
           f"{args.repeat} repeat(s) = {len(variants) * args.repeat} sandbox run(s)")
@@ -165,28 +224,38 @@ def _dry_run(args: argparse.Namespace, variants) -> int:
                  [(v.id, v.tag, v.agent.name, v.matrix.get("model", ""), v.prompt.id,
                    v.matrix.get("environment", ""), v.matrix.get("product", ""))
                   for v in variants]))
-    rows = []
-    seen = set()
+    rows, seen, missing = [], set(), False
     for v in variants:
-        base = Path(v.source_file).parent
-        for f in v.files:
-            key = (f.name, f.source, f.dest)
+        for p in plan_entries(v.files, Path(v.source_file).parent, bindings):
+            key = (p.entry.name, p.source, p.entry.dest)
             if key in seen:
                 continue
             seen.add(key)
-            if f.source is None:
-                state, src = "UNBOUND", ""
-            elif f.source.startswith(("http://", "https://")):
-                state, src = "URL", f.source
-            else:
-                path = resolve_source(f.source, base)
-                state, src = ("OK" if path.exists() else "MISSING"), str(path)
-            rows.append((f.name or "", src, f.dest, state))
+            files = size = ""
+            if p.state == "OK":
+                try:
+                    staged = build_entry(Path(p.source), p.entry.dest)
+                    files, size = staged.file_count, staged.size_bytes
+                except (StagingError, OSError):
+                    pass
+            missing |= p.state in ("MISSING", "UNBOUND")
+            rows.append((p.entry.name or "", p.source or "", p.entry.dest, files, size, p.state))
     if rows:
-        print()
-        print(render(("file", "source", "dest", "state"), rows))
-    print("\ndry run: nothing was written")
-    return EXIT_OK
+        print("\nstaging:")
+        print(render(("name", "source", "dest", "files", "bytes", "state"), rows))
+    names = list(dict.fromkeys(n for v in variants for n in v.secrets))
+    if names:
+        try:
+            values = resolve_values(names, cwd=Path.cwd(), env_files=args.env_file,
+                                    env_args=args.env)
+        except EnvError as e:
+            raise CliError(str(e)) from None
+        print("\nsecrets:")
+        print(render(("name", "state"), [(n, "set" if values.get(n) else "missing")
+                                         for n in names]))
+        missing |= any(not values.get(n) for n in names)
+    print("\ndry run: nothing was written" + ("; something is missing" if missing else ""))
+    return EXIT_NOT_PASSED if missing else EXIT_OK
 
 
 # -- axp list -----------------------------------------------------------------------------
@@ -248,6 +317,40 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_sandbox_clean(args: argparse.Namespace) -> int:
+    from docker.errors import DockerException
+
+    from pytest_axp.sandbox.base import (
+        LABEL_OWNER_PID, LABEL_RUN_ID, LABEL_VARIANT_ID, SandboxError,
+    )
+    from pytest_axp.sandbox.docker import orphaned_containers
+
+    try:
+        orphans = orphaned_containers()
+    except (SandboxError, DockerException) as e:
+        raise CliError(str(e), EXIT_ENGINE) from None
+    if not orphans:
+        print("no orphaned sandboxes")
+        return EXIT_OK
+    print(render(("container", "name", "run", "variant", "owner pid", "state"),
+                 [(c.short_id, c.name, c.labels.get(LABEL_RUN_ID, ""),
+                   c.labels.get(LABEL_VARIANT_ID, ""), c.labels.get(LABEL_OWNER_PID, ""),
+                   c.status) for c in orphans]))
+    if not args.yes:
+        print(f"\n{len(orphans)} sandbox(es) whose owner process is gone; "
+              "remove them with: axp sandbox clean --yes")
+        return EXIT_OK
+    removed = 0
+    for c in orphans:
+        try:
+            c.remove(force=True)
+            removed += 1
+        except DockerException as e:
+            print(f"axp: could not remove {c.name}: {e}", file=sys.stderr)
+    print(f"\nremoved {removed} sandbox(es)")
+    return EXIT_OK if removed == len(orphans) else EXIT_ENGINE
+
+
 def cmd_image_build(args: argparse.Namespace) -> int:
     from pytest_axp.sandbox.base import SandboxError
     from pytest_axp.sandbox.image import DEFAULT_BASE_IMAGE, build_image
@@ -277,6 +380,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true")
     run.add_argument("--image", default=None)
     run.add_argument("--runs-dir", default=None)
+    run.add_argument("--env", action="append", default=[], metavar="NAME[=VALUE]",
+                     help="a value for a declared secret (wins over everything else)")
+    run.add_argument("--env-file", action="append", default=[], metavar="PATH",
+                     help="dotenv file of values, read after ./.env, in order")
+    run.add_argument("--file", action="append", default=[], dest="files",
+                     metavar="NAME=PATH|SRC::DEST",
+                     help="bind a file slot or replace a named source; or stage SRC at DEST")
     run.add_argument("--model-script", default=None, metavar="FILE",
                      help="answer the claude agent from a scripted model (offline)")
     run.set_defaults(func=cmd_local_run)
@@ -305,6 +415,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_resolve)
     s = exp.add_parser("schema", help="print the JSON schema of experiment files")
     s.set_defaults(func=cmd_schema)
+
+    sandbox = sub.add_parser("sandbox", help="sandbox containers").add_subparsers(
+        dest="sandbox_cmd", required=True)
+    clean = sandbox.add_parser("clean", help="remove sandboxes left by runs that died")
+    clean.add_argument("--yes", action="store_true", help="remove them (default: list)")
+    clean.set_defaults(func=cmd_sandbox_clean)
 
     img = sub.add_parser("image", help="sandbox images").add_subparsers(dest="img_cmd",
                                                                          required=True)

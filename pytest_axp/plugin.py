@@ -31,6 +31,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="fs-diff: files larger than this are noted, not diffed (256 KiB)")
     group.addoption("--axp-max-workspace-bytes", type=int, default=None, metavar="N",
                     help="copy at most this much of the final workspace (512 MiB)")
+    group.addoption("--axp-env", action="append", default=[], metavar="NAME[=VALUE]",
+                    help="a value for a declared secret (highest precedence; repeatable)")
+    group.addoption("--axp-env-file", action="append", default=[], metavar="PATH",
+                    help="dotenv file of secret values, after ./.env (repeatable)")
+    group.addoption("--axp-file", action="append", default=[], metavar="NAME=PATH|SRC::DEST",
+                    help="bind a file slot, replace a named entry's source, or stage more")
     group.addoption("--axp-model-script", default=None, metavar="FILE",
                     help="answer the claude agent from this scripted model (offline runs)")
     # For `axp local run`, which names the runs itself so it can report them.
@@ -58,6 +64,24 @@ def pytest_configure(config: pytest.Config) -> None:
         image=config.getoption("axp_image"),
         max_patch_bytes=config.getoption("axp_max_patch_bytes"),
         max_workspace_bytes=config.getoption("axp_max_workspace_bytes"))
+    cwd = config.invocation_params.dir
+    env_args, env_files = config.getoption("axp_env"), config.getoption("axp_env_file")
+    file_args = config.getoption("axp_file")
+    if env_args or env_files or (cwd / ".env").is_file():
+        from .secrets import EnvError, layered_environment
+
+        try:
+            session.env_source = layered_environment(
+                cwd=cwd, env_files=[cwd / f for f in env_files], env_args=env_args)
+        except EnvError as e:
+            raise pytest.UsageError(str(e)) from None
+    if file_args:
+        from .session import parse_file_bindings
+
+        try:
+            session.file_bindings = parse_file_bindings(file_args, cwd)
+        except ValueError as e:
+            raise pytest.UsageError(str(e)) from None
     script = config.getoption("axp_model_script")
     if script:
         path = (config.invocation_params.dir / script).resolve()

@@ -34,7 +34,10 @@ from .sandbox.base import (
     AGENT_USER, LABEL_REPEAT, LABEL_RUN_ID, LABEL_VARIANT_ID, WORKSPACE, ExecResult,
     SandboxError,
 )
-from .staging import StagedEntry, StagingError, build_entry, resolve_source
+from .secrets import Redactor
+from .staging import (
+    StagedEntry, StagingError, build_entry, is_url, plan_entries, unknown_bindings,
+)
 
 if TYPE_CHECKING:
     from .experiment import ResolvedVariant, TestSpec
@@ -51,7 +54,10 @@ class EngineOptions:
     network_mode: str = "bridge"
     max_patch_bytes: int = DEFAULT_MAX_PATCH_BYTES
     max_workspace_bytes: int = 512 * 1024 * 1024
+    # Where declared secrets take their values (see secrets.layered_environment).
     host_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    # --file bindings: ("slot", NAME, absolute path) or ("adhoc", absolute path, dest).
+    file_bindings: tuple[tuple[str, str, str], ...] = ()
 
 
 class VariantFailed(Exception):
@@ -125,6 +131,7 @@ class VariantRun:
         self.workspace_copy: dict[str, Any] = {}
         self._env: dict[str, str] = {}
         self._secrets: dict[str, str] = {}
+        self.redactor = Redactor(())
 
     # -- phases ---------------------------------------------------------------------------
 
@@ -155,6 +162,7 @@ class VariantRun:
         except AgentNotAvailable as e:
             self._fail(Failure(phase="agent", name=self.variant.agent.name, message=str(e)))
         self._secrets = secret_values(self.variant, self.options.host_env)
+        self.redactor = Redactor(self._secrets.values())
         self._env = base_environment(self.variant, self._secrets)
         return self._plan_staging()
 
@@ -172,7 +180,8 @@ class VariantRun:
                 self.sandbox = ahead or DockerSandbox.create(**self.sandbox_args())
                 span.set("axp.created_ahead", ahead is not None)
                 span.set("axp.container_id", self.sandbox.id[:12])
-            self.sandbox.commands = CommandLog(self.paths, span_id=self.tracer.current_span_id)
+            self.sandbox.commands = CommandLog(self.paths, span_id=self.tracer.current_span_id,
+                                               redactor=self.redactor)
             self._stage(entries)
             self._setup()
         except VariantFailed as e:
@@ -183,7 +192,8 @@ class VariantRun:
         finally:
             self.tracer.export(self.paths.traces)
         self.differ = WorkspaceDiffer(self.sandbox, self.paths,
-                                      max_patch_bytes=self.options.max_patch_bytes)
+                                      max_patch_bytes=self.options.max_patch_bytes,
+                                      redactor=self.redactor)
         self._snapshot("before_agent")
 
     def run_agent(self) -> AgentOutcome:
@@ -294,40 +304,44 @@ class VariantRun:
         self.outcome.failure = failure
         raise VariantFailed(failure)
 
-    def _plan_staging(self) -> list[tuple[Any, Path | None, str | None]]:
-        """Resolve every file entry before a container exists; unbound or missing is an error."""
-        base = Path(self.variant.source_file).parent
+    def _plan_staging(self) -> list[tuple[Any, str, str]]:
+        """Every file entry in delivery order, with --file bindings applied, as (entry, source,
+        label); an unbound slot or a missing host path is an error before any container.
+        URL sources are fetched when staged."""
+        bindings = self.options.file_bindings
+        unknown = unknown_bindings(self.variant.files, bindings)
+        if unknown:
+            self._fail(Failure(phase="staging", name=", ".join(unknown),
+                               message="--file names no file entry of this variant: "
+                                       f"{', '.join(unknown)}"))
         plan = []
-        for entry in self.variant.files:
-            label = entry.name or entry.source or entry.dest
-            if entry.source is None:
+        for p in plan_entries(self.variant.files, Path(self.variant.source_file).parent,
+                              bindings):
+            if p.state == "UNBOUND":
                 self._fail(Failure(
-                    phase="staging", name=label,
-                    message=f"file slot {entry.name!r} has no source: bind it with "
-                            f"--file {entry.name}=PATH"))
-            if re.match(r"^https?://", entry.source):
-                self._fail(Failure(phase="staging", name=label,
-                                   message="URL sources are not supported yet"))
-            path = resolve_source(entry.source, base)
-            if not path.exists():
-                self._fail(Failure(phase="staging", name=label,
-                                   message=f"source {path} does not exist ({entry.where})"))
-            plan.append((entry, path, label))
+                    phase="staging", name=p.label,
+                    message=f"file slot {p.entry.name!r} has no source: bind it with "
+                            f"--file {p.entry.name}=PATH"))
+            if p.state == "MISSING":
+                where = f" ({p.entry.where})" if p.entry.where else ""
+                self._fail(Failure(phase="staging", name=p.label,
+                                   message=f"source {p.source} does not exist{where}"))
+            plan.append((p.entry, p.source, p.label))
         return plan
 
     def _stage(self, plan: list[tuple[Any, Path | None, str | None]]) -> None:
         assert self.sandbox is not None
         records: list[dict[str, Any]] = []
-        for entry, path, label in plan:
+        for entry, source, label in plan:
             try:
                 with self.tracer.span("stage", **{"axp.entry": label,
                                                   "axp.dest": entry.dest}) as span:
-                    staged = build_entry(path, entry.dest, name=entry.name)
+                    staged = self._build(entry, source)
                     self.sandbox.put_archive(WORKSPACE, staged.tar)
                     span.set("axp.files", staged.file_count)
                     span.set("axp.bytes", staged.size_bytes)
             except (StagingError, SandboxError, OSError) as e:
-                failed = StagedEntry(source=str(path), dest=entry.dest, name=entry.name,
+                failed = StagedEntry(source=source, dest=entry.dest, name=entry.name,
                                      error=str(e))
                 records.append(failed.record())
                 write_json(self.run.staging(self.variant.id), records)
@@ -335,6 +349,21 @@ class VariantRun:
             records.append(staged.record())
         if records:
             write_json(self.run.staging(self.variant.id), records)
+
+    def _build(self, entry: Any, source: str) -> StagedEntry:
+        """The entry's tar; a URL is fetched (cached by sha256), a sha256 is checked."""
+        from .fetch import fetch_url, file_sha256
+
+        if is_url(source):
+            path = fetch_url(source, entry.sha256)
+            dest = entry.dest if entry.dest != "." else (
+                source.rstrip("/").rsplit("/", 1)[-1] or "download")
+            return build_entry(path, dest, name=entry.name, source_label=source)
+        path = Path(source)
+        if entry.sha256 and path.is_file() and file_sha256(path) != entry.sha256:
+            raise StagingError(f"{path}: sha256 does not match the experiment's "
+                               f"{entry.sha256}")
+        return build_entry(path, entry.dest, name=entry.name)
 
     def _setup(self) -> None:
         assert self.sandbox is not None
@@ -393,6 +422,8 @@ class VariantRun:
                         if member.isfile():
                             copied["files"] += 1
                             copied["bytes"] += member.size
+                            if self.redactor:
+                                _redact_file(dest / member.name, self.redactor)
         except (SandboxError, tarfile.TarError, OSError) as e:
             copied["error"] = str(e)
         self.workspace_copy = copied
@@ -427,3 +458,14 @@ class VariantRun:
             "files": sorted(files, key=lambda f: f["path"]),
             "workspace": self.workspace_copy or None,
         })
+
+
+def _redact_file(path: Path, redactor: Redactor) -> None:
+    """A secret the agent wrote into a workspace file does not reach the run folder."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return
+    cleaned = redactor.bytes(data)
+    if cleaned != data:
+        path.write_bytes(cleaned)

@@ -20,14 +20,17 @@ class AxpSession:
     services: dict = field(default_factory=dict)
     max_patch_bytes: int | None = None       # None: the engine's defaults
     max_workspace_bytes: int | None = None
+    env_source: dict[str, str] | None = None  # None: the process environment
+    file_bindings: tuple[tuple[str, str, str], ...] = ()
 
     def engine_options(self):
         from .runner import EngineOptions
 
-        caps = {k: v for k, v in (("max_patch_bytes", self.max_patch_bytes),
-                                  ("max_workspace_bytes", self.max_workspace_bytes))
-                if v is not None}
-        return EngineOptions(image=self.image, **caps)
+        extra = {k: v for k, v in (("max_patch_bytes", self.max_patch_bytes),
+                                   ("max_workspace_bytes", self.max_workspace_bytes),
+                                   ("host_env", self.env_source))
+                 if v is not None}
+        return EngineOptions(image=self.image, file_bindings=self.file_bindings, **extra)
 
     @property
     def repeat(self) -> int:
@@ -71,3 +74,25 @@ def new_ulids(n: int) -> list[str]:
 def runs_dir_from(config: pytest.Config) -> Path:
     raw = config.getoption("axp_runs_dir") or os.environ.get("AXP_RUNS_DIR") or ".axp/runs"
     return (config.invocation_params.dir / raw).resolve()
+
+
+def parse_file_bindings(items: list[str], cwd: Path) -> tuple[tuple[str, str, str], ...]:
+    """--file NAME=PATH (bind a slot, or replace a named entry's source) and
+    --file HOSTPATH::DEST (an extra entry). Paths resolve against `cwd`."""
+    from .experiment.models import workspace_relative
+
+    bindings = []
+    for item in items:
+        if "::" in item:
+            host, _, dest = item.partition("::")
+            try:
+                dest = workspace_relative(dest)
+            except ValueError as e:
+                raise ValueError(f"--file {item}: {e}") from None
+            bindings.append(("adhoc", str((cwd / host).resolve()), dest))
+            continue
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--file {item!r}: expected NAME=PATH or HOSTPATH::DEST")
+        bindings.append(("slot", name, str((cwd / path).resolve())))
+    return tuple(bindings)

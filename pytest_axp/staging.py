@@ -48,6 +48,10 @@ class StagedEntry:
         return rec
 
 
+def is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://"))
+
+
 def resolve_source(source: str, base_dir: Path) -> Path:
     return (base_dir / os.path.expanduser(source)).resolve()
 
@@ -135,3 +139,40 @@ def _add_tree(tar: tarfile.TarFile, entry: StagedEntry, root: Path, dest: str) -
 
 def _join(dest: str, rel: str) -> str:
     return rel if dest == "." else f"{dest}/{rel}"
+
+
+@dataclass(frozen=True)
+class PlannedEntry:
+    entry: Any                 # the experiment's FileEntry (or an ad-hoc one)
+    source: str | None         # absolute host path or URL; None for an unbound slot
+    label: str
+    state: str                 # OK, MISSING, UNBOUND or URL
+
+
+def plan_entries(files: list[Any], base_dir: Path,
+                 bindings: tuple[tuple[str, str, str], ...] = ()) -> list[PlannedEntry]:
+    """Every entry in delivery order with --file bindings applied: the experiment's entries
+    (a bound name takes the given path), then the ad-hoc ones."""
+    from .experiment.models import FileEntry
+
+    bound = {name: path for kind, name, path in bindings if kind == "slot"}
+    entries = list(files) + [FileEntry(source=path, dest=dest)
+                             for kind, path, dest in bindings if kind == "adhoc"]
+    planned = []
+    for entry in entries:
+        label = entry.name or entry.source or entry.dest
+        source = (bound.get(entry.name) if entry.name else None) or entry.source
+        if source is None:
+            planned.append(PlannedEntry(entry, None, label, "UNBOUND"))
+        elif is_url(source):
+            planned.append(PlannedEntry(entry, source, label, "URL"))
+        else:
+            path = resolve_source(source, base_dir)
+            planned.append(PlannedEntry(entry, str(path), label,
+                                        "OK" if path.exists() else "MISSING"))
+    return planned
+
+
+def unknown_bindings(files: list[Any], bindings: tuple[tuple[str, str, str], ...]) -> list[str]:
+    names = {f.name for f in files if f.name}
+    return sorted(name for kind, name, _ in bindings if kind == "slot" and name not in names)

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..record.summary import AgentOutcome
 from ..sandbox.base import AGENT_USER, SandboxError
+from ..secrets import Redactor
 from .base import AgentContext
 from .claude_trace import parse_session, session_to_trace
 from .command import link_or_copy
@@ -140,6 +141,7 @@ class ClaudeAgent:
                 data = tar.extractfile(member).read() if member else b""
         except (SandboxError, tarfile.TarError, AttributeError, OSError):
             return
+        data = Redactor(ctx.secret_values).bytes(data)
         ctx.paths.agent_session.write_bytes(data)
         session_to_trace(parse_session(data.decode("utf-8", "replace").splitlines()),
                          ctx.trace)

@@ -7,6 +7,7 @@ import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..secrets import Redactor
 from .layout import VariantPaths
 
 
@@ -34,9 +35,11 @@ class CommandRecord:
 class CommandLog:
     """Hands out command ids and appends one JSON line per finished command."""
 
-    def __init__(self, paths: VariantPaths, span_id=None) -> None:
+    def __init__(self, paths: VariantPaths, span_id=None, redactor: Redactor | None = None,
+                 ) -> None:
         self.paths = paths
         self._span_id = span_id  # () -> the current harness span's id, for cross-reference
+        self.redactor = redactor or Redactor(())
         self._seq = 0
         self._lock = threading.Lock()
         paths.commands.mkdir(parents=True, exist_ok=True)
@@ -48,7 +51,8 @@ class CommandLog:
             seq = self._seq
         cid = f"{seq:04d}"
         rec = CommandRecord(
-            id=cid, seq=seq, phase=phase, name=name, argv=argv, user=user, workdir=workdir,
+            id=cid, seq=seq, phase=phase, name=name,
+            argv=[self.redactor.text(a) for a in argv], user=user, workdir=workdir,
             started_at_epoch=round(started_at_epoch, 3),
             stdout_path=f"commands/{cid}.stdout", stderr_path=f"commands/{cid}.stderr",
             span_id=self._span_id() if self._span_id else None,

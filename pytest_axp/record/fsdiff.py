@@ -89,8 +89,9 @@ def unified_patch(path: str, old: bytes | None, new: bytes | None) -> str:
 class WorkspaceDiffer:
     def __init__(self, sandbox: Any, paths: VariantPaths, *,
                  max_patch_bytes: int = DEFAULT_MAX_PATCH_BYTES,
-                 workspace: str = "/workspace") -> None:
+                 workspace: str = "/workspace", redactor: Any = None) -> None:
         self.sandbox = sandbox
+        self.redactor = redactor  # patches never carry a secret value
         self.paths = paths
         self.max_patch_bytes = max_patch_bytes
         self.workspace = workspace
@@ -162,6 +163,8 @@ class WorkspaceDiffer:
                 rel = f"{self.seq}/{flatten(path)}.patch"
                 patch = unified_patch(path, old_data if change != "added" else None,
                                       new_data if change != "deleted" else None)
+                if self.redactor:
+                    patch = self.redactor.text(patch)
                 write_atomic(self.paths.fs_diff / rel, patch)
                 item["patch"] = rel
             out.append(item)

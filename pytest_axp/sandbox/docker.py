@@ -16,6 +16,7 @@ import docker
 from docker.errors import APIError, DockerException, NotFound
 
 from ..record.commands import CommandLog
+from ..secrets import Redactor
 from .base import (
     LABEL_OWNER_HOST, LABEL_OWNER_PID, WORKSPACE, ExecResult, SandboxError,
 )
@@ -99,7 +100,8 @@ class DockerSandbox:
         raw.settimeout(None)  # a silent agent is not an error; our deadline is below
         counts = [0, 0]
         reader = threading.Thread(
-            target=_pump, args=(raw, out_path, err_path, counts), daemon=True)
+            target=_pump, args=(raw, out_path, err_path, counts, self.commands.redactor),
+            daemon=True)
         reader.start()
         reader.join(timeout)
         timed_out = reader.is_alive()
@@ -251,22 +253,29 @@ def drain_removals(timeout: float = 60.0) -> None:
             pass
 
 
-def _pump(raw: socket.socket, out_path: Path, err_path: Path, counts: list[int]) -> None:
-    """Demultiplex Docker's framed stream (8-byte headers) straight into the two files."""
+def _pump(raw: socket.socket, out_path: Path, err_path: Path, counts: list[int],
+          redactor: Redactor) -> None:
+    """Demultiplex Docker's framed stream (8-byte headers) straight into the two files,
+    secret values replaced on the way (each stream redacted on its own, across chunks)."""
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        sinks = {1: out, 2: err}
-        while True:
-            header = _recv_exact(raw, 8)
-            if header is None:
-                return
-            stream, size = header[0], struct.unpack(">I", header[4:])[0]
-            payload = _recv_exact(raw, size)
-            if payload is None:
-                return
-            sink = sinks.get(stream, out)
-            sink.write(payload)
-            sink.flush()
-            counts[0 if sink is out else 1] += len(payload)
+        streams = {1: (out, Redactor(redactor.values_text), 0),
+                   2: (err, Redactor(redactor.values_text), 1)}
+        try:
+            while True:
+                header = _recv_exact(raw, 8)
+                if header is None:
+                    return
+                stream, size = header[0], struct.unpack(">I", header[4:])[0]
+                payload = _recv_exact(raw, size)
+                if payload is None:
+                    return
+                sink, red, index = streams.get(stream, streams[1])
+                counts[index] += len(payload)
+                sink.write(red.feed(payload))
+                sink.flush()
+        finally:
+            for sink, red, _ in streams.values():
+                sink.write(red.flush())
 
 
 def _recv_exact(raw: socket.socket, n: int) -> bytes | None:
@@ -293,3 +302,30 @@ def remove_containers(label_filters: Mapping[str, str]) -> int:
         except DockerException:
             pass
     return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def orphaned_containers() -> list:
+    """Containers of this tool whose owner process, on this host, is gone."""
+    host = socket.gethostname()
+    found = []
+    for c in client().containers.list(all=True, filters={"label": LABEL_OWNER_PID}):
+        labels = c.labels or {}
+        if labels.get(LABEL_OWNER_HOST, host) != host:
+            continue  # another machine's, on a shared engine: not ours to judge
+        try:
+            pid = int(labels.get(LABEL_OWNER_PID, ""))
+        except ValueError:
+            continue
+        if not _pid_alive(pid):
+            found.append(c)
+    return found

@@ -154,3 +154,23 @@ turns:
     assert s["agent"]["stopped_reason"] == "api_error: upstream status 500"
     responses = sorted(res_dir.api_bodies.glob("*.response.json"))
     assert responses and "500" in responses[0].read_text()
+
+
+def test_secret_is_redacted_in_api_bodies_session_and_trace(claude_project, monkeypatch):
+    secret = "tok-Claude-Secret-987654321"
+    monkeypatch.setenv("MY_TOKEN", secret)
+    experiment = _experiment("{max_time_seconds: 120}").replace(
+        "tests: {}", "secrets: [MY_TOKEN]\ntests: {}")
+    res, run, s, res_dir = _run(claude_project, experiment, """
+turns:
+  - tool_use: {name: Bash, input: {command: "echo token=$MY_TOKEN"}}
+  - text: done
+""")
+    assert s["status"] == "pass", res.stdout
+    second = (res_dir.api_bodies / "0002.request.json").read_text()
+    assert "token=[REDACTED]" in second, "the tool result went back to the model, redacted"
+    assert "[REDACTED]" in res_dir.agent_session.read_text()
+    assert "token=[REDACTED]" in res_dir.agent_trace.read_text()
+    for path in (claude_project.root / ".axp").rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
