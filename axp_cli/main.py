@@ -101,6 +101,10 @@ def cmd_local_run(args: argparse.Namespace) -> int:
         pytest_args += ["--axp-env-file", str(Path(item).resolve())]
     for item in args.files:
         pytest_args += ["--axp-file", item]
+    for ini, value in (("axp_memory", args.memory), ("axp_cpus", args.cpus),
+                       ("axp_pids_limit", args.pids_limit)):
+        if value is not None:
+            pytest_args += ["-o", f"{ini}={value}"]
     if args.model_script:
         script = Path(args.model_script)
         if not script.is_file():
@@ -387,6 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--file", action="append", default=[], dest="files",
                      metavar="NAME=PATH|SRC::DEST",
                      help="bind a file slot or replace a named source; or stage SRC at DEST")
+    run.add_argument("--memory", default=None, help="memory limit per sandbox (4g)")
+    run.add_argument("--cpus", default=None, help="CPU limit per sandbox (2)")
+    run.add_argument("--pids-limit", default=None, help="process limit per sandbox (2048)")
     run.add_argument("--model-script", default=None, metavar="FILE",
                      help="answer the claude agent from a scripted model (offline)")
     run.set_defaults(func=cmd_local_run)

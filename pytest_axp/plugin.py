@@ -39,6 +39,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="bind a file slot, replace a named entry's source, or stage more")
     group.addoption("--axp-model-script", default=None, metavar="FILE",
                     help="answer the claude agent from this scripted model (offline runs)")
+    parser.addini("axp_memory", "memory limit of each sandbox (docker syntax)", default="4g")
+    parser.addini("axp_cpus", "CPU limit of each sandbox", default="2")
+    parser.addini("axp_pids_limit", "process limit of each sandbox", default="2048")
+    parser.addini("axp_output_limit_bytes", "bytes kept per output stream of a command",
+                  default=str(64 * 1024 * 1024))
     # For `axp local run`, which names the runs itself so it can report them.
     group.addoption("--axp-run-ulids", default=None, help=argparse.SUPPRESS)
 
@@ -64,6 +69,15 @@ def pytest_configure(config: pytest.Config) -> None:
         image=config.getoption("axp_image"),
         max_patch_bytes=config.getoption("axp_max_patch_bytes"),
         max_workspace_bytes=config.getoption("axp_max_workspace_bytes"))
+    try:
+        from .sandbox.base import ResourceLimits
+
+        session.limits = ResourceLimits(
+            memory=str(config.getini("axp_memory")), cpus=float(config.getini("axp_cpus")),
+            pids=int(config.getini("axp_pids_limit")),
+            output_bytes=int(config.getini("axp_output_limit_bytes")))
+    except ValueError as e:
+        raise pytest.UsageError(f"axp resource limits: {e}") from None
     cwd = config.invocation_params.dir
     env_args, env_files = config.getoption("axp_env"), config.getoption("axp_env_file")
     file_args = config.getoption("axp_file")

@@ -32,7 +32,7 @@ from .record.spans import VariantTracer
 from .record.trace import TraceWriter
 from .sandbox.base import (
     AGENT_USER, LABEL_REPEAT, LABEL_RUN_ID, LABEL_VARIANT_ID, WORKSPACE, ExecResult,
-    SandboxError,
+    ResourceLimits, SandboxError,
 )
 from .secrets import Redactor
 from .staging import (
@@ -58,6 +58,7 @@ class EngineOptions:
     host_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     # --file bindings: ("slot", NAME, absolute path) or ("adhoc", absolute path, dest).
     file_bindings: tuple[tuple[str, str, str], ...] = ()
+    limits: ResourceLimits = ResourceLimits()
 
 
 class VariantFailed(Exception):
@@ -152,6 +153,7 @@ class VariantRun:
             "extra_hosts": {"host.docker.internal": "host-gateway"},
             "labels": {LABEL_RUN_ID: self.run.run_id, LABEL_VARIANT_ID: self.variant.id,
                        LABEL_REPEAT: str(self.repeat)},
+            "limits": self.options.limits,
         }
 
     def preflight(self) -> list[tuple[Any, Path, str]]:

@@ -22,13 +22,15 @@ class AxpSession:
     max_workspace_bytes: int | None = None
     env_source: dict[str, str] | None = None  # None: the process environment
     file_bindings: tuple[tuple[str, str, str], ...] = ()
+    limits: object = None  # sandbox.base.ResourceLimits; None: its defaults
 
     def engine_options(self):
         from .runner import EngineOptions
 
         extra = {k: v for k, v in (("max_patch_bytes", self.max_patch_bytes),
                                    ("max_workspace_bytes", self.max_workspace_bytes),
-                                   ("host_env", self.env_source))
+                                   ("host_env", self.env_source),
+                                   ("limits", self.limits))
                  if v is not None}
         return EngineOptions(image=self.image, file_bindings=self.file_bindings, **extra)
 

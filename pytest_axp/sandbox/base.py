@@ -15,6 +15,18 @@ AGENT_UID = 1000
 WORKSPACE = "/workspace"
 
 
+@dataclass(frozen=True)
+class ResourceLimits:
+    """What one sandbox may use. Defaults suit a small machine; override them in
+    configuration (pytest ini options axp_memory, axp_cpus, axp_pids_limit,
+    axp_output_limit_bytes) or with `axp local run --memory/--cpus/--pids-limit`."""
+
+    memory: str = "4g"
+    cpus: float = 2.0
+    pids: int = 2048
+    output_bytes: int = 64 * 1024 * 1024  # per stream of each command; the rest is cut
+
+
 class SandboxError(Exception):
     """The sandbox backend could not do what was asked (engine down, image missing...)."""
 

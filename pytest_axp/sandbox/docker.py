@@ -18,7 +18,7 @@ from docker.errors import APIError, DockerException, NotFound
 from ..record.commands import CommandLog
 from ..secrets import Redactor
 from .base import (
-    LABEL_OWNER_HOST, LABEL_OWNER_PID, WORKSPACE, ExecResult, SandboxError,
+    LABEL_OWNER_HOST, LABEL_OWNER_PID, WORKSPACE, ExecResult, ResourceLimits, SandboxError,
 )
 
 _TERM_GRACE_SECONDS = 5.0   # time to flush telemetry and session files before SIGKILL
@@ -52,7 +52,9 @@ def owner_labels() -> dict[str, str]:
 
 
 class DockerSandbox:
-    def __init__(self, container, commands: CommandLog | None) -> None:
+    def __init__(self, container, commands: CommandLog | None,
+                 output_limit: int = ResourceLimits.output_bytes) -> None:
+        self.output_limit = output_limit
         self._container = container
         self._api = container.client.api
         self.commands = commands  # a prefetched sandbox gets its log when it is used
@@ -61,7 +63,8 @@ class DockerSandbox:
     @classmethod
     def create(cls, *, image: str, labels: Mapping[str, str], commands: CommandLog | None = None,
                network_mode: str = "bridge", extra_hosts: Mapping[str, str] | None = None,
-               name: str | None = None) -> "DockerSandbox":
+               name: str | None = None,
+               limits: ResourceLimits = ResourceLimits()) -> "DockerSandbox":
         try:
             container = client().containers.run(
                 image,
@@ -73,16 +76,22 @@ class DockerSandbox:
                 network_mode=network_mode,
                 extra_hosts=dict(extra_hosts or {}),
                 working_dir=WORKSPACE,
+                # Nothing in the sandbox may gain privileges (setuid sudo included), and
+                # one runaway variant cannot starve the others.
+                security_opt=["no-new-privileges"],
+                mem_limit=limits.memory,
+                nano_cpus=int(limits.cpus * 1e9),
+                pids_limit=limits.pids,
             )
         except APIError as e:
             if e.status_code == 409 and name:
                 # Created ahead under this name by another process, maybe still starting.
-                return cls(_wait_running(name), commands)
+                return cls(_wait_running(name), commands, limits.output_bytes)
             raise SandboxError(f"could not start a sandbox from image {image!r}: {e}") from None
         except DockerException as e:
             raise SandboxError(f"could not start a sandbox from image {image!r}: {e}") from None
         _live.add(container.id)
-        return cls(container, commands)
+        return cls(container, commands, limits.output_bytes)
 
     def exec(self, script: str, *, phase: str, name: str, user: str = "root",
              workdir: str = WORKSPACE, env: Mapping[str, str] | None = None,
@@ -100,8 +109,8 @@ class DockerSandbox:
         raw.settimeout(None)  # a silent agent is not an error; our deadline is below
         counts = [0, 0]
         reader = threading.Thread(
-            target=_pump, args=(raw, out_path, err_path, counts, self.commands.redactor),
-            daemon=True)
+            target=_pump, args=(raw, out_path, err_path, counts, self.commands.redactor,
+                                self.output_limit), daemon=True)
         reader.start()
         reader.join(timeout)
         timed_out = reader.is_alive()
@@ -120,6 +129,9 @@ class DockerSandbox:
         rec.exit_code = exit_code
         rec.timed_out = timed_out
         rec.stdout_bytes, rec.stderr_bytes = counts
+        for stream, count in (("stdout", counts[0]), ("stderr", counts[1])):
+            if count > self.output_limit:
+                rec.extra[f"{stream}_cut_bytes"] = count - self.output_limit
         self.commands.finish(rec)
         return ExecResult(rec.id, exit_code, timed_out, rec.duration_seconds, out_path, err_path)
 
@@ -207,7 +219,7 @@ def take_prefetched(key: str, name: str) -> DockerSandbox | None:
     if not os.environ.get(PREWARMED_ENV):
         return None
     try:
-        return DockerSandbox(_wait_running(name, missing_ok=True), None)
+        return DockerSandbox(_wait_running(name, missing_ok=True), None)  # limits: creator's
     except SandboxError:
         return None
 
@@ -254,9 +266,10 @@ def drain_removals(timeout: float = 60.0) -> None:
 
 
 def _pump(raw: socket.socket, out_path: Path, err_path: Path, counts: list[int],
-          redactor: Redactor) -> None:
+          redactor: Redactor, limit: int) -> None:
     """Demultiplex Docker's framed stream (8-byte headers) straight into the two files,
-    secret values replaced on the way (each stream redacted on its own, across chunks)."""
+    secret values replaced on the way (each stream redacted on its own, across chunks).
+    Past `limit` bytes a stream is still read (the command must not block) but dropped."""
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         streams = {1: (out, Redactor(redactor.values_text), 0),
                    2: (err, Redactor(redactor.values_text), 1)}
@@ -270,12 +283,17 @@ def _pump(raw: socket.socket, out_path: Path, err_path: Path, counts: list[int],
                 if payload is None:
                     return
                 sink, red, index = streams.get(stream, streams[1])
+                room = limit - counts[index]
                 counts[index] += len(payload)
-                sink.write(red.feed(payload))
-                sink.flush()
+                if room > 0:
+                    sink.write(red.feed(payload[:room]))
+                    sink.flush()
         finally:
-            for sink, red, _ in streams.values():
+            for sink, red, index in streams.values():
                 sink.write(red.flush())
+                if counts[index] > limit:
+                    sink.write(f"\n[axp: output cut at {limit} bytes; "
+                               f"{counts[index] - limit} more were dropped]\n".encode())
 
 
 def _recv_exact(raw: socket.socket, n: int) -> bytes | None:
