@@ -1,41 +1,69 @@
-"""Experiment files: parsing (v2 and legacy v1), validation with positioned errors, variants."""
+"""Experiment files: parsing (v2 and legacy v1), validation with positioned errors, variants.
+
+Every public function raises ExperimentError and nothing else for a bad file.
+"""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import yaml
+from pydantic import ValidationError
 
 from .errors import ExperimentError, Problem
 from .models import (
-    Agent, Environment, EnvVar, ExperimentV1, ExperimentV2, FileEntry, Limits, McpServer,
-    ModelSpec, Product, Prompt, SetupCheck, SetupStep, Tests, TestSpec,
+    AXES_KEYS, Agent, Environment, EnvVar, Experiment, ExperimentV1, ExperimentV2, FileEntry,
+    Limits, McpServer, ModelSpec, Product, Prompt, SetupCheck, SetupStep, Tests, TestSpec,
+    parse_experiment,
 )
 from .resolve import ResolvedStep, ResolvedVariant, resolve
 from .schema import experiment_json_schema
-from .validate import is_experiment_document, validate
-from .yamlsource import MAX_FILE_BYTES, load_yaml
+from .yamlsource import MAX_FILE_BYTES, load_yaml, parse_yaml
 
-Experiment = ExperimentV1 | ExperimentV2
-
-
-def load_experiment(path: str | os.PathLike) -> tuple[Experiment, "object"]:
-    """The validated experiment and its source (for positions). Raises ExperimentError."""
-    source = load_yaml(path)
-    return validate(source), source
+_T = TypeVar("_T")
 
 
-def load_and_resolve(path: str | os.PathLike) -> list[ResolvedVariant]:
-    """Every variant of an experiment file, in declaration order. Raises ExperimentError."""
-    source = load_yaml(Path(path).resolve())
-    source.file = str(path)
-    variants = resolve(validate(source), source)
-    # Sources resolve against the file's folder, wherever the caller stands.
-    absolute = str(Path(path).resolve())
-    return [v.model_copy(update={"source_file": absolute}) for v in variants]
+def _guarded(file: str, work: Callable[[], _T]) -> _T:
+    # A last line of defence: a bug in a validator must still surface as a file problem,
+    # never as a pydantic or yaml traceback.
+    try:
+        return work()
+    except ExperimentError:
+        raise
+    except RecursionError:
+        raise ExperimentError([Problem(file, 1, 1, "", "values nested too deeply")]) from None
+    except (ValidationError, yaml.YAMLError, ValueError, TypeError, KeyError) as e:
+        raise ExperimentError([Problem(file, 1, 1, "", f"invalid experiment: {e}")]) from None
 
 
-def sniff_experiment(path: str | os.PathLike) -> bool:
-    """True when a YAML file looks like an AXP experiment. Cheap, and never raises."""
+def load_experiment(path: str | os.PathLike[str]) -> Experiment:
+    """The validated v1 or v2 experiment; it keeps its source positions for later errors."""
+    return _guarded(str(path), lambda: parse_experiment(load_yaml(path)))
+
+
+def resolve_variants(exp: Experiment) -> list[ResolvedVariant]:
+    """Every variant of a loaded experiment, in declaration order."""
+    source = exp.source
+    return _guarded(source.file, lambda: resolve(exp, source))
+
+
+def load_and_resolve(path: str | os.PathLike[str]) -> list[ResolvedVariant]:
+    return resolve_variants(load_experiment(path))
+
+
+def is_experiment_document(data: object) -> bool:
+    """A mapping with `schema_version` and at least one axis (or v1 matrix/flow)."""
+    return isinstance(data, dict) and "schema_version" in data and any(k in data
+                                                                       for k in AXES_KEYS)
+
+
+def sniff_experiment(path: str | os.PathLike[str]) -> bool:
+    """True when a file looks like an experiment. Cheap; never raises.
+
+    A file with a top-level `schema_version:` that does not parse (bad YAML, bad bytes, too
+    large) counts: pytest then collects it and reports the error, instead of skipping a
+    broken experiment in silence."""
     try:
         with open(path, "rb") as f:
             head = f.read(MAX_FILE_BYTES + 1)
@@ -43,13 +71,11 @@ def sniff_experiment(path: str | os.PathLike) -> bool:
         return False
     if b"schema_version" not in head:
         return False
-    import yaml
-
     try:
-        data = yaml.safe_load(head)
+        if len(head) > MAX_FILE_BYTES:
+            raise ValueError("too large")
+        data: Any = yaml.safe_load(head.decode("utf-8"))
     except Exception:
-        # Broken YAML with a top-level schema_version is most likely a broken experiment:
-        # collect it, so the user sees the error instead of silence.
         return (b"\n" + head).find(b"\nschema_version:") != -1
     return is_experiment_document(data)
 
@@ -59,5 +85,5 @@ __all__ = [
     "ExperimentV2", "FileEntry", "Limits", "McpServer", "ModelSpec", "Problem", "Product",
     "Prompt", "ResolvedStep", "ResolvedVariant", "SetupCheck", "SetupStep", "TestSpec", "Tests",
     "experiment_json_schema", "is_experiment_document", "load_and_resolve", "load_experiment",
-    "sniff_experiment",
+    "parse_yaml", "resolve_variants", "sniff_experiment",
 ]

@@ -1,69 +1,129 @@
 """The experiment file, schema v2 and legacy v1, as pydantic models that reject unknown fields.
 
-Shorthands (a bare string for an agent, a prompt or a setup script; one object where a list
-is allowed) are normalized before validation, so every stored field has one shape.
+Shorthands (a bare string for an agent, a prompt, a model or a setup script; one agent or
+prompt where a list is allowed) are normalized before validation, so every stored field has
+exactly one shape and later stages never branch on it.
 """
 
 from __future__ import annotations
 
 import posixpath
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator,
+    model_validator,
+)
 
-_KEBAB = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+from .errors import ExperimentError, Problem, format_path, problems_from_validation
+from .yamlsource import YamlSource
+
+KEBAB = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_EXTENSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # '.' joins the extension path
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
-_SECRET_REF = re.compile(r"^axp://secrets/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_SECRET_REF = re.compile(r"^axp://secrets/[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 WORKSPACE = "/workspace"
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-
-def _as_list(value: Any) -> Any:
-    if value is None:
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, value: Any) -> Any:
+        # `tags:` with nothing after it is common in hand-written YAML; treat it as not given
+        # for fields that have a default, and let required fields report "field required".
+        if isinstance(value, dict):
+            return {k: v for k, v in value.items()
+                    if not (v is None and k in cls.model_fields
+                            and not cls.model_fields[k].is_required())}
         return value
+
+
+def _scalar_text(value: Any) -> Any:
+    """YAML reads `commit: 1234567` or `version: 1.2` as numbers; they are text here."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if isinstance(value, (int, float)) else value
+
+
+def _one_or_many(value: Any) -> Any:
     return value if isinstance(value, list) else [value]
 
 
+def _setup_shorthand(value: Any) -> Any:
+    return [{"name": "setup", "script": value}] if isinstance(value, str) else value
+
+
+def _model_shorthand(value: Any) -> Any:
+    return {"name": value} if isinstance(value, str) else value
+
+
+def _prompts_shorthand(value: Any) -> Any:
+    # A bare string gets an id from its position, so ids stay stable while the text changes.
+    return [{"id": f"prompt-{i + 1}", "prompt": p} if isinstance(p, str) else p
+            for i, p in enumerate(_one_or_many(value))]
+
+
+def _agents_shorthand(value: Any) -> Any:
+    return [{"name": a} if isinstance(a, str) else a for a in _one_or_many(value)]
+
+
 class ModelSpec(_Strict):
-    name: str
+    name: str = Field(min_length=1)
     effort: str | None = None
-    context_window_size: int | None = None
+    context_window_size: int | None = Field(default=None, gt=0, strict=True)
     thinking: bool | int | str | None = None
     fast: bool | None = None
 
-    @model_validator(mode="before")
+    @field_validator("thinking", mode="before")
     @classmethod
-    def _shorthand(cls, value: Any) -> Any:
-        return {"name": value} if isinstance(value, str) else value
+    def _scalar(cls, value: Any) -> Any:
+        # Checked here so a bad value gets one clear message, not one per union member.
+        if value is not None and not isinstance(value, (bool, int, str)):
+            raise ValueError("expected true or false, a number of tokens, or a string")
+        return value
 
 
-class Agent(_Strict):
-    name: str
-    model: ModelSpec | None = None
-    script: str | None = None  # ours: the `command` agent's bash script
+class _AgentRules(_Strict):
+    """Rules shared by v2 and v1 agents (ours): only `command` takes a script, and needs it."""
 
-    @model_validator(mode="before")
+    @field_validator("script", check_fields=False)
     @classmethod
-    def _shorthand(cls, value: Any) -> Any:
-        return {"name": value} if isinstance(value, str) else value
-
-    @field_validator("script")
-    @classmethod
-    def _script_only_for_command(cls, value: str | None, info) -> str | None:
-        if value is not None and info.data.get("name") not in (None, "command"):
+    def _script_only_for_command(cls, value: str | None, info: Any) -> str | None:
+        name = info.data.get("name")
+        if value is not None and name is not None and name != "command":
             raise ValueError("only the 'command' agent takes a script")
         return value
 
     @model_validator(mode="after")
-    def _command_needs_script(self) -> "Agent":
-        if self.name == "command" and not self.script:
+    def _command_needs_script(self) -> "_AgentRules":
+        if getattr(self, "name", None) == "command" and not getattr(self, "script", None):
             raise ValueError("the 'command' agent needs a 'script'")
         return self
+
+
+class Agent(_AgentRules):
+    """An agent adapter (`claude`: Claude Code; `command`: a bash script, ours) and its model."""
+
+    name: str = Field(min_length=1)
+    model: ModelSpec | None = None
+    script: str | None = None  # ours: the `command` agent's bash script
+
+    @field_validator("model", mode="before", json_schema_input_type=Union[str, ModelSpec, None])
+    @classmethod
+    def _model(cls, value: Any) -> Any:
+        return _model_shorthand(value)
+
+
+class AgentV1(_AgentRules):
+    """A v1 agent: the model is given separately, at the top level or in overrides."""
+
+    name: str = Field(min_length=1)
+    script: str | None = None  # ours: the `command` agent's bash script
 
 
 class Prompt(_Strict):
@@ -72,17 +132,30 @@ class Prompt(_Strict):
     description: str | None = None
     tags: list[str] = []
 
+    @field_validator("id")
+    @classmethod
+    def _safe(cls, value: str) -> str:
+        if not SAFE_NAME.match(value):
+            raise ValueError("prompt ids may use letters, digits, '.', '_' and '-', "
+                             "starting with a letter or digit")
+        return value
+
 
 class EnvVar(_Strict):
     name: str
-    value: str = ""
+    value: str
+
+    @field_validator("name")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not _ENV_NAME.match(value):
+            raise ValueError("not a valid environment variable name")
+        return value
 
     @field_validator("value", mode="before")
     @classmethod
-    def _scalar_to_text(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        return str(value) if isinstance(value, (int, float)) else value
+    def _text(cls, value: Any) -> Any:
+        return _scalar_text(value)
 
     @field_validator("value")
     @classmethod
@@ -102,6 +175,11 @@ class McpHeader(_Strict):
     name: str
     value: str
 
+    @field_validator("value", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return _scalar_text(value)
+
 
 class McpServer(_Strict):
     name: str
@@ -112,10 +190,32 @@ class McpServer(_Strict):
     env: list[McpEnv] = []
     headers: list[McpHeader] = []
 
+    @field_validator("args", mode="before")
+    @classmethod
+    def _args_text(cls, value: Any) -> Any:
+        return [_scalar_text(a) for a in value] if isinstance(value, list) else value
+
 
 class SetupCheck(_Strict):
     name: str
     script: str
+
+
+def workspace_relative(dest: str) -> str:
+    """`dest` relative to /workspace ('.' for the workspace itself); ValueError if it escapes."""
+    text = dest.strip()
+    if not text:
+        raise ValueError("dest must not be empty")
+    norm = posixpath.normpath(text)
+    if norm.startswith("/"):
+        if norm == WORKSPACE:
+            return "."
+        if not norm.startswith(WORKSPACE + "/"):
+            raise ValueError("dest escapes /workspace")
+        return norm[len(WORKSPACE) + 1:]
+    if norm == ".." or norm.startswith("../"):
+        raise ValueError("dest escapes /workspace")
+    return norm
 
 
 class FileEntry(_Strict):
@@ -127,7 +227,7 @@ class FileEntry(_Strict):
 
     @property
     def where(self) -> str:
-        """file:line:column of this entry in its experiment file."""
+        """file:line:column of this entry in its experiment file ('' when not from a file)."""
         return self._where
 
     @field_validator("sha256")
@@ -146,32 +246,17 @@ class FileEntry(_Strict):
     def _slot_needs_name(self) -> "FileEntry":
         if self.source is None and not self.name:
             raise ValueError("an entry without a source is a slot and needs a 'name' "
-                             "(bind it with --file NAME=PATH)")
+                             "(bound at run time with --file NAME=PATH)")
         return self
 
 
-def workspace_relative(dest: str) -> str:
-    """`dest` as a path relative to /workspace ('.' for the workspace itself)."""
-    text = dest.strip()
-    if not text:
-        raise ValueError("dest must not be empty")
-    if text.startswith("/"):
-        norm = posixpath.normpath(text)
-        if norm == WORKSPACE:
-            return "."
-        if not norm.startswith(WORKSPACE + "/"):
-            raise ValueError("dest escapes /workspace")
-        return norm[len(WORKSPACE) + 1:]
-    norm = posixpath.normpath(text)
-    if norm == ".." or norm.startswith("../"):
-        raise ValueError("dest escapes /workspace")
-    return norm
+def _secret_name(name: str) -> str:
+    if not _ENV_NAME.match(name):
+        raise ValueError(f"secret {name!r} is not a valid environment variable name")
+    return name
 
 
-def _setup_shorthand(value: Any) -> Any:
-    if isinstance(value, str):
-        return [{"name": "setup", "script": value}]
-    return _as_list(value)
+SecretName = Annotated[str, AfterValidator(_secret_name)]
 
 
 class SetupStep(_Strict):
@@ -181,24 +266,29 @@ class SetupStep(_Strict):
     tags: list[str] = []
     files: list[FileEntry] = []
     environment_variables: list[EnvVar] = []
-    secrets: list[str] = []
+    secrets: list[SecretName] = []
     mcp_servers: list[McpServer] = []
     setup_checks: list[SetupCheck] = []
 
 
+
+_SetupInput = Union[str, list[SetupStep]]
+
+
 class Environment(_Strict):
-    name: str
+    name: str = Field(min_length=1)
     setup: list[SetupStep] = []
     description: str | None = None
     tags: list[str] = []
     commit: str | None = None
 
-    _norm_setup = field_validator("setup", mode="before")(classmethod(
-        lambda cls, v: _setup_shorthand(v)))
+    _setup = field_validator("setup", mode="before", json_schema_input_type=_SetupInput)(
+        classmethod(lambda cls, v: _setup_shorthand(v)))
+    _text = field_validator("commit", mode="before")(classmethod(lambda cls, v: _scalar_text(v)))
 
 
 class Product(_Strict):
-    name: str
+    name: str = Field(min_length=1)
     type: str | None = None
     setup: list[SetupStep] = []
     version: str | None = None
@@ -206,8 +296,10 @@ class Product(_Strict):
     description: str | None = None
     tags: list[str] = []
 
-    _norm_setup = field_validator("setup", mode="before")(classmethod(
-        lambda cls, v: _setup_shorthand(v)))
+    _setup = field_validator("setup", mode="before", json_schema_input_type=_SetupInput)(
+        classmethod(lambda cls, v: _setup_shorthand(v)))
+    _text = field_validator("version", "commit", mode="before")(
+        classmethod(lambda cls, v: _scalar_text(v)))
 
 
 class TestSpec(_Strict):
@@ -219,9 +311,9 @@ class TestSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _file_safe(cls, value: str) -> str:
-        if not _SAFE_NAME.match(value):
-            raise ValueError("test names may use letters, digits, '.', '_' and '-' "
-                             "(they name log files)")
+        if not SAFE_NAME.match(value):
+            raise ValueError("test names may use letters, digits, '.', '_' and '-', starting "
+                             "with a letter or digit (they name log files)")
         return value
 
 
@@ -231,34 +323,15 @@ class Tests(_Strict):
     application: list[TestSpec] = []
     introspection: list[TestSpec] = []
 
-    @field_validator("application", "introspection", mode="before")
-    @classmethod
-    def _none_is_empty(cls, value: Any) -> Any:
-        return [] if value is None else value
-
-    @field_validator("application", "introspection")
-    @classmethod
-    def _unique(cls, value: list[TestSpec]) -> list[TestSpec]:
-        seen: set[str] = set()
-        for test in value:
-            if test.name in seen:
-                raise ValueError(f"two tests are named {test.name!r}")
-            seen.add(test.name)
-        return value
-
 
 class Limits(_Strict):
-    max_turns: int | None = Field(default=None, gt=0)
-    max_time_seconds: float | None = Field(default=None, gt=0)
-    max_cost_usd: float | None = Field(default=None, ge=0)
+    max_turns: int | None = Field(default=None, gt=0, strict=True)
+    max_time_seconds: float | None = Field(default=None, gt=0, strict=True)
+    max_cost_usd: float | None = Field(default=None, ge=0, strict=True)
 
 
-def _prompts_shorthand(value: Any) -> Any:
-    items = _as_list(value)
-    if items is None:
-        return None
-    return [{"id": f"prompt-{i + 1}", "prompt": p} if isinstance(p, str) else p
-            for i, p in enumerate(items)]
+_AgentsInput = Union[str, Agent, list[Union[str, Agent]], None]
+_PromptsInput = Union[str, Prompt, list[Union[str, Prompt]], None]
 
 
 class Extension(_Strict):
@@ -269,22 +342,38 @@ class Extension(_Strict):
     prompts: list[Prompt] | None = None
     environments: list[Environment] | None = None
     products: list[Product] | None = None
-    extensions: list["Extension"] = []
+    extensions: list[Extension] = []
 
-    _norm_agents = field_validator("agents", mode="before")(classmethod(lambda cls, v: _as_list(v)))
-    _norm_prompts = field_validator("prompts", mode="before")(classmethod(
-        lambda cls, v: _prompts_shorthand(v)))
-    _norm_envs = field_validator("environments", "products", "extensions", mode="before")(
-        classmethod(lambda cls, v: _as_list(v)))
+    @field_validator("id")
+    @classmethod
+    def _safe(cls, value: str) -> str:
+        if not _EXTENSION_ID.match(value):
+            raise ValueError("extension ids may use letters, digits, '_' and '-', starting "
+                             "with a letter or digit")
+        return value
+
+    _agents = field_validator("agents", mode="before", json_schema_input_type=_AgentsInput)(
+        classmethod(lambda cls, v: _agents_shorthand(v)))
+    _prompts = field_validator("prompts", mode="before", json_schema_input_type=_PromptsInput)(
+        classmethod(lambda cls, v: _prompts_shorthand(v)))
 
 
 def _kebab(value: str) -> str:
-    if not _KEBAB.match(value):
+    if not KEBAB.match(value):
         raise ValueError("must be kebab-case: lowercase letters and digits joined by '-'")
     return value
 
 
-class ExperimentV2(_Strict):
+class _Experiment(_Strict):
+    _source: YamlSource | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> YamlSource:
+        """Where the experiment came from; positions for errors found after validation."""
+        return self._source or YamlSource("<experiment>", self.model_dump(by_alias=True))
+
+
+class ExperimentV2(_Experiment):
     schema_version: Literal[2]
     id: str
     name: str = Field(min_length=1)
@@ -295,49 +384,55 @@ class ExperimentV2(_Strict):
     products: list[Product] | None = None
     extensions: list[Extension] = []
     environment_variables: list[EnvVar] = []
-    secrets: list[str] = []
+    secrets: list[SecretName] = []
     files: list[FileEntry] = []
     tests: Tests
     limits: Limits
 
     _id = field_validator("id")(classmethod(lambda cls, v: _kebab(v)))
-    _norm_agents = field_validator("agents", mode="before")(classmethod(lambda cls, v: _as_list(v)))
-    _norm_prompts = field_validator("prompts", mode="before")(classmethod(
-        lambda cls, v: _prompts_shorthand(v)))
-    _norm_lists = field_validator("environments", "products", "extensions", "files",
-                                  "environment_variables", mode="before")(
-        classmethod(lambda cls, v: _as_list(v)))
+    _agents = field_validator("agents", mode="before", json_schema_input_type=_AgentsInput)(
+        classmethod(lambda cls, v: _agents_shorthand(v)))
+    _prompts = field_validator("prompts", mode="before", json_schema_input_type=_PromptsInput)(
+        classmethod(lambda cls, v: _prompts_shorthand(v)))
 
 
 class Flow(_Strict):
     prompt: str
 
 
+_ModelInput = Union[str, ModelSpec, None]
+_AgentV1Input = Union[str, AgentV1, None]
+
+
 class Overrides(_Strict):
     setup: list[SetupStep] | None = None
     prompt: str | None = None
     model: ModelSpec | None = None
-    agent: Agent | None = None
-    secrets: list[str] = []
+    agent: AgentV1 | None = None
+    secrets: list[SecretName] = []
     files: list[FileEntry] = []
     mcp_servers: list[McpServer] = []
     setup_checks: list[SetupCheck] = []
 
-    _norm_setup = field_validator("setup", mode="before")(classmethod(
-        lambda cls, v: _setup_shorthand(v)))
+    _setup = field_validator("setup", mode="before", json_schema_input_type=_SetupInput)(
+        classmethod(lambda cls, v: _setup_shorthand(v)))
+    _model = field_validator("model", mode="before", json_schema_input_type=_ModelInput)(
+        classmethod(lambda cls, v: _model_shorthand(v)))
+    _agent = field_validator("agent", mode="before", json_schema_input_type=_AgentV1Input)(
+        classmethod(lambda cls, v: _model_shorthand(v)))
 
 
 class MatrixVariant(_Strict):
     id: str
     tag: str | None = None
-    description: str | None = None
     overrides: Overrides = Overrides()
 
     @field_validator("id")
     @classmethod
     def _safe(cls, value: str) -> str:
-        if not _SAFE_NAME.match(value):
-            raise ValueError("variant ids may use letters, digits, '.', '_' and '-'")
+        if not SAFE_NAME.match(value):
+            raise ValueError("variant ids may use letters, digits, '.', '_' and '-', "
+                             "starting with a letter or digit")
         return value
 
 
@@ -345,18 +440,17 @@ class Matrix(_Strict):
     variant: list[MatrixVariant]
 
 
-class ExperimentV1(_Strict):
+class ExperimentV1(_Experiment):
     schema_version: Literal[1]
     id: str
     name: str = Field(min_length=1)
     description: str | None = None
     flow: Flow | None = None
     model: ModelSpec | None = None
-    agent: Agent | None = None
+    agent: AgentV1 | None = None
     setup: list[SetupStep] = []
-    environment_variables: list[EnvVar] = []
     files: list[FileEntry] = []
-    secrets: list[str] = []
+    secrets: list[SecretName] = []
     mcp_servers: list[McpServer] = []
     setup_checks: list[SetupCheck] = []
     matrix: Matrix | None = None
@@ -364,8 +458,70 @@ class ExperimentV1(_Strict):
     limits: Limits
 
     _id = field_validator("id")(classmethod(lambda cls, v: _kebab(v)))
-    _norm_setup = field_validator("setup", mode="before")(classmethod(
-        lambda cls, v: _setup_shorthand(v)))
+    _setup = field_validator("setup", mode="before", json_schema_input_type=_SetupInput)(
+        classmethod(lambda cls, v: _setup_shorthand(v)))
+    _model = field_validator("model", mode="before", json_schema_input_type=_ModelInput)(
+        classmethod(lambda cls, v: _model_shorthand(v)))
+    _agent = field_validator("agent", mode="before", json_schema_input_type=_AgentV1Input)(
+        classmethod(lambda cls, v: _model_shorthand(v)))
 
 
-Experiment = ExperimentV1 | ExperimentV2
+Experiment = Union[ExperimentV1, ExperimentV2]
+AXES_KEYS = ("agents", "prompts", "environments", "products", "extensions", "matrix", "flow")
+
+
+def parse_experiment(source: YamlSource) -> Experiment:
+    """Validate parsed YAML as a v1 or v2 experiment. Raises ExperimentError only."""
+    data = source.data
+    if not isinstance(data, dict):
+        raise ExperimentError([source.problem((), "the top level must be a mapping of fields",
+                                              path="")])
+    if "schema_version" not in data:
+        raise ExperimentError([source.problem(("schema_version",), "field required (2, or 1 "
+                                              "for legacy files)", at="parent")])
+    version = data["schema_version"]
+    model: type[ExperimentV1] | type[ExperimentV2] | None = (
+        {1: ExperimentV1, 2: ExperimentV2}.get(version) if type(version) is int else None)
+    if model is None:
+        raise ExperimentError([source.problem(("schema_version",), f"unsupported schema_version "
+                                              f"{version!r}: use 2 (or 1 for legacy files)")])
+    try:
+        exp = model.model_validate(data)
+    except ValidationError as e:
+        raise ExperimentError(problems_from_validation(source.file, model, e,
+                                                       source.position)) from None
+    except RecursionError:
+        raise ExperimentError([Problem(source.file, 1, 1, "", "values nested too deeply")]) \
+            from None
+    problems = _duplicate_tests(exp, source)
+    if isinstance(exp, ExperimentV1):
+        problems += _duplicate_v1_variants(exp, source)
+    if problems:
+        raise ExperimentError(sorted(problems, key=lambda p: (p.line, p.column)))
+    exp._source = source
+    return exp
+
+
+def _duplicate_tests(exp: Experiment, source: YamlSource) -> list[Problem]:
+    problems = []
+    for kind in ("application", "introspection"):
+        first: dict[str, int] = {}
+        for i, test in enumerate(getattr(exp.tests, kind)):
+            if test.name in first:
+                other = format_path(("tests", kind, first[test.name]))
+                problems.append(source.problem(("tests", kind, i, "name"),
+                                               f"duplicate test name {test.name!r} "
+                                               f"(also {other})"))
+            first.setdefault(test.name, i)
+    return problems
+
+
+def _duplicate_v1_variants(exp: ExperimentV1, source: YamlSource) -> list[Problem]:
+    problems = []
+    seen: set[str] = set()
+    for i, variant in enumerate(exp.matrix.variant if exp.matrix else []):
+        if variant.id in seen:
+            problems.append(source.problem(("matrix", "variant", i, "id"),
+                                           f"duplicate variant id {variant.id!r}"))
+        seen.add(variant.id)
+    return problems

@@ -6,32 +6,31 @@ import hashlib
 import itertools
 import json
 import re
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-from .errors import ExperimentError, Problem
+from .errors import ExperimentError, format_path
 from .models import (
-    Agent, Environment, EnvVar, ExperimentV1, ExperimentV2, Extension, FileEntry, Limits,
-    McpServer, Product, Prompt, SetupCheck, SetupStep, Tests,
+    SAFE_NAME, Agent, Environment, EnvVar, Experiment, ExperimentV1, ExperimentV2, Extension,
+    FileEntry, Limits, McpServer, MatrixVariant, Product, Prompt, SetupCheck, SetupStep, Tests,
 )
 from .yamlsource import YamlSource
 
-_SLUG = re.compile(r"[^a-z0-9_-]+")
-_VARIANT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_SLUG_RUN = re.compile(r"[^a-z0-9_-]+")
+AXES = ("agents", "prompts", "environments", "products")
 
 
-class ResolvedStep(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class ResolvedStep(SetupStep):
+    """A setup step as it runs: environment steps first, then product steps."""
 
-    phase: str   # "environment" or "product"
-    name: str
-    script: str
+    phase: Literal["environment", "product"]
 
 
 class ResolvedVariant(BaseModel):
-    """Everything one variant run needs, with secrets by name only."""
+    """Everything one variant run needs. Secrets are names only, so it is safe to write out."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -68,226 +67,258 @@ _NOT_FINGERPRINTED = {"id", "tag", "tags", "extension_path", "experiment_name",
                       "experiment_description", "source_file", "fingerprint"}
 
 
+def _without_descriptions(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_descriptions(v) for k, v in value.items() if k != "description"}
+    if isinstance(value, list):
+        return [_without_descriptions(v) for v in value]
+    return value
+
+
 def fingerprint(variant: ResolvedVariant) -> str:
-    """sha256 of what determines the run's behaviour, independent of names and key order."""
-    body = variant.model_dump(mode="json", exclude=_NOT_FINGERPRINTED, by_alias=True)
+    """sha256 of what decides the run's behaviour; names, tags and descriptions do not."""
+    body = _without_descriptions(variant.model_dump(mode="json", exclude=_NOT_FINGERPRINTED,
+                                                    by_alias=True))
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def slug(text: str) -> str:
-    return _SLUG.sub("-", text.lower()).strip("-") or "x"
-
-
-def _agent_id(agent: Agent) -> str:
-    return slug(f"{agent.name}-{agent.model.name}" if agent.model else agent.name)
-
-
-def _unique_ids(ids: list[str]) -> list[str]:
-    """Number values of one axis that would share an id (e.g. two `command` agents)."""
-    if len(set(ids)) == len(ids):
-        return ids
-    return [f"{i}-{n + 1}" if ids.count(i) > 1 else i for n, i in enumerate(ids)]
+    return _SLUG_RUN.sub("-", text.lower()).strip("-")
 
 
 def _dedup(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-def _with_where(entry: FileEntry, source: YamlSource, loc: tuple) -> FileEntry:
-    line, col = source.position(loc)
-    entry._where = f"{source.file}:{line}:{col}"
-    return entry
+@dataclass
+class _Parts:
+    """What setup steps and file-level lists contribute to a variant, in run order."""
+
+    setup: list[ResolvedStep] = field(default_factory=list)
+    checks: list[SetupCheck] = field(default_factory=list)
+    files: list[FileEntry] = field(default_factory=list)
+    env: list[EnvVar] = field(default_factory=list)
+    secrets: list[str] = field(default_factory=list)
+    mcp: list[McpServer] = field(default_factory=list)
+
+    def add_steps(self, steps: list[SetupStep], phase: str, loc: tuple[Any, ...],
+                  source: YamlSource) -> None:
+        for i, step in enumerate(steps):
+            self.setup.append(ResolvedStep(phase=phase, **dict(step)))
+            self.files += _located(step.files, loc + (i, "files"), source)
+            self.env += step.environment_variables
+            self.secrets += step.secrets
+            self.mcp += step.mcp_servers
+            self.checks += step.setup_checks
 
 
-def _setup_parts(steps: list[SetupStep], phase: str, loc: tuple, source: YamlSource):
-    resolved, files, env, secrets, mcp, checks = [], [], [], [], [], []
-    for i, step in enumerate(steps):
-        resolved.append(ResolvedStep(phase=phase, name=step.name, script=step.script))
-        files += [_with_where(f, source, loc + (i, "files", j)) for j, f in enumerate(step.files)]
-        env += step.environment_variables
-        secrets += step.secrets
-        mcp += step.mcp_servers
-        checks += step.setup_checks
-    return resolved, files, env, secrets, mcp, checks
+def _located(entries: list[FileEntry], loc: tuple[Any, ...],
+             source: YamlSource) -> list[FileEntry]:
+    for j, entry in enumerate(entries):
+        # Entries are frozen; the private position is set once, and an entry shared by several
+        # variants comes from one place in the file.
+        entry._where = source.where(loc + (j,))
+    return list(entries)
 
 
 # -- v2 ------------------------------------------------------------------------------------
 
-def _leaves(exp: ExperimentV2):
-    """(extension path, axes, extension tags, loc of the leaf) for every variant family."""
-    top = {"agents": exp.agents, "prompts": exp.prompts,
-           "environments": exp.environments, "products": exp.products}
+@dataclass
+class _Leaf:
+    path: list[str]
+    loc: tuple[Any, ...]              # where the leaf extension is written; () for the top
+    tags: list[str]
+    axes: dict[str, list[Any]]        # axis -> values ([None] when absent)
+    axis_locs: dict[str, tuple[Any, ...]]  # axis -> where its list is written
+
+
+def _leaves(exp: ExperimentV2) -> list[_Leaf]:
+    top = _Leaf([], (), [], {}, {})
+    for axis in AXES:
+        values = getattr(exp, axis)
+        top.axes[axis] = list(values) if values else [None]
+        top.axis_locs[axis] = (axis,)
     if not exp.extensions:
-        yield [], top, [], ()
-        return
+        return [top]
+    out: list[_Leaf] = []
 
-    def walk(ext: Extension, axes, path, tags, loc):
-        axes = {k: (getattr(ext, k) if getattr(ext, k) is not None else v)
-                for k, v in axes.items()}
-        path, tags = path + [ext.id], tags + list(ext.tags)
-        if not ext.extensions:
-            yield path, axes, tags, loc
-        for i, child in enumerate(ext.extensions):
-            yield from walk(child, axes, path, tags, loc + ("extensions", i))
+    def walk(parent: _Leaf, exts: list[Extension], loc: tuple[Any, ...]) -> None:
+        for i, ext in enumerate(exts):
+            here = loc + (i,)
+            leaf = _Leaf(parent.path + [ext.id], here, parent.tags + list(ext.tags),
+                         dict(parent.axes), dict(parent.axis_locs))
+            for axis in AXES:
+                values = getattr(ext, axis)
+                if values is not None:  # given, even empty, replaces the parent's axis
+                    leaf.axes[axis] = list(values) or [None]
+                    leaf.axis_locs[axis] = here + (axis,)
+            if ext.extensions:
+                walk(leaf, ext.extensions, here + ("extensions",))
+            else:
+                out.append(leaf)
 
-    for i, ext in enumerate(exp.extensions):
-        yield from walk(ext, top, [], [], ("extensions", i))
+    walk(top, exp.extensions, ("extensions",))
+    return out
+
+
+def _agent_id(agent: Agent) -> str:
+    return slug(f"{agent.name}-{agent.model.name}" if agent.model else agent.name)
+
+
+def _agent_label(agent: Agent) -> str:
+    return f"{agent.name} {agent.model.name}" if agent.model else agent.name
+
+
+def _value_id(axis: str, value: Any) -> str:
+    if axis == "agents":
+        return _agent_id(value)
+    if axis == "prompts":
+        return value.id
+    return slug(value.name)
+
+
+def _value_label(axis: str, value: Any) -> str:
+    if axis == "agents":
+        return _agent_label(value)
+    return value.id if axis == "prompts" else value.name
+
+
+@dataclass
+class _Candidate:
+    variant: ResolvedVariant
+    locs: dict[str, tuple[Any, ...]]  # axis -> where this variant's value is written
 
 
 def _resolve_v2(exp: ExperimentV2, source: YamlSource) -> list[ResolvedVariant]:
-    variants: list[ResolvedVariant] = []
-    top_files = [_with_where(f, source, ("files", i)) for i, f in enumerate(exp.files)]
-    for path, axes, ext_tags, loc in _leaves(exp):
-        agents = axes["agents"] or []
-        prompts = axes["prompts"] or []
-        where = loc or ()
-        if not agents:
-            raise ExperimentError([source.problem(where, f"variant {'.'.join(path) or 'default'}"
-                                                  " has no agent: give 'agents'", path="agents")])
-        if not prompts:
-            raise ExperimentError([source.problem(where, f"variant {'.'.join(path) or 'default'}"
-                                                  " has no prompt: give 'prompts'", path="prompts")])
-        envs = axes["environments"] or [None]
-        prods = axes["products"] or [None]
-        ids = {
-            "agents": _unique_ids([_agent_id(a) for a in agents]),
-            "prompts": _unique_ids([slug(p.id) for p in prompts]),
-            "environments": _unique_ids([slug(e.name) if e else "" for e in envs]),
-            "products": _unique_ids([slug(p.name) if p else "" for p in prods]),
-        }
-        for (ai, agent), (pi, prompt), (ei, env), (di, prod) in itertools.product(
-                enumerate(agents), enumerate(prompts), enumerate(envs), enumerate(prods)):
-            parts = list(path)
-            labels = list(path)
-            for axis, index, label in (("agents", ai, agent.name + (f" {agent.model.name}" if agent.model else "")),
-                                       ("prompts", pi, prompt.id),
-                                       ("environments", ei, env.name if env else ""),
-                                       ("products", di, prod.name if prod else "")):
-                if len(ids[axis]) > 1:
-                    parts.append(ids[axis][index])
-                    labels.append(label)
-            vid = ".".join(parts) or "default"
-            setup, files, env_vars, secrets, mcp, checks = [], list(top_files), \
-                list(exp.environment_variables), list(exp.secrets), [], []
-            for kind, item in (("environment", env), ("product", prod)):
-                if item is None:
-                    continue
-                axis_loc = _axis_loc(loc, axes, kind + "s", exp)
-                idx = (envs if kind == "environment" else prods).index(item)
-                s, f, e, sec, m, c = _setup_parts(item.setup, kind,
-                                                  axis_loc + (idx, "setup"), source)
-                setup += s
-                files += f
-                env_vars += e
-                secrets += sec
-                mcp += m
-                checks += c
+    top_files = _located(exp.files, ("files",), source)
+    candidates: list[_Candidate] = []
+    for leaf in _leaves(exp):
+        varying = [a for a in AXES if len(leaf.axes[a]) > 1]
+        for picks in itertools.product(*(list(enumerate(leaf.axes[a])) for a in AXES)):
+            chosen = dict(zip(AXES, picks))
+            locs = {a: leaf.axis_locs[a] + ((i,) if leaf.axes[a][i] is not None else ())
+                    for a, (i, _) in chosen.items()}
+            parts_id = list(leaf.path) + [_value_id(a, chosen[a][1]) for a in varying]
+            vid = ".".join(parts_id) or "default"
+            tag = " / ".join(list(leaf.path) + [_value_label(a, chosen[a][1])
+                                                for a in varying]) or "default"
+            agent: Agent | None = chosen["agents"][1]
+            prompt: Prompt | None = chosen["prompts"][1]
+            env: Environment | None = chosen["environments"][1]
+            prod: Product | None = chosen["products"][1]
+            for axis, value in (("agents", agent), ("prompts", prompt)):
+                if value is None:
+                    raise ExperimentError([source.problem(
+                        leaf.loc, f"variant {vid} has no {axis[:-1]}: give '{axis}' at the "
+                        "top level or in its extension", path=format_path(leaf.loc))])
+            assert agent is not None and prompt is not None
+            if "" in parts_id or not SAFE_NAME.match(vid):
+                raise ExperimentError([source.problem(
+                    leaf.loc, f"variant {tag!r} gets the id {vid!r}, which is not safe as a "
+                    "file name: give its axis values names with letters or digits")])
+            parts = _Parts(files=list(top_files), env=list(exp.environment_variables),
+                           secrets=list(exp.secrets))
+            if env is not None:
+                parts.add_steps(env.setup, "environment", locs["environments"] + ("setup",),
+                                source)
+            if prod is not None:
+                parts.add_steps(prod.setup, "product", locs["products"] + ("setup",), source)
             matrix = {"agent": agent.name}
-            if agent.model:
+            if agent.model is not None:
                 matrix["model"] = agent.model.name
             matrix["prompt"] = prompt.id
-            if env:
+            if env is not None:
                 matrix["environment"] = env.name
-            if prod:
+            if prod is not None:
                 matrix["product"] = prod.name
             tags = _dedup(list(prompt.tags) + (list(env.tags) if env else [])
-                          + (list(prod.tags) if prod else []) + ext_tags)
-            variants.append(_finish(ResolvedVariant(
+                          + (list(prod.tags) if prod else []) + leaf.tags)
+            variant = ResolvedVariant(
                 schema_version=2, experiment_id=exp.id, experiment_name=exp.name,
-                experiment_description=exp.description, source_file=source.file,
-                id=vid, tag=" / ".join(labels) or exp.name, tags=tags, extension_path=path,
-                matrix=matrix, agent=agent, prompt=prompt, environment=env, product=prod,
-                setup=setup, setup_checks=checks, files=files,
-                environment_variables=env_vars, secrets=_dedup(secrets), mcp_servers=mcp,
-                tests=exp.tests, limits=exp.limits), source, loc))
-    _check_ids(variants, source)
-    return variants
+                experiment_description=exp.description, source_file=source.abspath or source.file,
+                id=vid, tag=tag, tags=tags, extension_path=list(leaf.path), matrix=matrix,
+                agent=agent, prompt=prompt, environment=env, product=prod,
+                setup=parts.setup, setup_checks=parts.checks, files=parts.files,
+                environment_variables=parts.env, secrets=_dedup(parts.secrets),
+                mcp_servers=parts.mcp, tests=exp.tests, limits=exp.limits)
+            candidates.append(_Candidate(_with_fingerprint(variant), locs))
+    _check_unique_ids(candidates, source)
+    return [c.variant for c in candidates]
 
 
-def _axis_loc(leaf_loc: tuple, axes, axis: str, exp: ExperimentV2) -> tuple:
-    """Where the axis a leaf uses was written: the nearest extension giving it, else the top."""
-    node: Any = exp
-    found: tuple = (axis,)
-    loc: tuple = ()
-    parts = list(leaf_loc)
-    while parts:
-        key, idx = parts[0], parts[1]
-        parts = parts[2:]
-        node = getattr(node, key)[idx]
-        loc = loc + (key, idx)
-        if getattr(node, axis, None) is not None:
-            found = loc + (axis,)
-    return found
+def _check_unique_ids(candidates: list[_Candidate], source: YamlSource) -> None:
+    seen: dict[str, _Candidate] = {}
+    for cand in candidates:
+        first = seen.setdefault(cand.variant.id, cand)
+        if first is cand:
+            continue
+        # Point at the first axis value that tells the two apart: that is what needs a name.
+        differing = next((a for a in AXES if first.locs[a] != cand.locs[a]), None)
+        loc = cand.locs[differing] if differing else ()
+        a, b = (", ".join(format_path(c.locs[x]) for x in AXES
+                          if c.locs[x] and isinstance(c.locs[x][-1], int))
+                for c in (first, cand))
+        raise ExperimentError([source.problem(
+            loc, f"two variants resolve to the id {cand.variant.id!r} ({a}; and {b}): give "
+            "their axis values distinct names, models or ids")])
 
 
-def _finish(variant: ResolvedVariant, source: YamlSource, loc: tuple) -> ResolvedVariant:
-    if not _VARIANT_ID.match(variant.id):
-        raise ExperimentError([source.problem(loc, f"variant id {variant.id!r} is not "
-                                              "file-system safe", path="id")])
+def _with_fingerprint(variant: ResolvedVariant) -> ResolvedVariant:
     return variant.model_copy(update={"fingerprint": fingerprint(variant)})
-
-
-def _check_ids(variants: list[ResolvedVariant], source: YamlSource) -> None:
-    seen: dict[str, ResolvedVariant] = {}
-    for v in variants:
-        if v.id in seen:
-            raise ExperimentError([Problem(source.file, 1, 1, "", f"two variants resolve to "
-                                           f"the id {v.id!r} ({seen[v.id].tag} and {v.tag}): "
-                                           "give their axis values distinct names or ids")])
-        seen[v.id] = v
 
 
 # -- v1 ------------------------------------------------------------------------------------
 
 def _resolve_v1(exp: ExperimentV1, source: YamlSource) -> list[ResolvedVariant]:
-    from .models import MatrixVariant, Overrides
-
     entries = exp.matrix.variant if exp.matrix else [MatrixVariant(id="default", tag="default")]
     variants: list[ResolvedVariant] = []
     seen: set[str] = set()
     for i, mv in enumerate(entries):
-        loc = ("matrix", "variant", i) if exp.matrix else ()
+        loc: tuple[Any, ...] = ("matrix", "variant", i) if exp.matrix else ()
         if mv.id in seen:
-            raise ExperimentError([source.problem(loc + ("id",), f"duplicate variant id "
-                                                  f"{mv.id!r}")])
+            raise ExperimentError([source.problem(loc + ("id",),
+                                                  f"duplicate variant id {mv.id!r}")])
         seen.add(mv.id)
-        ov: Overrides = mv.overrides
-        agent = ov.agent or exp.agent or Agent(name="claude")
+        ov = mv.overrides
+        base_agent = ov.agent or exp.agent
         model = ov.model or exp.model
-        if agent.model is None and model is not None:
-            agent = agent.model_copy(update={"model": model})
-        prompt_text = ov.prompt if ov.prompt is not None else (exp.flow.prompt if exp.flow else None)
+        agent = Agent(name=base_agent.name if base_agent else "claude",
+                      script=base_agent.script if base_agent else None, model=model)
+        prompt_text = ov.prompt if ov.prompt is not None else (exp.flow.prompt if exp.flow
+                                                               else None)
         if prompt_text is None:
-            raise ExperimentError([source.problem(loc, f"variant {mv.id} has no prompt: give "
-                                                  "flow.prompt or overrides.prompt", path="flow")])
-        steps, steps_loc = (ov.setup, loc + ("overrides", "setup")) if ov.setup is not None \
-            else (exp.setup, ("setup",))
-        setup, files, env_vars, secrets, mcp, checks = _setup_parts(steps, "environment",
-                                                                    steps_loc, source)
-        top_files = [_with_where(f, source, ("files", j)) for j, f in enumerate(exp.files)]
-        ov_files = [_with_where(f, source, loc + ("overrides", "files", j))
-                    for j, f in enumerate(ov.files)]
+            raise ExperimentError([source.problem(
+                loc, f"variant {mv.id!r} has no prompt: give flow.prompt or overrides.prompt",
+                path=format_path(loc) if loc else "flow", at="parent")])
+        # Overrides of lists add to the top-level list; setup replaces.
+        parts = _Parts(
+            files=_located(exp.files, ("files",), source)
+            + _located(ov.files, loc + ("overrides", "files"), source),
+            secrets=list(exp.secrets) + list(ov.secrets),
+            mcp=list(exp.mcp_servers) + list(ov.mcp_servers),
+            checks=list(exp.setup_checks) + list(ov.setup_checks))
+        if ov.setup is not None:
+            parts.add_steps(ov.setup, "environment", loc + ("overrides", "setup"), source)
+        else:
+            parts.add_steps(exp.setup, "environment", ("setup",), source)
         matrix = {"agent": agent.name}
-        if agent.model:
+        if agent.model is not None:
             matrix["model"] = agent.model.name
         matrix["prompt"] = "prompt"
-        variants.append(_finish(ResolvedVariant(
+        variants.append(_with_fingerprint(ResolvedVariant(
             schema_version=1, experiment_id=exp.id, experiment_name=exp.name,
-            experiment_description=exp.description, source_file=source.file,
-            id=mv.id, tag=mv.tag or mv.id, tags=[], matrix=matrix, agent=agent,
-            prompt=Prompt(id="prompt", prompt=prompt_text),
-            setup=setup,
-            setup_checks=list(exp.setup_checks) + checks + list(ov.setup_checks),
-            files=top_files + files + ov_files,
-            environment_variables=list(exp.environment_variables) + env_vars,
-            secrets=_dedup(list(exp.secrets) + secrets + list(ov.secrets)),
-            mcp_servers=list(exp.mcp_servers) + mcp + list(ov.mcp_servers),
-            tests=exp.tests, limits=exp.limits), source, loc))
+            experiment_description=exp.description, source_file=source.abspath or source.file,
+            id=mv.id, tag=mv.tag or mv.id, tags=[], extension_path=[], matrix=matrix,
+            agent=agent, prompt=Prompt(id="prompt", prompt=prompt_text),
+            setup=parts.setup, setup_checks=parts.checks, files=parts.files,
+            environment_variables=parts.env, secrets=_dedup(parts.secrets),
+            mcp_servers=parts.mcp, tests=exp.tests, limits=exp.limits)))
     return variants
 
 
-def resolve(exp: ExperimentV1 | ExperimentV2, source: YamlSource) -> list[ResolvedVariant]:
+def resolve(exp: Experiment, source: YamlSource) -> list[ResolvedVariant]:
+    """Every variant of a validated experiment, in declaration order. Raises ExperimentError."""
     if isinstance(exp, ExperimentV2):
         return _resolve_v2(exp, source)
     return _resolve_v1(exp, source)

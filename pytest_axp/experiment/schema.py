@@ -1,4 +1,4 @@
-"""The JSON schema of experiment files, generated from the models."""
+"""The JSON schema of experiment files (v2, or legacy v1), generated from the models."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from .models import ExperimentV1, ExperimentV2
 
 
 def experiment_json_schema() -> dict[str, Any]:
+    # "validation" mode: the shapes a file may be written in, shorthands included.
     refs, schema = models_json_schema([(ExperimentV2, "validation"), (ExperimentV1, "validation")],
                                       ref_template="#/$defs/{model}")
     return {

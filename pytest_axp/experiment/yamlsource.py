@@ -1,24 +1,34 @@
-"""YAML that remembers where every value came from, so errors can point at it."""
+"""YAML that remembers where every mapping and list came from, so errors can point at them."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from .errors import ExperimentError, Problem
+from .errors import ExperimentError, Problem, format_path
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
-MAX_EXPANDED_NODES = 200_000  # aliases may share nodes; expansion past this is an attack
+# Aliases share nodes, so a small file can expand enormously (a "billion laughs");
+# anything past this many values is refused before validation walks it.
+MAX_EXPANDED_VALUES = 200_000
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
 
 
 class _DuplicateKey(Exception):
     def __init__(self, key: str, node: Node) -> None:
+        super().__init__(key)
         self.key, self.node = key, node
+
+
+class _BadKey(Exception):
+    def __init__(self, node: Node) -> None:
+        super().__init__("bad key")
+        self.node = node
 
 
 class _Loader(yaml.SafeLoader):
@@ -27,32 +37,36 @@ class _Loader(yaml.SafeLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.nodes: dict[int, Node] = {}
-        self.keep: list[Any] = []  # keep objects alive so their ids stay unique
+        self.keep: list[Any] = []  # ids are only unique while the objects live
 
     def _remember(self, obj: Any, node: Node) -> None:
         self.nodes[id(obj)] = node
         self.keep.append(obj)
 
-    def construct_yaml_map(self, node: MappingNode):
+    def construct_yaml_map(self, node: MappingNode) -> Iterator[dict[Any, Any]]:
         data: dict[Any, Any] = {}
         self._remember(data, node)
         yield data
         data.update(self.construct_mapping(node))
 
-    def construct_yaml_seq(self, node):
+    def construct_yaml_seq(self, node: SequenceNode) -> Iterator[list[Any]]:
         data: list[Any] = []
         self._remember(data, node)
         yield data
         data.extend(self.construct_sequence(node))
 
-    def construct_mapping(self, node, deep=False):
+    def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, MappingNode):
             seen: set[str] = set()
             for key_node, _ in node.value:
-                if isinstance(key_node, ScalarNode) and key_node.tag != _MERGE_TAG:
-                    if key_node.value in seen:
-                        raise _DuplicateKey(key_node.value, key_node)
-                    seen.add(key_node.value)
+                if key_node.tag == _MERGE_TAG:
+                    continue
+                if not isinstance(key_node, ScalarNode) or key_node.tag != _STR_TAG:
+                    # Field names are text; `1:` or `null:` as a key is a typo or a trap.
+                    raise _BadKey(key_node)
+                if key_node.value in seen:
+                    raise _DuplicateKey(key_node.value, key_node)
+                seen.add(key_node.value)
         return super().construct_mapping(node, deep=deep)
 
 
@@ -62,20 +76,26 @@ _Loader.add_constructor("tag:yaml.org,2002:seq", _Loader.construct_yaml_seq)
 
 @dataclass
 class YamlSource:
+    """Parsed data plus the YAML nodes behind its containers."""
+
     file: str
     data: Any
-    nodes: dict[int, Node] = field(repr=False)
-    _keep: list[Any] = field(repr=False, default_factory=list)
+    nodes: dict[int, Node] = field(repr=False, default_factory=dict)
+    keep: list[Any] = field(repr=False, default_factory=list)
+    abspath: str = ""  # the file's absolute path; `file` is as the user named it
 
-    def problem(self, loc: tuple, message: str, *, at: str = "value",
+    def problem(self, loc: tuple[Any, ...], message: str, *, at: str = "value",
                 path: str | None = None) -> Problem:
-        """A problem at `loc`: at the key ('key'), the value ('value') or the parent mapping."""
-        from .errors import format_path
-
         line, col = self.position(loc, at)
         return Problem(self.file, line, col, format_path(loc) if path is None else path, message)
 
-    def position(self, loc: tuple, at: str = "value") -> tuple[int, int]:
+    def where(self, loc: tuple[Any, ...]) -> str:
+        line, col = self.position(loc)
+        return f"{self.file}:{line}:{col}"
+
+    def position(self, loc: tuple[Any, ...], at: str = "value") -> tuple[int, int]:
+        """1-based (line, column) of `loc`: the key (`at="key"`), the value, or, when a step of
+        the walk does not exist in the data (a missing field), the last node reached."""
         container = self.data
         node = self.nodes.get(id(container))
         mark = node.start_mark if node is not None else None
@@ -87,17 +107,17 @@ class YamlSource:
             if isinstance(container, dict) and isinstance(part, str):
                 pair = _find_key(node, part)
                 if pair is None:
-                    break  # missing key: point at the mapping that lacks it
+                    break
                 key_node, value_node = pair
                 mark = key_node.start_mark if (last and at == "key") else value_node.start_mark
                 container = container.get(part)
             elif isinstance(container, list) and isinstance(part, int):
-                if not 0 <= part < len(node.value):
+                if not isinstance(node, SequenceNode) or not 0 <= part < len(node.value):
                     break
                 mark = node.value[part].start_mark
                 container = container[part]
             elif isinstance(container, dict) and isinstance(part, int):
-                continue  # a single object written where a list is allowed
+                continue  # one object written where a list is allowed: it is item 0
             else:
                 break
         if mark is None:
@@ -105,7 +125,7 @@ class YamlSource:
         return mark.line + 1, mark.column + 1
 
 
-def _find_key(node: Node, key: str):
+def _find_key(node: Node, key: str) -> tuple[Node, Node] | None:
     if not isinstance(node, MappingNode):
         return None
     for key_node, value_node in node.value:
@@ -114,79 +134,107 @@ def _find_key(node: Node, key: str):
     return None
 
 
-def load_yaml(path: str | Path) -> YamlSource:
-    """Parse a YAML file; every failure is an ExperimentError with a position."""
+def _line_col(text: str | bytes, offset: int) -> tuple[int, int]:
+    newline = "\n" if isinstance(text, str) else b"\n"
+    line = text[:offset].count(newline) + 1  # type: ignore[arg-type]
+    col = offset - (text.rfind(newline, 0, offset) + 1) + 1  # type: ignore[arg-type]
+    return line, col
+
+
+def read_text(path: str | os.PathLike[str]) -> str:
+    """The file as text: at most 5 MB of UTF-8. Raises ExperimentError."""
     file = str(path)
     try:
-        raw = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
     except OSError as e:
-        raise ExperimentError([Problem(file, 1, 1, "", f"cannot read file: {e.strerror}")]) from None
+        raise ExperimentError([Problem(file, 1, 1, "",
+                                       f"cannot read file: {e.strerror or e}")]) from None
     if len(raw) > MAX_FILE_BYTES:
-        raise ExperimentError([Problem(file, 1, 1, "", f"file too large ({len(raw)} bytes; "
-                                                        f"the limit is {MAX_FILE_BYTES})")])
+        raise ExperimentError([Problem(file, 1, 1, "", f"file too large (the limit is "
+                                                        f"{MAX_FILE_BYTES} bytes)")])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
-        raise ExperimentError([Problem(file, line, col, "",
-                                       f"not valid UTF-8 (byte 0x{raw[e.start]:02x} at offset "
-                                       f"{e.start}): save the file as UTF-8")]) from None
+        line, col = _line_col(raw, e.start)
+        raise ExperimentError([Problem(file, line, col, "", f"not valid UTF-8 (byte "
+                                       f"0x{raw[e.start]:02x} at offset {e.start}): save the "
+                                       "file as UTF-8")]) from None
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def parse_yaml(text: str, file: str) -> YamlSource:
+    """Parse one YAML document whose top level is a mapping. Raises ExperimentError."""
     if "\x00" in text:
-        line = text[: text.index("\x00")].count("\n") + 1
-        raise ExperimentError([Problem(file, line, 1, "", "NUL byte in file: not a text file")])
-    loader = None
+        line, col = _line_col(text, text.index("\x00"))
+        raise ExperimentError([Problem(file, line, col, "", "NUL character: not a text file")])
+    loader: _Loader | None = None
     try:
-        loader = _Loader(text)  # the reader rejects control characters already here
+        loader = _Loader(text)  # the reader already rejects control characters here
         data = loader.get_single_data()
     except _DuplicateKey as e:
         m = e.node.start_mark
         raise ExperimentError([Problem(file, m.line + 1, m.column + 1, "",
                                        f"duplicate key {e.key!r}")]) from None
+    except _BadKey as e:
+        m = e.node.start_mark
+        raise ExperimentError([Problem(file, m.line + 1, m.column + 1, "",
+                                       "mapping keys must be plain text (quote it)")]) from None
+    except yaml.reader.ReaderError as e:
+        line, col = _line_col(text, e.position)
+        what = f"character #x{e.character:04x}" if isinstance(e.character, int) else "character"
+        raise ExperimentError([Problem(file, line, col, "",
+                                       f"{what} is not allowed in YAML")]) from None
     except yaml.MarkedYAMLError as e:
         m = e.problem_mark or e.context_mark
         line, col = (m.line + 1, m.column + 1) if m else (1, 1)
-        what = (e.problem or "invalid YAML").strip()
-        raise ExperimentError([Problem(file, line, col, "", f"YAML syntax error: {what}")]) from None
+        what = (e.problem or e.context or "invalid YAML").strip()
+        raise ExperimentError([Problem(file, line, col, "",
+                                       f"YAML syntax error: {what}")]) from None
     except RecursionError:
         raise ExperimentError([Problem(file, 1, 1, "", "values nested too deeply")]) from None
-    except yaml.reader.ReaderError as e:
-        line = text[: e.position].count("\n") + 1
-        col = e.position - (text.rfind("\n", 0, e.position) + 1) + 1
-        raise ExperimentError([Problem(file, line, col, "", f"character #x{e.character:04x} is "
-                                       "not allowed in YAML")]) from None
-    except (yaml.YAMLError, ValueError, TypeError) as e:
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as e:
+        # Constructors can fail on odd scalars (e.g. a timestamp out of range).
         raise ExperimentError([Problem(file, 1, 1, "", f"YAML error: {e}")]) from None
     finally:
         if loader is not None:
             loader.dispose()
-    assert loader is not None
     source = YamlSource(file, data, loader.nodes, loader.keep)
+    if not isinstance(data, dict):
+        raise ExperimentError([source.problem((), "the top level must be a mapping of fields",
+                                              path="")])
     _check_shape(source)
     return source
 
 
+def load_yaml(path: str | os.PathLike[str]) -> YamlSource:
+    """Read and parse an experiment file. Raises ExperimentError."""
+    source = parse_yaml(read_text(path), str(path))
+    source.abspath = os.path.abspath(path)
+    return source
+
+
 def _check_shape(source: YamlSource) -> None:
-    """Reject cycles (recursive aliases) and alias bombs before anything walks the data."""
+    """Refuse cycles (recursive aliases) and alias bombs before anything walks the data."""
     sizes: dict[int, int] = {}
     on_path: set[int] = set()
 
-    def size(obj: Any, loc: tuple) -> int:
+    def size(obj: Any, loc: tuple[Any, ...]) -> int:
         if not isinstance(obj, (dict, list)):
             return 1
         key = id(obj)
         if key in on_path:
-            raise ExperimentError([source.problem(loc, "recursive alias: a value contains itself")])
+            raise ExperimentError([source.problem(
+                loc, "recursive alias: a value contains itself")])
         if key in sizes:
             return sizes[key]
         on_path.add(key)
-        items = obj.items() if isinstance(obj, dict) else enumerate(obj)
         total = 1
-        for k, v in items:
+        for k, v in (obj.items() if isinstance(obj, dict) else enumerate(obj)):
             total += size(v, loc + (k,))
-            if total > MAX_EXPANDED_NODES:
-                raise ExperimentError([source.problem(loc, "too many values once aliases are "
-                                                           "expanded")])
+            if total > MAX_EXPANDED_VALUES:
+                raise ExperimentError([source.problem(
+                    loc, "too many values once aliases are expanded")])
         on_path.discard(key)
         sizes[key] = total
         return total
@@ -194,4 +242,8 @@ def _check_shape(source: YamlSource) -> None:
     try:
         size(source.data, ())
     except RecursionError:
-        raise ExperimentError([Problem(source.file, 1, 1, "", "values nested too deeply")]) from None
+        raise ExperimentError([Problem(source.file, 1, 1, "",
+                                       "values nested too deeply")]) from None
+
+
+__all__ = ["MAX_FILE_BYTES", "YamlSource", "load_yaml", "parse_yaml", "read_text"]

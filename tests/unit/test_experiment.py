@@ -87,11 +87,15 @@ extensions:
     assert got[0].setup == []
 
 
-def test_two_command_agents_get_numbered_ids(tmp_path):
-    assert ids(tmp_path, BASE + """
+def test_two_variants_with_one_id_are_an_error(tmp_path):
+    # EXPERIMENT.md §1: variants that would share an id are a validation error; extensions
+    # are how two agents of one name are told apart.
+    msg = problem(tmp_path, BASE + """
 agents: [{name: command, script: a}, {name: command, script: b}]
 prompts: [go]
-""") == ["command-1", "command-2"]
+""")
+    assert msg.startswith("exp.yaml:7:38: agents[1]: ")
+    assert "two variants resolve to the id 'command'" in msg
 
 
 def test_variant_without_prompt_is_an_error(tmp_path):
@@ -180,12 +184,12 @@ def test_wrong_type_inside_tests_and_limits(tmp_path):
     with pytest.raises(ExperimentError) as err:
         load_and_resolve(write(tmp_path, text + "agents: [claude]\nprompts: [go]\n"))
     got = [str(p).replace(str(tmp_path) + "/", "") for p in err.value.problems]
+    # The misspelling is reported once: not also as a missing `script`.
     assert got == [
-        "exp.yaml:6:7: tests.application[0].script: field required",
         "exp.yaml:7:7: tests.application[0].scrpt: unknown field (did you mean 'script'?)",
         "exp.yaml:9:14: limits.max_turns: expected an integer, got 'lots'",
     ]
-    assert str(err.value).endswith("(+2 more)")
+    assert str(err.value).endswith("(+1 more)")
 
 
 @pytest.mark.parametrize("raw, expected", [
