@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -40,6 +41,21 @@ def _load(path: str):
         raise CliError(str(e)) from None
 
 
+def _check_sources(variants, bindings=(), slots_bound_later: bool = False) -> None:
+    """Host-path sources must exist and slots be bound: an input error, said up front."""
+    from pytest_axp.staging import plan_entries
+
+    for v in variants:
+        for p in plan_entries(v.files, Path(v.source_file).parent, bindings):
+            where = p.entry.where or v.source_file
+            if p.state == "MISSING":
+                raise CliError(f"{where}: files: source {p.entry.source} does not exist "
+                               f"(looked for {p.source})")
+            if p.state == "UNBOUND" and not slots_bound_later:
+                raise CliError(f"{where}: files: slot {p.entry.name!r} has no source: bind it "
+                               f"with --file {p.entry.name}=PATH")
+
+
 def _select(variants, wanted: list[str]):
     if not wanted:
         return variants
@@ -54,20 +70,94 @@ def _select(variants, wanted: list[str]):
 # -- axp local run ------------------------------------------------------------------------
 
 def cmd_local_run(args: argparse.Namespace) -> int:
-    variants = _select(_load(args.file), args.variant)
     if args.repeat < 1:
         raise CliError("--repeat must be at least 1")
     if args.jobs < 1:
         raise CliError("--jobs must be at least 1")
+    if args.resume:
+        return _resume(args)
+    if not args.file:
+        raise CliError("give an experiment file (or --resume RUN_ID)")
+    variants = _select(_load(args.file), args.variant)
     bindings = _file_bindings(args, variants)
     if args.dry_run:
         return _dry_run(args, variants, bindings)
-
-    from pytest_axp.sandbox.base import SandboxError
-    from pytest_axp.sandbox.image import ensure_claude_image, ensure_image
+    _check_sources(variants, bindings)
     from pytest_axp.session import new_ulids
 
+    return _execute(args, Path(args.file), variants, new_ulids(args.repeat), args.repeat)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    """Run again, into the same folder, the variants of a run that have no summary or ended
+    as `error`; earlier attempts move to results/<id>/attempts/<n>/."""
+    from pytest_axp.record.jsonio import read_json
+    from pytest_axp.record.layout import RunPaths
+    from pytest_axp.runs import split_run_id
+
+    run = RunPaths(_runs_dir(args) / args.resume)
+    experiment_id, ulid = split_run_id(args.resume)
+    selected = run.selected_variants()
+    if not selected or ulid is None:
+        raise CliError(f"--resume {args.resume}: no such run under {_runs_dir(args)}")
+    source = args.file or _recorded_source(run, selected[0])
+    variants = {v.id: v for v in _load(source)}
+    gone = [vid for vid in selected if vid not in variants]
+    if gone:
+        raise CliError(f"--resume: {source} no longer has variant(s) {', '.join(gone)}")
+    todo = [vid for vid in selected
+            if (read_json(run.results(vid).run_summary) or {}).get("status") in (None, "error")]
+    if not todo:
+        print(f"run {args.resume}: every variant has a result; nothing to resume")
+        from pytest_axp.record.index import finalize_run
+
+        finalize_run(run)
+        return _report_runs(run.root.parent, [args.resume], interrupted=False)
+    for vid in todo:
+        _archive_attempt(run, vid)
+    run.index.unlink(missing_ok=True)  # rebuilt from the summaries when the run completes
+    args.variant = todo
+    _file_bindings(args, [variants[v] for v in todo])
+    return _execute(args, Path(source), [variants[v] for v in todo], [ulid], 1)
+
+
+def _recorded_source(run, variant_id: str) -> str:
+    import yaml
+
+    try:
+        data = yaml.safe_load(run.resolved_variant(variant_id).read_text())
+        return data["source_file"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        raise CliError(f"--resume: cannot tell which file {run.run_id} ran; give it: "
+                       f"axp local run FILE --resume {run.run_id}") from None
+
+
+def _archive_attempt(run, variant_id: str) -> None:
+    """Keep what an earlier attempt wrote, never delete it."""
+    import shutil
+
+    results = run.results(variant_id).root
+    attempts = results / "attempts"
+    number = 1 + sum(1 for _ in attempts.iterdir()) if attempts.is_dir() else 1
+    target = attempts / str(number)
+    target.mkdir(parents=True)
+    if results.is_dir():
+        for item in results.iterdir():
+            if item.name != "attempts":
+                shutil.move(str(item), target / item.name)
+    staging = run.staging(variant_id)
+    if staging.exists():
+        shutil.move(str(staging), target / "staging.json")
+
+
+def _execute(args: argparse.Namespace, file: Path, variants, ulids: list[str],
+             repeat: int) -> int:
+    """Run the variants through pytest (xdist for --jobs) and report; one run per ULID."""
+    from pytest_axp.sandbox.base import SandboxError
+    from pytest_axp.sandbox.image import ensure_claude_image, ensure_image
+
     runs_dir = _runs_dir(args)
+    _reap_orphans()
     # Build what the variants need now, with visible progress, rather than inside workers.
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731
     try:
@@ -76,15 +166,14 @@ def cmd_local_run(args: argparse.Namespace) -> int:
             ensure_claude_image(image, runs_dir.parent, log=log)
     except SandboxError as e:
         raise CliError(str(e), EXIT_ENGINE) from None
-    ulids = new_ulids(args.repeat)
     experiment_id = variants[0].experiment_id
     run_ids = [f"{experiment_id}-{u}" for u in ulids]
     for rid in run_ids:
         print(f"run {rid}")
     pytest_args = [
-        str(Path(args.file).resolve()), "-q", "--no-header", "-p", "no:cacheprovider",
-        "--rootdir", str(Path(args.file).resolve().parent),
-        "--axp-runs-dir", str(runs_dir), "--axp-repeat", str(args.repeat),
+        str(file.resolve()), "-q", "--no-header", "-p", "no:cacheprovider",
+        "--rootdir", str(file.resolve().parent),
+        "--axp-runs-dir", str(runs_dir), "--axp-repeat", str(repeat),
         "--axp-run-ulids", ",".join(ulids),
     ]
     if args.image:
@@ -113,18 +202,18 @@ def cmd_local_run(args: argparse.Namespace) -> int:
         pytest_args += ["--axp-model-script", str(script.resolve())]
     if args.jobs > 1:
         pytest_args += ["-p", "xdist.plugin", "-n",
-                        str(min(args.jobs, len(variants) * args.repeat))]
+                        str(min(args.jobs, len(variants) * repeat))]
     import pytest
 
     from pytest_axp.prewarm import Prewarm
     from pytest_axp.record.layout import RunPaths
 
+    from .progress import ProgressWatcher
+
     def image_for(agent: str) -> str:
         if args.image or agent != "claude":
             return image
         return ensure_claude_image(image, runs_dir.parent)
-
-    from .progress import ProgressWatcher
 
     runs = [RunPaths(runs_dir / rid) for rid in run_ids]
     prewarm = Prewarm()
@@ -135,7 +224,7 @@ def cmd_local_run(args: argparse.Namespace) -> int:
                               live=sys.stdout.isatty())
     pytest_output = io.StringIO()
     try:
-        prewarm.start(variants, runs, min(args.jobs, len(variants) * args.repeat), image_for)
+        prewarm.start(variants, runs, min(args.jobs, len(variants) * repeat), image_for)
         watcher.start()
         # axp shows its own progress and table; of pytest's report it keeps the summary.
         with contextlib.redirect_stdout(pytest_output):
@@ -162,6 +251,20 @@ def _print_pytest_summary(output: str, code: int) -> None:
             if line.startswith("=") or not line.strip():
                 break
             print(line)
+
+
+def _reap_orphans() -> None:
+    """Sandboxes left by an axp or pytest process that died uncleanly go first
+    (AXP_NO_REAP=1 leaves them to `axp sandbox clean`)."""
+    if os.environ.get("AXP_NO_REAP"):
+        return
+    from pytest_axp.sandbox.docker import orphaned_containers
+
+    try:
+        for container in orphaned_containers():
+            container.remove(force=True)
+    except Exception:
+        pass  # best effort: `axp sandbox clean` reports what it cannot remove
 
 
 def _check_model_script(path: Path) -> None:
@@ -192,7 +295,8 @@ def _report_runs(runs_dir: Path, run_ids: list[str], interrupted: bool) -> int:
         state = "" if run.index.exists() else "  (partial: no index.json)"
         print(f"results: {run.root}{state}")
     if interrupted:
-        print(f"interrupted: partial results kept in {runs_dir}", file=sys.stderr)
+        folders = ", ".join(str(RunPaths(runs_dir / rid).root) for rid in run_ids)
+        print(f"axp: interrupted; partial run kept in {folders}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_OK if rows and all_passed else EXIT_NOT_PASSED
 
@@ -296,6 +400,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     except OSError as e:
         raise CliError(f"{args.file}: {e.strerror}") from None
+    try:
+        _check_sources(variants, slots_bound_later=True)  # slots are bound at run time
+    except CliError as e:
+        print(e, file=sys.stderr)
+        return EXIT_INVALID
     print(f"{args.file}: valid ({len(variants)} variant(s))")
     return EXIT_OK
 
@@ -336,10 +445,14 @@ def cmd_sandbox_clean(args: argparse.Namespace) -> int:
     if not orphans:
         print("no orphaned sandboxes")
         return EXIT_OK
+    def row(c):
+        labels = c.attrs.get("Labels") or {}
+        name = (c.attrs.get("Names") or ["?"])[0].lstrip("/")
+        return (c.short_id, name, labels.get(LABEL_RUN_ID, ""), labels.get(LABEL_VARIANT_ID, ""),
+                labels.get(LABEL_OWNER_PID, ""), c.attrs.get("State", ""))
+
     print(render(("container", "name", "run", "variant", "owner pid", "state"),
-                 [(c.short_id, c.name, c.labels.get(LABEL_RUN_ID, ""),
-                   c.labels.get(LABEL_VARIANT_ID, ""), c.labels.get(LABEL_OWNER_PID, ""),
-                   c.status) for c in orphans]))
+                 [row(c) for c in orphans]))
     if not args.yes:
         print(f"\n{len(orphans)} sandbox(es) whose owner process is gone; "
               "remove them with: axp sandbox clean --yes")
@@ -350,7 +463,7 @@ def cmd_sandbox_clean(args: argparse.Namespace) -> int:
             c.remove(force=True)
             removed += 1
         except DockerException as e:
-            print(f"axp: could not remove {c.name}: {e}", file=sys.stderr)
+            print(f"axp: could not remove {c.short_id}: {e}", file=sys.stderr)
     print(f"\nremoved {removed} sandbox(es)")
     return EXIT_OK if removed == len(orphans) else EXIT_ENGINE
 
@@ -377,8 +490,10 @@ def build_parser() -> argparse.ArgumentParser:
     local = sub.add_parser("local", help="local runs").add_subparsers(dest="local_cmd",
                                                                        required=True)
     run = local.add_parser("run", help="run an experiment in local Docker sandboxes")
-    run.add_argument("file")
+    run.add_argument("file", nargs="?")
     run.add_argument("--variant", action="append", default=[], metavar="ID")
+    run.add_argument("--resume", default=None, metavar="RUN_ID",
+                     help="run again the variants of RUN_ID with no result or an error")
     run.add_argument("--repeat", type=int, default=1, metavar="N")
     run.add_argument("--jobs", "-j", type=int, default=1, metavar="J")
     run.add_argument("--dry-run", action="store_true")
@@ -439,7 +554,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
+    # Ctrl-C and SIGTERM both end a run cleanly (containers removed, artifacts kept), even
+    # when the shell started us with SIGINT ignored, as it does for background jobs.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

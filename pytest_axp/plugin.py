@@ -245,12 +245,28 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             _remove_own_containers()
     if hasattr(session.config, "workerinput"):
         return  # the controller (or the single process) writes the indexes
+    runs = axp.runs_on_disk()
+    if runs:
+        # A worker that crashed or was killed leaves its sandbox: the controller removes
+        # every container of this session's runs, whoever started it.
+        _remove_run_containers([r.run_id for r in runs])
     if exitstatus == pytest.ExitCode.INTERRUPTED:
         return  # an interrupted run has no index: it is partial
     from .record.index import finalize_run
 
-    for run in axp.runs_on_disk():
+    for run in runs:
         finalize_run(run)
+
+
+def _remove_run_containers(run_ids: list[str]) -> None:
+    from .sandbox.base import LABEL_RUN_ID
+    from .sandbox.docker import remove_containers
+
+    for run_id in run_ids:
+        try:
+            remove_containers({LABEL_RUN_ID: run_id})
+        except Exception:
+            pass  # engine unreachable: `axp sandbox clean` and the next start reap them
 
 
 def _remove_own_containers() -> None:

@@ -250,10 +250,13 @@ def _wait_running(name: str, timeout: float = 30.0, missing_ok: bool = False):
 
 
 def discard_prefetched() -> None:
+    """Remove every sandbox created ahead that no item took."""
     for key in list(_prefetched):
-        sandbox = take_prefetched(key)
-        if sandbox is not None:
-            sandbox.remove()
+        future = _prefetched.pop(key)
+        try:
+            future.result().remove()
+        except Exception:
+            pass  # never created, or already gone
 
 
 def drain_removals(timeout: float = 60.0) -> None:
@@ -313,7 +316,7 @@ def remove_containers(label_filters: Mapping[str, str]) -> int:
     """Remove every container carrying all these labels; the count removed."""
     flt = [f"{k}={v}" for k, v in label_filters.items()]
     removed = 0
-    for c in client().containers.list(all=True, filters={"label": flt}):
+    for c in client().containers.list(all=True, filters={"label": flt}, sparse=True):
         try:
             c.remove(force=True)
             removed += 1
@@ -333,11 +336,13 @@ def _pid_alive(pid: int) -> bool:
 
 
 def orphaned_containers() -> list:
-    """Containers of this tool whose owner process, on this host, is gone."""
+    """Containers of this tool whose owner process, on this host, is gone (as listed:
+    labels, names and state are in `.attrs`, no inspect per container)."""
     host = socket.gethostname()
     found = []
-    for c in client().containers.list(all=True, filters={"label": LABEL_OWNER_PID}):
-        labels = c.labels or {}
+    for c in client().containers.list(all=True, filters={"label": LABEL_OWNER_PID},
+                                      sparse=True):
+        labels = c.attrs.get("Labels") or {}
         if labels.get(LABEL_OWNER_HOST, host) != host:
             continue  # another machine's, on a shared engine: not ours to judge
         try:

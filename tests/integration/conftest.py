@@ -39,13 +39,18 @@ class Project:
         path.write_text(textwrap.dedent(text))
         return path
 
-    def _run(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess:
+    def _run(self, argv: list[str], timeout: float, reap: bool = False,
+             ) -> subprocess.CompletedProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+        if not reap:
+            # Tests run in parallel; one test's deliberate orphans are not another's to reap.
+            env["AXP_NO_REAP"] = "1"
         return subprocess.run(argv, cwd=self.root, env=env, capture_output=True, text=True,
                               timeout=timeout)
 
-    def axp(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        return self._run([sys.executable, "-m", "axp_cli", *args], timeout)
+    def axp(self, *args: str, timeout: float = 300, reap: bool = False,
+            ) -> subprocess.CompletedProcess:
+        return self._run([sys.executable, "-m", "axp_cli", *args], timeout, reap)
 
     def pytest(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         return self._run([sys.executable, "-m", "pytest", "-p", "no:randomly", *args], timeout)
@@ -88,6 +93,7 @@ def project(tmp_path, docker_client):
     proj = Project(tmp_path)
     yield proj
     run_ids = {r.run_id for r in proj.runs()}
-    left = [c.name for c in docker_client.containers.list(all=True, filters={"label": "axp.run_id"})
-            if c.labels.get("axp.run_id") in run_ids]
+    left = [c.id for c in docker_client.containers.list(
+                all=True, filters={"label": "axp.run_id"}, sparse=True)
+            if (c.attrs.get("Labels") or {}).get("axp.run_id") in run_ids]
     assert not left, f"containers left behind: {left}"

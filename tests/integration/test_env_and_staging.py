@@ -168,11 +168,12 @@ def test_every_file_form(project):
     assert [(r.get("name"), r["dest"]) for r in records] == [
         ("slot", "slot.txt"), ("docs", "docs"), (None, "notes/loose.txt")]
     assert records[1]["source"] == str(project.root / "alt")
-    # Unbound without --file: fails before any container, and says how to bind it.
+    # Unbound without --file: an input error before anything runs, saying how to bind it.
     res = project.axp("local", "run", "files.yaml")
-    assert res.returncode == 1
-    newest = max(project.runs(), key=lambda r: r.run_id)
-    assert "bind it with --file slot=PATH" in summary(newest, "default")["error"]["message"]
+    assert res.returncode == 2
+    assert res.stderr.strip().endswith(
+        "files: slot 'slot' has no source: bind it with --file slot=PATH")
+    assert len(project.runs()) == 1
 
 
 @pytest.fixture
@@ -230,19 +231,24 @@ def test_url_source_good_and_bad_sha256(project, file_server, monkeypatch, tmp_p
     assert s["status"] == "error" and s["error"]["phase"] == "staging"
 
 
-def test_sandbox_clean_removes_only_orphans(project, docker_client):
+def test_orphans_are_cleaned_and_reaped_at_the_next_start(project, docker_client):
+    """`axp sandbox clean` lists and removes sandboxes whose owner died, never a live one's;
+    `axp local run` reaps them before it starts. One test: the two would reap each other's
+    orphans if they ran in parallel."""
     from pytest_axp.sandbox.image import ensure_image
 
     image = ensure_image(None, project.root / ".lock")
-    dead = 2 ** 22 + 17  # above the default pid_max: no such process
     host = socket.gethostname()
-    orphan = docker_client.containers.run(image, ["sleep", "infinity"], detach=True, init=True,
-                                          labels={"axp.owner_pid": str(dead),
-                                                  "axp.owner_host": host,
-                                                  "axp.run_id": "clean-test-orphan"})
-    alive = docker_client.containers.run(image, ["sleep", "infinity"], detach=True, init=True,
-                                         labels={"axp.owner_pid": "1", "axp.owner_host": host,
-                                                 "axp.run_id": "clean-test-alive"})
+
+    def container(pid: int, run_id: str):
+        return docker_client.containers.run(
+            image, ["sleep", "infinity"], detach=True, init=True,
+            labels={"axp.owner_pid": str(pid), "axp.owner_host": host, "axp.run_id": run_id})
+
+    dead = 2 ** 22 + 17  # above the default pid_max: no such process
+    orphan = container(dead, "clean-test-orphan")
+    alive = container(1, "clean-test-alive")
+    later = None
     try:
         listed = project.axp("sandbox", "clean")
         assert listed.returncode == 0 and orphan.name in listed.stdout
@@ -253,8 +259,25 @@ def test_sandbox_clean_removes_only_orphans(project, docker_client):
         assert removed.returncode == 0 and "removed" in removed.stdout
         assert orphan.id not in [c.id for c in docker_client.containers.list(all=True)]
         assert alive.id in [c.id for c in docker_client.containers.list(all=True)]
+
+        later = container(dead, "reap-at-start")
+        project.write("tiny.yaml", """
+            schema_version: 2
+            id: tiny
+            name: Tiny
+            agents: [{name: command, script: "true"}]
+            prompts: [go]
+            tests: {}
+            limits: {}
+        """)
+        res = project.axp("local", "run", "tiny.yaml", reap=True)
+        assert res.returncode == 0, res.stderr
+        assert later.id not in [c.id for c in docker_client.containers.list(all=True)]
+        assert alive.id in [c.id for c in docker_client.containers.list(all=True)]
     finally:
-        for c in (orphan, alive):
+        for c in (orphan, alive, later):
+            if c is None:
+                continue
             try:
                 c.remove(force=True)
             except Exception:

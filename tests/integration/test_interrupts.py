@@ -1,0 +1,88 @@
+"""Interrupted runs lose nothing, leave no container and no index.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+SLOW = """
+schema_version: 2
+id: slow
+name: Slow
+agents: [{name: command, script: "echo working; sleep 60"}]
+prompts: [{id: a, prompt: x}, {id: b, prompt: y}]
+tests: {application: [{name: t, script: "true"}]}
+limits: {max_time_seconds: 120}
+"""
+
+
+def _wait_for_agents(project, count: int, timeout: float = 60) -> None:
+    """Until `count` agents run: their command (after the before_agent snapshot) has a
+    capture file, written from the moment it starts."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(list(project.runs_dir.glob("*/results/*/commands/0002.stdout"))) >= count:
+            return
+        time.sleep(0.1)
+    raise AssertionError("agents did not start")
+
+
+def _containers_of(docker_client, run_id: str) -> list:
+    return docker_client.containers.list(all=True, filters={"label": f"axp.run_id={run_id}"})
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_to_axp_keeps_artifacts_and_removes_containers(project, docker_client, sig):
+    project.write("slow.yaml", SLOW)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    proc = subprocess.Popen([sys.executable, "-m", "axp_cli", "local", "run", "slow.yaml",
+                             "--jobs", "2"], cwd=project.root, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        _wait_for_agents(project, 2)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out + err
+    run = project.only_run()
+    lines = [x for x in err.splitlines() if "interrupted" in x]
+    assert lines == [f"axp: interrupted; partial run kept in {run.root}"]
+    assert not run.index.exists(), "an interrupted run is partial"
+    for vid in ("a", "b"):
+        res = run.results(vid)
+        assert run.resolved_variant(vid).is_file() and res.layout.is_file()
+        assert not res.run_summary.exists()
+        assert (res.traces).is_dir()
+    assert _containers_of(docker_client, run.run_id) == []
+    listed = json.loads(project.axp("list", "--json").stdout)
+    assert [r["status"] for r in listed] == ["partial"]
+
+
+def test_crashed_worker_leaves_a_partial_run_and_no_container(project, docker_client):
+    project.write("slow.yaml", SLOW.replace("sleep 60", "sleep 8"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "slow.yaml", "-n", "2",
+                             "-p", "no:cacheprovider"], cwd=project.root, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_agents(project, 2)
+        run = project.only_run()
+        victim = _containers_of(docker_client, run.run_id)[0]
+        os.kill(int(victim.labels["axp.owner_pid"]), signal.SIGKILL)  # a worker dies
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    assert "crashed" in out or "worker" in out
+    assert not run.index.exists()
+    assert _containers_of(docker_client, run.run_id) == []
