@@ -450,26 +450,23 @@ class ModelGateway:
         return self._lookup(token)
 
     async def _messages(self, req: _Request, resp: _Responder) -> None:
-        handle = self._authenticate(req)
-        if handle is None:
-            await resp.send_json(401, _error_body("authentication_error", "axp gateway: unknown or expired run token"))
-            return
-        handle._inflight += 1
-        try:
-            with handle._lock:
-                handle.requests += 1
-            await self._run_call(handle, req, resp, scripted_count_tokens=False)
-        finally:
-            handle._inflight -= 1
+        await self._authenticated_call(req, resp, count_tokens=False)
 
     async def _count_tokens(self, req: _Request, resp: _Responder) -> None:
+        await self._authenticated_call(req, resp, count_tokens=True)
+
+    async def _authenticated_call(self, req: _Request, resp: _Responder, *,
+                                  count_tokens: bool) -> None:
         handle = self._authenticate(req)
         if handle is None:
             await resp.send_json(401, _error_body("authentication_error", "axp gateway: unknown or expired run token"))
             return
         handle._inflight += 1
         try:
-            await self._run_call(handle, req, resp, scripted_count_tokens=True)
+            if not count_tokens:  # a model request; token counting is not one
+                with handle._lock:
+                    handle.requests += 1
+            await self._run_call(handle, req, resp, scripted_count_tokens=count_tokens)
         finally:
             handle._inflight -= 1
 

@@ -101,15 +101,21 @@ def ensure_image(tag: str | None, lock_dir: Path, log=None) -> str:
         if not image_exists(tag):
             raise SandboxError(f"image {tag!r} not found: build it or drop --axp-image")
         return tag
-    tag = default_image_tag(os.environ.get("AXP_BASE_IMAGE", DEFAULT_BASE_IMAGE))
+    base = os.environ.get("AXP_BASE_IMAGE", DEFAULT_BASE_IMAGE)
+    return _build_once(default_image_tag(base), lock_dir,
+                       lambda tag: build_image(tag, base, log=log))
+
+
+def _build_once(tag: str, lock_dir: Path, build) -> str:
+    """`tag`, built by `build(tag)` unless it exists; parallel workers (xdist) and runs
+    wait for one build instead of each making their own."""
     if image_exists(tag):
         return tag
     lock_dir.mkdir(parents=True, exist_ok=True)
-    # Parallel workers (xdist) must not build the same image at once.
     with open(lock_dir / ".image-build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not image_exists(tag):
-            build_image(tag, os.environ.get("AXP_BASE_IMAGE", DEFAULT_BASE_IMAGE), log=log)
+            build(tag)
     return tag
 
 
@@ -169,14 +175,9 @@ def claude_binary(version: str = CLAUDE_CODE_VERSION, log=None) -> Path:
 
 
 def ensure_claude_image(base_tag: str, lock_dir: Path, log=None) -> str:
-    tag = claude_image_tag(base_tag)
-    if image_exists(tag):
-        return tag
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with open(lock_dir / ".image-build.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not image_exists(tag):
-            context: dict[str, bytes | Path] = dict(_context_files("claude_image"))
-            context["claude"] = claude_binary(log=log)
-            _docker_build(context, tag, {"BASE": base_tag}, base_tag, log)
-    return tag
+    def build(tag: str) -> None:
+        context: dict[str, bytes | Path] = dict(_context_files("claude_image"))
+        context["claude"] = claude_binary(log=log)
+        _docker_build(context, tag, {"BASE": base_tag}, base_tag, log)
+
+    return _build_once(claude_image_tag(base_tag), lock_dir, build)
