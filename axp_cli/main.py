@@ -191,7 +191,8 @@ def _execute(args: argparse.Namespace, file: Path, variants, ulids: list[str],
     for item in args.files:
         pytest_args += ["--axp-file", item]
     for ini, value in (("axp_memory", args.memory), ("axp_cpus", args.cpus),
-                       ("axp_pids_limit", args.pids_limit)):
+                       ("axp_pids_limit", args.pids_limit),
+                       ("axp_agent_network", args.agent_network)):
         if value is not None:
             pytest_args += ["-o", f"{ini}={value}"]
     if args.model_script:
@@ -506,6 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--file", action="append", default=[], dest="files",
                      metavar="NAME=PATH|SRC::DEST",
                      help="bind a file slot or replace a named source; or stage SRC at DEST")
+    run.add_argument("--agent-network", choices=("open", "gateway"), default=None,
+                     help="gateway: after setup the agent reaches the model gateway only")
     run.add_argument("--memory", default=None, help="memory limit per sandbox (4g)")
     run.add_argument("--cpus", default=None, help="CPU limit per sandbox (2)")
     run.add_argument("--pids-limit", default=None, help="process limit per sandbox (2048)")

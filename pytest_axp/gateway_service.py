@@ -29,7 +29,14 @@ def gateway_for(services: dict):
 
             script_path = services.get("model_script")
             script = ModelScript.load(script_path) if script_path else None
-            gateway = ModelGateway(script=script, bind_host=bridge_address())
+            if services.get("agent_network") == "gateway":
+                # Isolated sandboxes reach the host only on the agent network.
+                from .sandbox.network import ensure_agent_network
+
+                bind = ensure_agent_network()
+            else:
+                bind = bridge_address()
+            gateway = ModelGateway(script=script, bind_host=bind)
             gateway.start()
             atexit.register(gateway.stop)
             services["gateway"] = gateway

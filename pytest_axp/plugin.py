@@ -39,6 +39,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="bind a file slot, replace a named entry's source, or stage more")
     group.addoption("--axp-model-script", default=None, metavar="FILE",
                     help="answer the claude agent from this scripted model (offline runs)")
+    parser.addini("axp_agent_network", "open: the agent keeps setup's network; gateway: "
+                  "it reaches the model gateway only", default="open")
     parser.addini("axp_memory", "memory limit of each sandbox (docker syntax)", default="4g")
     parser.addini("axp_cpus", "CPU limit of each sandbox", default="2")
     parser.addini("axp_pids_limit", "process limit of each sandbox", default="2048")
@@ -78,6 +80,10 @@ def pytest_configure(config: pytest.Config) -> None:
             output_bytes=int(config.getini("axp_output_limit_bytes")))
     except ValueError as e:
         raise pytest.UsageError(f"axp resource limits: {e}") from None
+    agent_network = str(config.getini("axp_agent_network"))
+    if agent_network not in ("open", "gateway"):
+        raise pytest.UsageError(f"axp_agent_network: {agent_network!r}: use open or gateway")
+    session.services["agent_network"] = agent_network
     cwd = config.invocation_params.dir
     env_args, env_files = config.getoption("axp_env"), config.getoption("axp_env_file")
     file_args = config.getoption("axp_file")

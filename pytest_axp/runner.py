@@ -59,6 +59,9 @@ class EngineOptions:
     # --file bindings: ("slot", NAME, absolute path) or ("adhoc", absolute path, dest).
     file_bindings: tuple[tuple[str, str, str], ...] = ()
     limits: ResourceLimits = ResourceLimits()
+    # "open": the agent has the network setup had; "gateway": it reaches the model
+    # gateway and nothing else (see sandbox.network).
+    agent_network: str = "open"
 
 
 class VariantFailed(Exception):
@@ -200,6 +203,13 @@ class VariantRun:
 
     def run_agent(self) -> AgentOutcome:
         assert self.sandbox is not None
+        gateway_host = "host.docker.internal"
+        if self.options.agent_network == "gateway":
+            from .sandbox.network import ensure_agent_network, isolate
+
+            with self.tracer.span("isolate_network"):
+                gateway_host = ensure_agent_network()
+                isolate(self.sandbox.id)
         env = {**self._env, "AXP_VARIANT_ID": self.variant.id, "AXP_RUN_ID": self.run.run_id}
         self.trace.meta(run_id=self.run.run_id, experiment_id=self.variant.experiment_id,
                         variant_id=self.variant.id, repeat=self.repeat,
@@ -208,6 +218,7 @@ class VariantRun:
                            env=env, timeout=self.variant.limits.max_time_seconds,
                            trace=self.trace, run_id=self.run.run_id, repeat=self.repeat,
                            services=self.services, trace_id=self.trace_id,
+                           gateway_host=gateway_host,
                            secret_values=tuple(v for v in self._secrets.values() if v))
         with self.tracer.span("agent", **{"axp.agent": self.variant.agent.name}) as span:
             outcome = self.agent.run(ctx)

@@ -30,7 +30,8 @@ class AxpSession:
         extra = {k: v for k, v in (("max_patch_bytes", self.max_patch_bytes),
                                    ("max_workspace_bytes", self.max_workspace_bytes),
                                    ("host_env", self.env_source),
-                                   ("limits", self.limits))
+                                   ("limits", self.limits),
+                                   ("agent_network", self.services.get("agent_network")))
                  if v is not None}
         return EngineOptions(image=self.image, file_bindings=self.file_bindings, **extra)
 

@@ -20,7 +20,6 @@ from .command import link_or_copy
 
 CONFIG_DIR = "/axp/claude-config"
 DEFAULT_MAX_TURNS = 100
-GATEWAY_HOST = "host.docker.internal"
 
 
 def _model_fields(model: Any) -> tuple[str | None, dict[str, Any]]:
@@ -65,7 +64,7 @@ class ClaudeAgent:
             max_cost_usd=limits.max_cost_usd, secrets=list(ctx.secret_values))
         session_id = str(uuid.uuid4())
         model, extra = _model_fields(variant.agent.model)
-        base_url = f"http://{GATEWAY_HOST}:{gateway.port}"
+        base_url = f"http://{ctx.gateway_host}:{gateway.port}"
         env = {
             **ctx.env,
             "AXP_PROMPT": variant.prompt.prompt,
