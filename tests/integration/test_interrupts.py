@@ -37,8 +37,13 @@ def _containers_of(docker_client, run_id: str) -> list:
     return docker_client.containers.list(all=True, filters={"label": f"axp.run_id={run_id}"})
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signal_to_axp_keeps_artifacts_and_removes_containers(project, docker_client, sig):
+@pytest.mark.parametrize("sig, group", [
+    (signal.SIGINT, False),   # kill -INT to axp alone
+    (signal.SIGINT, True),    # Ctrl-C in a terminal: the whole process group, workers too
+    (signal.SIGTERM, False),
+], ids=["sigint", "ctrl-c-group", "sigterm"])
+def test_signal_to_axp_keeps_artifacts_and_removes_containers(project, docker_client, sig,
+                                                                group):
     project.write("slow.yaml", SLOW)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     proc = subprocess.Popen([sys.executable, "-m", "axp_cli", "local", "run", "slow.yaml",
@@ -47,7 +52,10 @@ def test_signal_to_axp_keeps_artifacts_and_removes_containers(project, docker_cl
                             start_new_session=True)
     try:
         _wait_for_agents(project, 2)
-        proc.send_signal(sig)
+        if group:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
