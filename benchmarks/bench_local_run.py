@@ -24,6 +24,10 @@ JOBS = 4
 AGENT = "echo hi > out.txt"
 TEST = "test -f out.txt"
 
+STATE = "/axp/fsdiff"
+LIST = ("find . -xdev -mindepth 1 \\( -type f -o -type l \\) "
+        "-printf '%P\\0%s\\0%T@\\0%m\\0%y\\0'")
+
 EXPERIMENT = f"""
 schema_version: 2
 id: bench
@@ -51,12 +55,21 @@ def baseline_once(image: str) -> float:
 
 
 def baseline_steps(client: docker.DockerClient, image: str) -> None:
-    """The container steps the harness makes for such a variant, and nothing else: create,
-    exec the agent, copy the trace in, exec the test, copy the workspace out, remove."""
+    """The container steps the harness makes for such a variant, and nothing else: create;
+    the before_agent snapshot (listing and state tar); the agent; the after_agent snapshot
+    (listing, file lists in, changed files collected and read out); the trace file in; the
+    test; the after_tests listing; the workspace out; remove."""
     trace = io.BytesIO()
     with tarfile.open(fileobj=trace, mode="w") as tar:
         data = b'{"kind": "axp_meta"}\n'
         info = tarfile.TarInfo("trace.jsonl")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+
+    lists = io.BytesIO()
+    with tarfile.open(fileobj=lists, mode="w") as tar:
+        data = b"out.txt\0"
+        info = tarfile.TarInfo("new.list")
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
 
@@ -65,9 +78,21 @@ def baseline_steps(client: docker.DockerClient, image: str) -> None:
                                   working_dir="/workspace",
                                   extra_hosts={"host.docker.internal": "host-gateway"})
         try:
+            c.exec_run(["bash", "-c", f"cd /workspace && mkdir -p {STATE} && "
+                        f"tar -cf {STATE}/prev.tar . ; {LIST}"])
             c.exec_run(["bash", "-c", AGENT], user="agent", workdir="/workspace")
+            c.exec_run(["bash", "-c", f"cd /workspace && {LIST}"])
+            c.put_archive(STATE, lists.getvalue())
+            c.exec_run(["bash", "-c", f"rm -rf {STATE}/out && mkdir -p {STATE}/out/new && "
+                        f"tar -C /workspace --null -T {STATE}/new.list -cf - | "
+                        f"tar -C {STATE}/out/new -xf - && tar -C /workspace -rf "
+                        f"{STATE}/prev.tar --null -T {STATE}/new.list"])
+            stream, _ = c.get_archive(f"{STATE}/out")
+            for _chunk in stream:
+                pass
             c.put_archive("/axp", trace.getvalue())
             c.exec_run(["bash", "-c", TEST], user="agent", workdir="/workspace")
+            c.exec_run(["bash", "-c", f"cd /workspace && {LIST}"])
             stream, _ = c.get_archive("/workspace")
             for _chunk in stream:
                 pass
