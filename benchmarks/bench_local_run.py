@@ -54,24 +54,22 @@ def baseline_once(image: str) -> float:
     return time.perf_counter() - start
 
 
+def _one_file_tar(name: str, data: bytes) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
 def baseline_steps(client: docker.DockerClient, image: str) -> None:
     """The container steps the harness makes for such a variant, and nothing else: create;
     the before_agent snapshot (listing and state tar); the agent; the after_agent snapshot
     (listing, file lists in, changed files collected and read out); the trace file in; the
     test; the after_tests listing; the workspace out; remove."""
-    trace = io.BytesIO()
-    with tarfile.open(fileobj=trace, mode="w") as tar:
-        data = b'{"kind": "axp_meta"}\n'
-        info = tarfile.TarInfo("trace.jsonl")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-
-    lists = io.BytesIO()
-    with tarfile.open(fileobj=lists, mode="w") as tar:
-        data = b"out.txt\0"
-        info = tarfile.TarInfo("new.list")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
+    trace = _one_file_tar("trace.jsonl", b'{"kind": "axp_meta"}\n')
+    lists = _one_file_tar("new.list", b"out.txt\0")
 
     def one(_: int) -> None:
         c = client.containers.run(image, ["sleep", "infinity"], detach=True, init=True,
@@ -82,7 +80,7 @@ def baseline_steps(client: docker.DockerClient, image: str) -> None:
                         f"tar -cf {STATE}/prev.tar . ; {LIST}"])
             c.exec_run(["bash", "-c", AGENT], user="agent", workdir="/workspace")
             c.exec_run(["bash", "-c", f"cd /workspace && {LIST}"])
-            c.put_archive(STATE, lists.getvalue())
+            c.put_archive(STATE, lists)
             c.exec_run(["bash", "-c", f"rm -rf {STATE}/out && mkdir -p {STATE}/out/new && "
                         f"tar -C /workspace --null -T {STATE}/new.list -cf - | "
                         f"tar -C {STATE}/out/new -xf - && tar -C /workspace -rf "
@@ -90,7 +88,7 @@ def baseline_steps(client: docker.DockerClient, image: str) -> None:
             stream, _ = c.get_archive(f"{STATE}/out")
             for _chunk in stream:
                 pass
-            c.put_archive("/axp", trace.getvalue())
+            c.put_archive("/axp", trace)
             c.exec_run(["bash", "-c", TEST], user="agent", workdir="/workspace")
             c.exec_run(["bash", "-c", f"cd /workspace && {LIST}"])
             stream, _ = c.get_archive("/workspace")

@@ -21,11 +21,20 @@ from .yamlsource import YamlSource
 
 KEBAB = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
 _EXTENSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # '.' joins the extension path
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _SECRET_REF = re.compile(r"^axp://secrets/[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 WORKSPACE = "/workspace"
+
+
+def _safe_name(value: str, what: str, why: str = "") -> str:
+    """Ids and names that become file names, node ids and container names."""
+    if not SAFE_NAME.match(value):
+        raise ValueError(f"{what} may use letters, digits, '.', '_' and '-', starting with "
+                         f"a letter or digit{why}")
+    return value
 
 
 class _Strict(BaseModel):
@@ -132,13 +141,7 @@ class Prompt(_Strict):
     description: str | None = None
     tags: list[str] = []
 
-    @field_validator("id")
-    @classmethod
-    def _safe(cls, value: str) -> str:
-        if not SAFE_NAME.match(value):
-            raise ValueError("prompt ids may use letters, digits, '.', '_' and '-', "
-                             "starting with a letter or digit")
-        return value
+    _safe = field_validator("id")(classmethod(lambda cls, v: _safe_name(v, "prompt ids")))
 
 
 class EnvVar(_Strict):
@@ -308,13 +311,8 @@ class TestSpec(_Strict):
     name: str
     script: str
 
-    @field_validator("name")
-    @classmethod
-    def _file_safe(cls, value: str) -> str:
-        if not SAFE_NAME.match(value):
-            raise ValueError("test names may use letters, digits, '.', '_' and '-', starting "
-                             "with a letter or digit (they name log files)")
-        return value
+    _file_safe = field_validator("name")(classmethod(
+        lambda cls, v: _safe_name(v, "test names", " (they name log files)")))
 
 
 class Tests(_Strict):
@@ -427,13 +425,7 @@ class MatrixVariant(_Strict):
     tag: str | None = None
     overrides: Overrides = Overrides()
 
-    @field_validator("id")
-    @classmethod
-    def _safe(cls, value: str) -> str:
-        if not SAFE_NAME.match(value):
-            raise ValueError("variant ids may use letters, digits, '.', '_' and '-', "
-                             "starting with a letter or digit")
-        return value
+    _safe = field_validator("id")(classmethod(lambda cls, v: _safe_name(v, "variant ids")))
 
 
 class Matrix(_Strict):

@@ -39,14 +39,24 @@ class Project:
         path.write_text(textwrap.dedent(text))
         return path
 
-    def _run(self, argv: list[str], timeout: float, reap: bool = False,
-             ) -> subprocess.CompletedProcess:
+    def env(self, reap: bool = False) -> dict[str, str]:
+        """The environment of an axp or pytest started by a test."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
         if not reap:
             # Tests run in parallel; one test's deliberate orphans are not another's to reap.
             env["AXP_NO_REAP"] = "1"
-        return subprocess.run(argv, cwd=self.root, env=env, capture_output=True, text=True,
-                              timeout=timeout)
+        return env
+
+    def start(self, *argv: str, **popen_args) -> subprocess.Popen:
+        """axp or pytest (`argv` after `python -m`) running in the background."""
+        return subprocess.Popen([sys.executable, "-m", *argv], cwd=self.root, env=self.env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                **popen_args)
+
+    def _run(self, argv: list[str], timeout: float, reap: bool = False,
+             ) -> subprocess.CompletedProcess:
+        return subprocess.run(argv, cwd=self.root, env=self.env(reap), capture_output=True,
+                              text=True, timeout=timeout)
 
     def axp(self, *args: str, timeout: float = 300, reap: bool = False,
             ) -> subprocess.CompletedProcess:

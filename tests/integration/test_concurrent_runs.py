@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 from .conftest import index, summary
 
 EXPERIMENT = """
@@ -21,11 +17,7 @@ limits: {max_time_seconds: 60}
 
 def test_two_runs_at_once_do_not_mix(project, docker_client):
     project.write("twice.yaml", EXPERIMENT)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    env["AXP_NO_REAP"] = "1"
-    procs = [subprocess.Popen([sys.executable, "-m", "axp_cli", "local", "run", "twice.yaml",
-                               "--jobs", "2"], cwd=project.root, env=env, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    procs = [project.start("axp_cli", "local", "run", "twice.yaml", "--jobs", "2")
              for _ in range(2)]
     outputs = [p.communicate(timeout=300) for p in procs]
     for p, (out, err) in zip(procs, outputs):

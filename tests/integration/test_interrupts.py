@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -45,11 +43,8 @@ def _containers_of(docker_client, run_id: str) -> list:
 def test_signal_to_axp_keeps_artifacts_and_removes_containers(project, docker_client, sig,
                                                                 group):
     project.write("slow.yaml", SLOW)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    proc = subprocess.Popen([sys.executable, "-m", "axp_cli", "local", "run", "slow.yaml",
-                             "--jobs", "2"], cwd=project.root, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = project.start("axp_cli", "local", "run", "slow.yaml", "--jobs", "2",
+                         start_new_session=True)
     try:
         _wait_for_agents(project, 2)
         if group:
@@ -77,10 +72,7 @@ def test_signal_to_axp_keeps_artifacts_and_removes_containers(project, docker_cl
 
 def test_crashed_worker_leaves_a_partial_run_and_no_container(project, docker_client):
     project.write("slow.yaml", SLOW.replace("sleep 60", "sleep 8"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    proc = subprocess.Popen([sys.executable, "-m", "pytest", "slow.yaml", "-n", "2",
-                             "-p", "no:cacheprovider"], cwd=project.root, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = project.start("pytest", "slow.yaml", "-n", "2", "-p", "no:cacheprovider")
     try:
         _wait_for_agents(project, 2)
         run = project.only_run()
