@@ -166,11 +166,13 @@ def claude_binary(version: str = CLAUDE_CODE_VERSION, log=None) -> Path:
             member = tar.getmember("package/claude")
             src = tar.extractfile(member)
             target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_suffix(".part")
-            with open(partial, "wb") as out:
+            # A file of its own per writer, renamed into place: parallel workers fetching at
+            # once each end with a whole binary.
+            fd, partial = tempfile.mkstemp(dir=target.parent, prefix=".claude-")
+            with os.fdopen(fd, "wb") as out:
                 shutil.copyfileobj(src, out)
-            partial.chmod(0o755)
-            partial.replace(target)
+            os.chmod(partial, 0o755)
+            os.replace(partial, target)
     return target
 
 
