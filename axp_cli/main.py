@@ -15,6 +15,7 @@ import signal
 import sys
 from pathlib import Path
 
+from .query_cmds import register as register_query_cmds
 from .table import render
 
 EXIT_OK, EXIT_NOT_PASSED, EXIT_INVALID, EXIT_ENGINE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -554,6 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="FROM image (default: debian:bookworm or $AXP_BASE_IMAGE)")
     b.add_argument("--tag", default=None)
     b.set_defaults(func=cmd_image_build)
+    register_query_cmds(sub, local)
     return p
 
 

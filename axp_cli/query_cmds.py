@@ -1,0 +1,172 @@
+"""`axp local query`, `axp results` and `axp report`: reading runs back, with DuckDB."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+from datetime import date, datetime, time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+
+def _runs_dir(args: argparse.Namespace) -> Path:
+    return Path(args.runs_dir or os.environ.get("AXP_RUNS_DIR") or ".axp/runs").resolve()
+
+
+def _error(message: str, code: int = 2) -> Exception:
+    from .main import CliError  # lazily: main imports this module
+
+    return CliError(message, code)
+
+
+def _plain(value: Any) -> Any:
+    """A DuckDB value as something JSON and CSV can carry."""
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def _run_ids(args: argparse.Namespace, selectors: list[str]) -> list[str]:
+    from pytest_axp.query.engine import RunNotFound, resolve_run_ids
+
+    try:
+        return resolve_run_ids(_runs_dir(args), selectors)
+    except RunNotFound as e:
+        raise _error(str(e)) from None
+
+
+# -- axp local query -----------------------------------------------------------------------
+
+def cmd_query(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from pytest_axp.query.engine import connect
+
+    runs_dir = _runs_dir(args)
+    run_ids = _run_ids(args, [args.run_id])
+    if not run_ids and args.run_id != "all":
+        raise _error(f"no run {args.run_id} under {runs_dir}")
+    try:
+        con = connect(runs_dir, run_ids)
+    except duckdb.Error as e:
+        raise _error(f"could not derive the tables of {args.run_id}: {_one_line(e)}", 1) from None
+    try:
+        cur = con.execute(args.sql)
+        if cur.description is None:  # a statement with no result set
+            return 0
+        names = [d[0] for d in cur.description]
+        rows = [[_plain(v) for v in row] for row in cur.fetchall()]
+    except duckdb.Error as e:
+        raise _error(f"query failed: {_one_line(e)}") from None
+    finally:
+        con.close()
+    if args.format == "json":
+        print(json.dumps([dict(zip(names, r)) for r in rows], indent=2, ensure_ascii=False,
+                         default=str))
+    elif args.format == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(names)
+        w.writerows([[json.dumps(c) if isinstance(c, (list, dict)) else c for c in r]
+                     for r in rows])
+        sys.stdout.write(buf.getvalue())
+    else:
+        from .table import render
+
+        def cell(c: Any) -> str:
+            text = json.dumps(c, ensure_ascii=False) if isinstance(c, (list, dict)) else (
+                "" if c is None else str(c))
+            # One line per row: long or multi-line values are shortened for the terminal.
+            text = text.replace("\n", "\\n")
+            return text if len(text) <= 80 else text[:77] + "..."
+
+        print(render(names, [[cell(c) for c in r] for r in rows]))
+        print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return 0
+
+
+def _one_line(e: Exception) -> str:
+    return " ".join(str(e).split())
+
+
+# -- axp results ---------------------------------------------------------------------------
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from pytest_axp.query import results as R
+
+    run_ids = _run_ids(args, args.run_ids)
+    res = R.load(_runs_dir(args), run_ids, args.experiment) if run_ids else None
+    if res is None or not res.variants:
+        what = f" of experiment {args.experiment}" if args.experiment else ""
+        raise _error(f"no finished variant runs{what} under {_runs_dir(args)}", 1)
+    render = {"json": R.render_json, "markdown": R.render_markdown, "csv": R.render_csv,
+              "table": R.render_text}[args.format]
+    text = render(res)
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+# -- axp report ----------------------------------------------------------------------------
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pytest_axp.query.report import build_report
+
+    run_ids = _run_ids(args, args.run_ids)
+    if not run_ids:
+        raise _error(f"no runs under {_runs_dir(args)}", 1)
+    out = Path(args.output)
+    try:
+        res = build_report(_runs_dir(args), run_ids, out, args.experiment)
+    except OSError as e:
+        raise _error(f"{out}: {e.strerror or e}") from None
+    print(f"report: {out.resolve()} ({len(res.run_ids)} run(s), {len(res.variants)} variant(s))")
+    return 0
+
+
+# -- parser --------------------------------------------------------------------------------
+
+def register(sub: argparse._SubParsersAction, local_sub: argparse._SubParsersAction) -> None:
+    """Add `local query` to `local_sub`, and `results` and `report` to `sub`."""
+    q = local_sub.add_parser(
+        "query", help="SQL over a run's tables (DuckDB)",
+        description="Tables: runs, tests, agent_events, tool_calls, messages, harness_spans, "
+                    "commands, api_requests, file_changes, artifacts, experiment_runs. "
+                    "RUN_ID `all` queries every local run.")
+    q.add_argument("run_id", metavar="RUN_ID")
+    q.add_argument("sql", metavar="SQL")
+    fmt = q.add_mutually_exclusive_group()
+    fmt.add_argument("--table", dest="format", action="store_const", const="table")
+    fmt.add_argument("--json", dest="format", action="store_const", const="json")
+    fmt.add_argument("--csv", dest="format", action="store_const", const="csv")
+    q.add_argument("--runs-dir", default=None)
+    q.set_defaults(func=cmd_query, format="table")
+
+    r = sub.add_parser("results", help="per-variant pass rates and costs across runs")
+    r.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="default: every local run")
+    r.add_argument("--experiment", default=None, metavar="ID")
+    fmt = r.add_mutually_exclusive_group()
+    fmt.add_argument("--json", dest="format", action="store_const", const="json")
+    fmt.add_argument("--markdown", dest="format", action="store_const", const="markdown")
+    fmt.add_argument("--csv", dest="format", action="store_const", const="csv")
+    r.add_argument("--runs-dir", default=None)
+    r.set_defaults(func=cmd_results, format="table")
+
+    p = sub.add_parser("report", help="write a self-contained HTML report")
+    p.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="default: every local run")
+    p.add_argument("-o", "--output", default="report.html", metavar="FILE")
+    p.add_argument("--experiment", default=None, metavar="ID")
+    p.add_argument("--runs-dir", default=None)
+    p.set_defaults(func=cmd_report)
