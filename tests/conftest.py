@@ -1,5 +1,3 @@
-import pytest
-
 pytest_plugins = ["pytester"]
 
 # Experiment files under tests/data are inputs of the tests, not suites to run.

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from ..record.jsonio import json_records
 from ..record.trace import TraceWriter
 
 # ACP's tool kinds, by Claude Code tool name.
@@ -46,18 +46,7 @@ def _result_text(content: Any) -> Any:
 
 
 def parse_session(lines: Iterable[str]) -> list[dict[str, Any]]:
-    records = []
-    for line in lines:
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue  # a line cut by a kill is not worth failing a run over
-        if isinstance(rec, dict):
-            records.append(rec)
-    return records
+    return list(json_records(lines))
 
 
 def session_to_trace(records: list[dict[str, Any]], trace: TraceWriter) -> None:

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..record.jsonio import read_json
+from ..record.jsonio import json_records, read_json
 from ..record.layout import RunPaths
 from ..runs import read_run
 
@@ -147,16 +147,7 @@ def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
     """Records of a JSONL file; a torn last line (an interrupted writer) is skipped."""
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    value = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(value, dict):
-                    yield value
+            yield from json_records(f)
     except OSError:
         return
 

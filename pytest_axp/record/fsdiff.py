@@ -17,7 +17,6 @@ import logging
 import tarfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from .jsonio import write_atomic, write_json
