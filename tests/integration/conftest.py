@@ -80,6 +80,17 @@ class Project:
         return runs[0]
 
 
+def container_ids(client, **filters) -> set[str]:
+    """Ids of the containers that exist, without inspecting each one: parallel tests remove
+    theirs at any moment, and an inspect of one just removed fails."""
+    return {c.id for c in client.containers.list(all=True, filters=filters, sparse=True)}
+
+
+def container_names(client) -> list[str]:
+    return [name.lstrip("/") for c in client.containers.list(all=True, sparse=True)
+            for name in (c.attrs.get("Names") or [])]
+
+
 def outcomes(res: subprocess.CompletedProcess) -> dict[str, str]:
     """Item outcomes from pytest's -rA short summary: {node id: PASSED|FAILED|ERROR}."""
     found = {}

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from .conftest import container_names
+
 GOOD = """
 schema_version: 2
 id: tiny
@@ -149,5 +151,5 @@ def test_missing_secret_fails_before_any_container(project, docker_client):
     assert s["status"] == "error" and s["error"]["phase"] == "secrets"
     assert "AXP_TEST_SECRET_THAT_IS_NOT_SET" in s["error"]["message"]
     assert not run.results("default").commands_index.exists()
-    names = [c.name for c in docker_client.containers.list(all=True)]
+    names = container_names(docker_client)
     assert not any(run.run_id in n for n in names), "a sandbox was created for it"

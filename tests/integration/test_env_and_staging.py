@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from .conftest import summary
+from .conftest import container_ids, summary
 
 SECRET = "cli-Secret-Value-0123456789"
 
@@ -257,8 +257,8 @@ def test_orphans_are_cleaned_and_reaped_at_the_next_start(project, docker_client
         docker_client.containers.get(orphan.id)  # listing removes nothing
         removed = project.axp("sandbox", "clean", "--yes")
         assert removed.returncode == 0 and "removed" in removed.stdout
-        assert orphan.id not in [c.id for c in docker_client.containers.list(all=True)]
-        assert alive.id in [c.id for c in docker_client.containers.list(all=True)]
+        assert orphan.id not in container_ids(docker_client)
+        assert alive.id in container_ids(docker_client)
 
         later = container(dead, "reap-at-start")
         project.write("tiny.yaml", """
@@ -272,8 +272,8 @@ def test_orphans_are_cleaned_and_reaped_at_the_next_start(project, docker_client
         """)
         res = project.axp("local", "run", "tiny.yaml", reap=True)
         assert res.returncode == 0, res.stderr
-        assert later.id not in [c.id for c in docker_client.containers.list(all=True)]
-        assert alive.id in [c.id for c in docker_client.containers.list(all=True)]
+        assert later.id not in container_ids(docker_client)
+        assert alive.id in container_ids(docker_client)
     finally:
         for c in (orphan, alive, later):
             if c is None:

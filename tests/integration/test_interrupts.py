@@ -32,7 +32,8 @@ def _wait_for_agents(project, count: int, timeout: float = 60) -> None:
 
 
 def _containers_of(docker_client, run_id: str) -> list:
-    return docker_client.containers.list(all=True, filters={"label": f"axp.run_id={run_id}"})
+    return docker_client.containers.list(all=True, filters={"label": f"axp.run_id={run_id}"},
+                                         sparse=True)
 
 
 @pytest.mark.parametrize("sig, group", [
@@ -77,7 +78,7 @@ def test_crashed_worker_leaves_a_partial_run_and_no_container(project, docker_cl
         _wait_for_agents(project, 2)
         run = project.only_run()
         victim = _containers_of(docker_client, run.run_id)[0]
-        os.kill(int(victim.labels["axp.owner_pid"]), signal.SIGKILL)  # a worker dies
+        os.kill(int(victim.attrs["Labels"]["axp.owner_pid"]), signal.SIGKILL)  # a worker dies
         out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
