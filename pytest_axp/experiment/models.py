@@ -402,7 +402,22 @@ _ModelInput = Union[str, ModelSpec, None]
 _AgentV1Input = Union[str, AgentV1, None]
 
 
-class Overrides(_Strict):
+class _V1Shorthands(_Strict):
+    """v1's `setup`, `model` and `agent`, each a string or an object, wherever v1 takes them
+    (the top level and a matrix variant's overrides)."""
+
+    _setup = field_validator("setup", mode="before", check_fields=False,
+                             json_schema_input_type=_SetupInput)(
+        classmethod(lambda cls, v: _setup_shorthand(v)))
+    _model = field_validator("model", mode="before", check_fields=False,
+                             json_schema_input_type=_ModelInput)(
+        classmethod(lambda cls, v: _model_shorthand(v)))
+    _agent = field_validator("agent", mode="before", check_fields=False,
+                             json_schema_input_type=_AgentV1Input)(
+        classmethod(lambda cls, v: _model_shorthand(v)))
+
+
+class Overrides(_V1Shorthands):
     setup: list[SetupStep] | None = None
     prompt: str | None = None
     model: ModelSpec | None = None
@@ -412,12 +427,6 @@ class Overrides(_Strict):
     mcp_servers: list[McpServer] = []
     setup_checks: list[SetupCheck] = []
 
-    _setup = field_validator("setup", mode="before", json_schema_input_type=_SetupInput)(
-        classmethod(lambda cls, v: _setup_shorthand(v)))
-    _model = field_validator("model", mode="before", json_schema_input_type=_ModelInput)(
-        classmethod(lambda cls, v: _model_shorthand(v)))
-    _agent = field_validator("agent", mode="before", json_schema_input_type=_AgentV1Input)(
-        classmethod(lambda cls, v: _model_shorthand(v)))
 
 
 class MatrixVariant(_Strict):
@@ -432,7 +441,7 @@ class Matrix(_Strict):
     variant: list[MatrixVariant]
 
 
-class ExperimentV1(_Experiment):
+class ExperimentV1(_Experiment, _V1Shorthands):
     schema_version: Literal[1]
     id: str
     name: str = Field(min_length=1)
@@ -450,12 +459,6 @@ class ExperimentV1(_Experiment):
     limits: Limits
 
     _id = field_validator("id")(classmethod(lambda cls, v: _kebab(v)))
-    _setup = field_validator("setup", mode="before", json_schema_input_type=_SetupInput)(
-        classmethod(lambda cls, v: _setup_shorthand(v)))
-    _model = field_validator("model", mode="before", json_schema_input_type=_ModelInput)(
-        classmethod(lambda cls, v: _model_shorthand(v)))
-    _agent = field_validator("agent", mode="before", json_schema_input_type=_AgentV1Input)(
-        classmethod(lambda cls, v: _model_shorthand(v)))
 
 
 Experiment = Union[ExperimentV1, ExperimentV2]
