@@ -226,7 +226,8 @@ def _execute(args: argparse.Namespace, file: Path, variants, ulids: list[str],
                               live=sys.stdout.isatty())
     pytest_output = io.StringIO()
     try:
-        prewarm.start(variants, runs, min(args.jobs, len(variants) * repeat), image_for)
+        prewarm.start(variants, runs, min(args.jobs, len(variants) * repeat), image_for,
+                      _engine_options(args))
         watcher.start()
         # axp shows its own progress and table; of pytest's report it keeps the summary.
         with contextlib.redirect_stdout(pytest_output):
@@ -237,6 +238,28 @@ def _execute(args: argparse.Namespace, file: Path, variants, ulids: list[str],
         prewarm.finish()
     _print_pytest_summary(pytest_output.getvalue(), code)
     return _report_runs(runs_dir, run_ids, interrupted=code == pytest.ExitCode.INTERRUPTED)
+
+
+def _engine_options(args: argparse.Namespace):
+    """What the run's items will use, as far as the command line says (ini settings are
+    the plugin's to read)."""
+    from pytest_axp.runner import EngineOptions
+    from pytest_axp.sandbox.base import ResourceLimits
+    from pytest_axp.secrets import EnvError, layered_environment
+    from pytest_axp.session import parse_file_bindings
+
+    defaults = ResourceLimits()
+    try:
+        limits = ResourceLimits(
+            memory=args.memory or defaults.memory,
+            cpus=float(args.cpus) if args.cpus else defaults.cpus,
+            pids=int(args.pids_limit) if args.pids_limit else defaults.pids)
+        env = layered_environment(cwd=Path.cwd(), env_files=args.env_file, env_args=args.env)
+        bindings = parse_file_bindings(args.files, Path.cwd())
+    except (ValueError, EnvError) as e:
+        raise CliError(str(e)) from None
+    return EngineOptions(image=args.image, limits=limits, host_env=env,
+                         file_bindings=bindings, agent_network=args.agent_network or "open")
 
 
 def _print_pytest_summary(output: str, code: int) -> None:

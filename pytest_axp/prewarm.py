@@ -23,7 +23,7 @@ class Prewarm:
         self._futures: list[Future] = []
 
     def start(self, variants: Sequence, runs: Sequence[RunPaths], count: int,
-              image_for: Callable[[str], str]) -> None:
+              image_for: Callable[[str], str], options: EngineOptions) -> None:
         """Write every resolved-variant.yaml, then create the first `count` sandboxes in
         collection order (repeat by repeat), each only if its host-side checks pass."""
         items = [(run, repeat, v) for repeat, run in enumerate(runs, 1) for v in variants]
@@ -33,7 +33,9 @@ class Prewarm:
                                         thread_name_prefix="axp-prewarm")
         for run, repeat, variant in items[:count]:
             try:
-                upcoming = VariantRun(variant, run, repeat, EngineOptions(),
+                # Options as the run will have them; a container made otherwise (ini
+                # settings the CLI does not see) is not adopted: see take_prefetched.
+                upcoming = VariantRun(variant, run, repeat, options,
                                       image=image_for(variant.agent.name))
                 upcoming.preflight()
             except (VariantFailed, SandboxError):

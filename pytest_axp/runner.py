@@ -181,8 +181,9 @@ class VariantRun:
         try:
             entries = self.preflight()
             with self.tracer.span("sandbox_create", image=self.image) as span:
-                ahead = take_prefetched(self.sandbox_key, self.container_name)
-                self.sandbox = ahead or DockerSandbox.create(**self.sandbox_args())
+                args = self.sandbox_args()
+                ahead = take_prefetched(self.sandbox_key, **args)
+                self.sandbox = ahead or DockerSandbox.create(**args)
                 span.set("axp.created_ahead", ahead is not None)
                 span.set("axp.container_id", self.sandbox.id[:12])
             self.sandbox.commands = CommandLog(self.paths, span_id=self.tracer.current_span_id,

@@ -10,6 +10,7 @@ LABEL_VARIANT_ID = "axp.variant_id"
 LABEL_REPEAT = "axp.repeat"
 LABEL_OWNER_PID = "axp.owner_pid"
 LABEL_OWNER_HOST = "axp.owner_host"
+LABEL_SPEC = "axp.spec"  # digest of the creation arguments (see docker.sandbox_spec)
 AGENT_USER = "agent"
 AGENT_UID = 1000
 WORKSPACE = "/workspace"

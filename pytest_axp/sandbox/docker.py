@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import io
+import json
 import os
 import socket
 import struct
@@ -18,7 +21,7 @@ from docker.errors import APIError, DockerException, NotFound
 from ..record.commands import CommandLog
 from ..secrets import Redactor
 from .base import (
-    LABEL_OWNER_HOST, LABEL_OWNER_PID, WORKSPACE, ExecResult, ResourceLimits, SandboxError,
+    LABEL_OWNER_HOST, LABEL_OWNER_PID, LABEL_SPEC, WORKSPACE, ExecResult, ResourceLimits, SandboxError,
 )
 
 _TERM_GRACE_SECONDS = 5.0   # time to flush telemetry and session files before SIGKILL
@@ -55,6 +58,8 @@ class DockerSandbox:
     def __init__(self, container, commands: CommandLog | None,
                  output_limit: int = ResourceLimits.output_bytes) -> None:
         self.output_limit = output_limit
+        self.spec: str = ((container.attrs.get("Config") or {}).get("Labels") or {}).get(
+            LABEL_SPEC, "")
         self._container = container
         self._api = container.client.api
         self.commands = commands  # a prefetched sandbox gets its log when it is used
@@ -65,6 +70,8 @@ class DockerSandbox:
                network_mode: str = "bridge", extra_hosts: Mapping[str, str] | None = None,
                name: str | None = None,
                limits: ResourceLimits = ResourceLimits()) -> "DockerSandbox":
+        spec = sandbox_spec(image=image, network_mode=network_mode,
+                            extra_hosts=extra_hosts, limits=limits)
         try:
             container = client().containers.run(
                 image,
@@ -72,7 +79,7 @@ class DockerSandbox:
                 name=name,
                 detach=True,
                 init=True,  # PID 1 forwards signals, so removal is instant
-                labels={**owner_labels(), **labels},
+                labels={**owner_labels(), **labels, LABEL_SPEC: spec},
                 network_mode=network_mode,
                 extra_hosts=dict(extra_hosts or {}),
                 working_dir=WORKSPACE,
@@ -85,8 +92,14 @@ class DockerSandbox:
             )
         except APIError as e:
             if e.status_code == 409 and name:
-                # Created ahead under this name by another process, maybe still starting.
-                return cls(_wait_running(name), commands, limits.output_bytes)
+                # Created ahead under this name by another process, maybe still starting:
+                # adopted only if made with these very arguments.
+                adopted = _adopt(_wait_running(name), spec)
+                if adopted is not None:
+                    return cls(adopted, commands, limits.output_bytes)
+                return cls.create(image=image, labels=labels, commands=commands,
+                                  network_mode=network_mode, extra_hosts=extra_hosts,
+                                  name=name, limits=limits)
             raise SandboxError(f"could not start a sandbox from image {image!r}: {e}") from None
         except DockerException as e:
             raise SandboxError(f"could not start a sandbox from image {image!r}: {e}") from None
@@ -207,21 +220,48 @@ def prefetch(key: str, **create_args) -> None:
 PREWARMED_ENV = "AXP_PREWARMED"  # set by `axp local run` when it created containers ahead
 
 
-def take_prefetched(key: str, name: str) -> DockerSandbox | None:
-    """The sandbox created ahead for this item (here, or by `axp local run` under `name`),
-    or None: then the caller creates one itself and reports any error then."""
+def sandbox_spec(*, image: str, network_mode: str, extra_hosts: Mapping[str, str] | None,
+                 limits: ResourceLimits) -> str:
+    """A digest of what a container is made with, so one created ahead is adopted only by
+    an item that would have made the same one."""
+    body = json.dumps({"image": image, "network": network_mode,
+                       "hosts": dict(extra_hosts or {}), "limits": dataclasses.asdict(limits)},
+                      sort_keys=True)
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+def _adopt(container, spec: str):
+    """`container` if it was made to `spec`; otherwise it is removed (so its name is free)
+    and None returned."""
+    if ((container.attrs.get("Config") or {}).get("Labels") or {}).get(LABEL_SPEC) == spec:
+        return container
+    _remove_quietly(container)
+    return None
+
+
+def take_prefetched(key: str, name: str, **create_args) -> DockerSandbox | None:
+    """The sandbox created ahead for this item (here, or by `axp local run` under `name`)
+    with the same `create_args`, or None: then the caller creates one itself."""
+    spec = sandbox_spec(image=create_args["image"], network_mode=create_args["network_mode"],
+                        extra_hosts=create_args.get("extra_hosts"),
+                        limits=create_args["limits"])
     future = _prefetched.pop(key, None)
     if future is not None:
         try:
-            return future.result()
+            sandbox = future.result()
         except Exception:
             return None
+        if sandbox.spec == spec:
+            return sandbox
+        sandbox.remove()
+        return None
     if not os.environ.get(PREWARMED_ENV):
         return None
     try:
-        return DockerSandbox(_wait_running(name, missing_ok=True), None)  # limits: creator's
+        container = _adopt(_wait_running(name, missing_ok=True), spec)
     except SandboxError:
         return None
+    return DockerSandbox(container, None, create_args["limits"].output_bytes) if container else None
 
 
 def _wait_running(name: str, timeout: float = 30.0, missing_ok: bool = False):
