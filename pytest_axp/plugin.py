@@ -175,7 +175,8 @@ def _axp_variant_run(request: pytest.FixtureRequest):
         try:
             run.image = axp.resolve_image(spec.variant.agent.name)
         except SandboxError as e:  # the engine or the image is unusable
-            run.outcome.failure = Failure(phase="sandbox", name="image", message=str(e))
+            run.outcome.failure = Failure(phase="sandbox", name="image", message=str(e),
+                                          infrastructure=True)
             raise VariantFailed(run.outcome.failure) from None
         run.provision()
     except VariantFailed as e:

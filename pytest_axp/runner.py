@@ -194,7 +194,8 @@ class VariantRun:
             self.outcome.failure = e.failure
             raise
         except SandboxError as e:
-            self._fail(Failure(phase="sandbox", name="docker", message=str(e)))
+            self._fail(Failure(phase="sandbox", name="docker", message=str(e),
+                               infrastructure=True))
         finally:
             self.tracer.export(self.paths.traces)
         self.differ = WorkspaceDiffer(self.sandbox, self.paths,

@@ -95,12 +95,16 @@ class Failure:
     exit_code: int | None = None
     stdout_tail: str = ""
     stderr_tail: str = ""
+    # True when the cause lies outside the experiment (engine, sandbox creation, a lost exit
+    # code, the model API unreachable or overloaded): such a variant may be retried.
+    infrastructure: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
             "phase": self.phase, "name": self.name, "message": self.message,
             "exit_code": self.exit_code,
             "stdout_tail": self.stdout_tail, "stderr_tail": self.stderr_tail,
+            "infrastructure": self.infrastructure,
         }
 
     def one_line(self) -> str:
