@@ -94,12 +94,14 @@ def resolve_values(declared: Iterable[str], *, cwd: Path, env_files: Sequence[Pa
 
 
 def too_short(values: Mapping[str, str]) -> list[str]:
-    """Names whose value is set but shorter than MIN_SECRET_LENGTH characters."""
-    return [name for name, value in values.items() if value and len(value) < MIN_SECRET_LENGTH]
+    """Names whose value is set but shorter than MIN_SECRET_LENGTH characters (blanks
+    around it not counted: they are not what gives it away)."""
+    return [name for name, value in values.items()
+            if value and len(value.strip()) < MIN_SECRET_LENGTH]
 
 
 def too_short_message(name: str, value: str) -> str:
-    return (f"secret {name} is {len(value)} character(s) long: values shorter than "
+    return (f"secret {name} is {len(value.strip())} character(s) long: values shorter than "
             f"{MIN_SECRET_LENGTH} cannot be redacted from the records safely; use a longer value")
 
 

@@ -68,7 +68,8 @@ def _leaks(data: bytes, value: str = MULTI) -> list[str]:
 
 def test_too_short_values_are_named():
     assert MIN_SECRET_LENGTH == 8
-    assert too_short({"A": "x", "B": "1234567", "C": "12345678", "D": ""}) == ["A", "B"]
+    assert too_short({"A": "x", "B": "1234567", "C": "12345678", "D": "",
+                      "E": "  1234567\n"}) == ["A", "B", "E"]
     message = too_short_message("A", "x")
     assert "A" in message and "1 character" in message and "\n" not in message
 
