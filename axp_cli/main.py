@@ -115,12 +115,12 @@ def _resume(args: argparse.Namespace) -> int:
 
         finalize_run(run)
         return _report_runs(run.root.parent, [args.resume], interrupted=False)
+    _check_secret_lengths(args, [variants[v] for v in todo])  # before anything moves
     for vid in todo:
         _archive_attempt(run, vid)
     run.index.unlink(missing_ok=True)  # rebuilt from the summaries when the run completes
     args.variant = todo
     _file_bindings(args, [variants[v] for v in todo])
-    _check_secret_lengths(args, [variants[v] for v in todo])
     return _execute(args, Path(source), [variants[v] for v in todo], [ulid], 1)
 
 

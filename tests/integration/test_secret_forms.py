@@ -113,3 +113,8 @@ def test_a_secret_too_short_to_redact_is_refused(project, docker_client):
     assert s["status"] == "error" and s["error"]["phase"] == "secrets"
     assert "TINY_SECRET is 1 character(s) long" in s["error"]["message"]
     assert not any(run.run_id in n for n in container_names(docker_client))
+    # Resuming with the same value is refused before the earlier attempt is moved.
+    again = project.axp("local", "run", "--resume", run.run_id, "--env", "TINY_SECRET=k")
+    assert again.returncode == 2 and "TINY_SECRET is 1 character(s)" in again.stderr
+    assert summary(run, "default")["status"] == "error"
+    assert not (run.results("default").root / "attempts").exists()
