@@ -84,6 +84,7 @@ def cmd_local_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(args, variants, bindings)
     _check_sources(variants, bindings)
+    _check_secret_lengths(args, variants)
     from pytest_axp.session import new_ulids
 
     return _execute(args, Path(args.file), variants, new_ulids(args.repeat), args.repeat)
@@ -114,6 +115,7 @@ def _resume(args: argparse.Namespace) -> int:
 
         finalize_run(run)
         return _report_runs(run.root.parent, [args.resume], interrupted=False)
+    _check_secret_lengths(args, [variants[v] for v in todo])  # before anything moves
     for vid in todo:
         _archive_attempt(run, vid)
     run.index.unlink(missing_ok=True)  # rebuilt from the summaries when the run completes
@@ -240,6 +242,22 @@ def _execute(args: argparse.Namespace, file: Path, variants, ulids: list[str],
     return _report_runs(runs_dir, run_ids, interrupted=code == pytest.ExitCode.INTERRUPTED)
 
 
+def _check_secret_lengths(args: argparse.Namespace, variants) -> None:
+    """A value too short to redact safely is refused before any container (a missing one is
+    the variant's error, reported in its summary)."""
+    from pytest_axp.secrets import EnvError, resolve_values, too_short, too_short_message
+
+    names = list(dict.fromkeys(n for v in variants for n in v.secrets))
+    try:
+        values = resolve_values(names, cwd=Path.cwd(), env_files=args.env_file,
+                                env_args=args.env)
+    except EnvError as e:
+        raise CliError(str(e)) from None
+    short = too_short(values)
+    if short:
+        raise CliError(too_short_message(short[0], values[short[0]]))
+
+
 def _engine_options(args: argparse.Namespace):
     """What the run's items will use, as far as the command line says (ini settings are
     the plugin's to read)."""
@@ -346,7 +364,7 @@ def _file_bindings(args: argparse.Namespace, variants):
 def _dry_run(args: argparse.Namespace, variants, bindings) -> int:
     """The plan, written nowhere: variants, staging and secrets. Exit 1 if anything is
     missing, so CI can check an experiment's inputs before paying for a run."""
-    from pytest_axp.secrets import EnvError, resolve_values
+    from pytest_axp.secrets import MIN_SECRET_LENGTH, EnvError, resolve_values, too_short
     from pytest_axp.staging import StagingError, build_entry, plan_entries
 
     print(f"experiment {variants[0].experiment_id}: {len(variants)} variant(s) x "
@@ -383,10 +401,12 @@ def _dry_run(args: argparse.Namespace, variants, bindings) -> int:
                                     env_args=args.env)
         except EnvError as e:
             raise CliError(str(e)) from None
+        short = set(too_short(values))
         print("\nsecrets:")
-        print(render(("name", "state"), [(n, "set" if values.get(n) else "missing")
-                                         for n in names]))
-        missing |= any(not values.get(n) for n in names)
+        print(render(("name", "state"), [
+            (n, f"too short (under {MIN_SECRET_LENGTH} characters)" if n in short
+             else "set" if values.get(n) else "missing") for n in names]))
+        missing |= bool(short) or any(not values.get(n) for n in names)
     print("\ndry run: nothing was written" + ("; something is missing" if missing else ""))
     return EXIT_NOT_PASSED if missing else EXIT_OK
 

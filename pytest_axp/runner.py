@@ -34,7 +34,7 @@ from .sandbox.base import (
     AGENT_USER, LABEL_REPEAT, LABEL_RUN_ID, LABEL_VARIANT_ID, WORKSPACE, ExecResult,
     ResourceLimits, SandboxError,
 )
-from .secrets import Redactor
+from .secrets import Redactor, too_short, too_short_message
 from .staging import (
     StagedEntry, StagingError, build_entry, is_url, plan_entries, unknown_bindings,
 )
@@ -86,7 +86,12 @@ def secret_values(variant: "ResolvedVariant", host_env: Mapping[str, str]) -> di
             phase="secrets", name=", ".join(missing),
             message=f"secret(s) {', '.join(missing)} have no value: set them in the "
                     "environment before running"))
-    return {name: host_env[name] for name in variant.secrets}
+    values = {name: host_env[name] for name in variant.secrets}
+    short = too_short(values)
+    if short:
+        raise VariantFailed(Failure(phase="secrets", name=", ".join(short),
+                                    message=too_short_message(short[0], values[short[0]])))
+    return values
 
 
 def _secret_for(slug: str, secrets: Mapping[str, str]) -> str | None:
@@ -168,6 +173,7 @@ class VariantRun:
             self._fail(Failure(phase="agent", name=self.variant.agent.name, message=str(e)))
         self._secrets = secret_values(self.variant, self.options.host_env)
         self.redactor = Redactor(self._secrets.values())
+        self.tracer.redact = self.redactor.obj
         self._env = base_environment(self.variant, self._secrets)
         return self._plan_staging()
 
@@ -231,7 +237,7 @@ class VariantRun:
         self._snapshot("after_agent")
         self.tracer.export(self.paths.traces)
         trace_bytes = self.trace.jsonl()
-        write_atomic(self.paths.agent_trace, trace_bytes)
+        write_atomic(self.paths.agent_trace, self.redactor.bytes(trace_bytes))
         if not outcome.timed_out:
             self.sandbox.put_file(TRACE_PATH_IN_SANDBOX, trace_bytes, mode=0o644)
         return outcome
@@ -297,7 +303,7 @@ class VariantRun:
                     variant_tag=self.variant.tag, experiment_id=self.variant.experiment_id,
                     repeat=self.repeat, fingerprint=self.variant.fingerprint,
                     outcome=self.outcome, started_at=self.started_at, ended_at=time.time())
-                write_json(self.paths.run_summary, summary)
+                write_json(self.paths.run_summary, self.redactor.obj(summary))
         finally:
             if self.sandbox is not None:
                 self.sandbox.remove(wait=False)  # again, harmless, should anything above fail
@@ -359,11 +365,11 @@ class VariantRun:
                 failed = StagedEntry(source=source, dest=entry.dest, name=entry.name,
                                      error=str(e))
                 records.append(failed.record())
-                write_json(self.run.staging(self.variant.id), records)
+                write_json(self.run.staging(self.variant.id), self.redactor.obj(records))
                 self._fail(Failure(phase="staging", name=label, message=str(e)))
             records.append(staged.record())
         if records:
-            write_json(self.run.staging(self.variant.id), records)
+            write_json(self.run.staging(self.variant.id), self.redactor.obj(records))
 
     def _build(self, entry: Any, source: str) -> StagedEntry:
         """The entry's tar; a URL is fetched (cached by sha256), a sha256 is checked."""
@@ -425,7 +431,13 @@ class VariantRun:
                         parts = member.name.split("/", 1)
                         if len(parts) < 2 or not parts[1]:
                             continue
-                        member.name = parts[1]
+                        # The tar's own names are read raw; what lands in the run folder is
+                        # named with secrets redacted (link targets too).
+                        member.name = self.redactor.text(parts[1])
+                        if member.linkname:
+                            member.linkname = self.redactor.text(
+                                member.linkname.split("/", 1)[-1] if member.islnk()
+                                else member.linkname)
                         if member.isfile() and copied["bytes"] + member.size > limit:
                             # Over the bound: named in layout.json, not copied.
                             copied["omitted_count"] += 1
@@ -440,7 +452,7 @@ class VariantRun:
                             if self.redactor:
                                 _redact_file(dest / member.name, self.redactor)
         except (SandboxError, tarfile.TarError, OSError) as e:
-            copied["error"] = str(e)
+            copied["error"] = self.redactor.text(str(e))
         self.workspace_copy = copied
 
     def _write_layout(self) -> None:
@@ -456,7 +468,7 @@ class VariantRun:
                     if rel == "layout.json" or rel.startswith("workspace/"):
                         continue
                     files.append({"path": rel, "size": full.stat().st_size})
-        write_json(self.paths.layout, {
+        write_json(self.paths.layout, self.redactor.obj({
             "schema_version": 1,
             "run_id": self.run.run_id,
             "variant_id": self.variant.id,
@@ -472,7 +484,7 @@ class VariantRun:
             },
             "files": sorted(files, key=lambda f: f["path"]),
             "workspace": self.workspace_copy or None,
-        })
+        }))
 
 
 def _redact_file(path: Path, redactor: Redactor) -> None:

@@ -6,12 +6,19 @@ environment, --env NAME=VALUE / --env NAME. Only declared names are taken.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote, quote_plus
 
 MARKER = b"[REDACTED]"
+# A shorter value cannot be replaced everywhere without mangling ordinary text (and what
+# is left around the markers still gives it away); such a secret is refused before a run.
+MIN_SECRET_LENGTH = 8
 _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 
 
@@ -86,16 +93,72 @@ def resolve_values(declared: Iterable[str], *, cwd: Path, env_files: Sequence[Pa
     return {name: merged[name] for name in dict.fromkeys(declared) if name in merged}
 
 
-class Redactor:
-    """Replaces secret values with a marker, also in a stream cut into arbitrary chunks.
+def too_short(values: Mapping[str, str]) -> list[str]:
+    """Names whose value is set but shorter than MIN_SECRET_LENGTH characters (blanks
+    around it not counted: they are not what gives it away)."""
+    return [name for name, value in values.items()
+            if value and len(value.strip()) < MIN_SECRET_LENGTH]
 
-    The stream form keeps back the last (longest value - 1) bytes of what it has seen, so a
-    value split across two chunks is still found; flush() releases the rest.
+
+def too_short_message(name: str, value: str) -> str:
+    return (f"secret {name} is {len(value.strip())} character(s) long: values shorter than "
+            f"{MIN_SECRET_LENGTH} cannot be redacted from the records safely; use a longer value")
+
+
+def _json_forms(text: str) -> set[str]:
+    """How a string reads inside a JSON document (UTF-8 and \\u-escaped writers)."""
+    return {json.dumps(text, ensure_ascii=False)[1:-1], json.dumps(text)[1:-1]}
+
+
+def _base64_cores(data: bytes) -> set[str]:
+    """The characters base64 spells from `data` alone, at each of the three byte alignments
+    it can have inside a longer encoded text (what the neighbouring bytes change is left out)."""
+    cores = set()
+    for k in range(3):
+        bit_start, bit_end = 8 * k, 8 * (k + len(data))
+        first, last = -(-bit_start // 6), bit_end // 6  # whole 6-bit groups inside
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            core = encode(b"\0" * k + data).decode()[first:last]
+            if len(core) >= MIN_SECRET_LENGTH:
+                cores.add(core)
+    return cores
+
+
+def secret_forms(value: str) -> list[str]:
+    """Every form of `value` to replace, longest first.
+
+    The value itself, JSON-escaped, percent-encoded and base64-encoded; and for a value of
+    several lines (or with blanks around it) each trimmed line of at least
+    MIN_SECRET_LENGTH characters, raw and JSON-escaped, since diffs and line-oriented logs
+    write a multi-line value one line at a time.
+    """
+    if not value:
+        return []
+    forms = {value, quote(value, safe=""), quote_plus(value, safe=""), quote(value)}
+    forms |= _json_forms(value)
+    forms |= _base64_cores(value.encode("utf-8", "surrogateescape"))
+    for line in value.splitlines():
+        line = line.strip()
+        if len(line) >= MIN_SECRET_LENGTH:
+            forms |= {line} | _json_forms(line)
+    return sorted(forms, key=lambda f: (-len(f), f))
+
+
+class Redactor:
+    """Replaces secret values, in every form of secret_forms(), with a marker; also in a
+    stream cut into arbitrary chunks.
+
+    The stream form keeps back the last (longest form - 1) bytes of what it has seen, so a
+    value split across two chunks is still found; flush() releases the rest, and
+    flush(cut=True) also masks a beginning of a value left at the end by a cut stream.
     """
 
     def __init__(self, values: Iterable[str]) -> None:
-        # Longest first, so a value containing a shorter one is replaced whole.
-        self.values = sorted({v.encode() for v in values if v}, key=len, reverse=True)
+        self.secrets = sorted({v for v in values if v}, key=len, reverse=True)
+        # Longest first, so a form containing a shorter one is replaced whole.
+        forms = {f.encode("utf-8", "surrogateescape") for v in self.secrets
+                 for f in secret_forms(v)}
+        self.values = sorted(forms, key=lambda f: (-len(f), f))
         self._keep = max((len(v) for v in self.values), default=1) - 1
         self._pending = b""
 
@@ -104,16 +167,32 @@ class Redactor:
 
     @property
     def values_text(self) -> list[str]:
-        return [v.decode() for v in self.values]
+        """The secret values themselves (a new Redactor(values_text) is an equal one)."""
+        return list(self.secrets)
 
     def bytes(self, data: bytes) -> bytes:
         for value in self.values:
-            data = data.replace(value, MARKER)
+            if value in data:
+                data = data.replace(value, MARKER)
         return data
 
     def text(self, text: str) -> str:
         return self.bytes(text.encode("utf-8", "surrogateescape")).decode(
             "utf-8", "surrogateescape") if self.values else text
+
+    def obj(self, value: Any) -> Any:
+        """A JSON-like structure with every string (keys too) redacted, for JSON writers:
+        the escaping comes after, so the record stays valid JSON."""
+        if not self.values:
+            return value
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, Mapping):
+            return {self.text(k) if isinstance(k, str) else k: self.obj(v)
+                    for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.obj(v) for v in value]
+        return value
 
     def feed(self, chunk: bytes) -> bytes:
         if not self.values:
@@ -130,6 +209,18 @@ class Redactor:
         self._pending = data[cut:]
         return data[:cut]
 
-    def flush(self) -> bytes:
+    def flush(self, cut: bool = False) -> bytes:
+        """What is held back. With `cut` (the stream was cut short there), an end that is
+        the beginning of a form is masked too: its rest was never seen."""
         rest, self._pending = self.bytes(self._pending), b""
-        return rest
+        return self.mask_cut_end(rest) if cut else rest
+
+    def mask_cut_end(self, data: bytes) -> bytes:
+        """`data` with a trailing beginning of any form replaced by the marker."""
+        start = len(data)
+        for value in self.values:
+            for n in range(min(len(value) - 1, len(data)), 0, -1):
+                if data.endswith(value[:n]):
+                    start = min(start, len(data) - n)
+                    break
+        return data[:start] + MARKER if start < len(data) else data

@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from ..secrets import secret_forms
+
 REDACTED = "[REDACTED]"
 _SENSITIVE_HEADER_WORDS = ("key", "token", "authorization", "cookie", "secret")
 
@@ -16,13 +18,19 @@ class Redactor:
     """Replaces every known secret value (run token, real API key, run secrets) by [REDACTED]."""
 
     def __init__(self, secrets: Iterable[str | None]) -> None:
-        # Longest first so a secret that contains another is replaced whole.
-        values = {s for s in secrets if isinstance(s, str) and s}
-        self._secrets = sorted(values, key=len, reverse=True)
+        self._values = {s for s in secrets if isinstance(s, str) and s}
+        self._secrets = self._forms()
+
+    def _forms(self) -> list[str]:
+        # Every written form of each value (secrets.secret_forms: per line, encoded...),
+        # longest first so a form that contains another is replaced whole.
+        forms = {f for v in self._values for f in secret_forms(v)}
+        return sorted(forms, key=lambda f: (-len(f), f))
 
     def add(self, secret: str | None) -> None:
-        if secret and secret not in self._secrets:
-            self._secrets = sorted([*self._secrets, secret], key=len, reverse=True)
+        if secret and secret not in self._values:
+            self._values.add(secret)
+            self._secrets = self._forms()
 
     def text(self, value: str) -> str:
         for secret in self._secrets:

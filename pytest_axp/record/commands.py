@@ -60,6 +60,7 @@ class CommandLog:
         return rec, self.paths.root / rec.stdout_path, self.paths.root / rec.stderr_path
 
     def finish(self, rec: CommandRecord) -> None:
-        line = json.dumps(asdict(rec), ensure_ascii=False)
+        # Names and extras come from the experiment and the sandbox: any may carry a value.
+        line = json.dumps(self.redactor.obj(asdict(rec)), ensure_ascii=False)
         with self._lock, open(self.paths.commands_index, "a", encoding="utf-8") as f:
             f.write(line + "\n")

@@ -6,6 +6,10 @@ from which the old versions of changed files come; later points append their cha
 it (on extraction the last copy of a path wins) instead of rebuilding it, so no unchanged byte
 crosses the API and a later snapshot costs one listing plus O(changes).
 Best effort: a failure is logged and the run goes on.
+
+What the harness acts on (the listing, the hashes, the fetched names) comes raw, through
+get_archive, never from a command's recorded output, which has secrets redacted; redaction
+applies to what is written: records, patch names and patch text.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ import difflib
 import hashlib
 import io
 import logging
+import re
 import tarfile
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from ..secrets import Redactor
 from .jsonio import write_atomic, write_json
 from .layout import VariantPaths
 
@@ -75,6 +81,23 @@ def is_text(data: bytes) -> bool:
     return True
 
 
+_UNESCAPE = {"n": "\n", "r": "\r"}
+
+
+def parse_sums(raw: bytes) -> dict[str, str]:
+    """sha256sum's output: path -> digest (a name with a newline or backslash comes
+    escaped, the line marked with a leading backslash)."""
+    sums = {}
+    for line in raw.decode("utf-8", "surrogateescape").split("\n"):
+        escaped = line.startswith("\\")
+        digest, _, path = line[escaped:].partition("  ")
+        if path:
+            if escaped:
+                path = re.sub(r"\\(.)", lambda m: _UNESCAPE.get(m[1], m[1]), path)
+            sums[path] = digest
+    return sums
+
+
 def unified_patch(path: str, old: bytes | None, new: bytes | None) -> str:
     a = (old or b"").decode("utf-8").splitlines(keepends=True)
     b = (new or b"").decode("utf-8").splitlines(keepends=True)
@@ -88,9 +111,9 @@ def unified_patch(path: str, old: bytes | None, new: bytes | None) -> str:
 class WorkspaceDiffer:
     def __init__(self, sandbox: Any, paths: VariantPaths, *,
                  max_patch_bytes: int = DEFAULT_MAX_PATCH_BYTES,
-                 workspace: str = "/workspace", redactor: Any = None) -> None:
+                 workspace: str = "/workspace", redactor: Redactor | None = None) -> None:
         self.sandbox = sandbox
-        self.redactor = redactor  # patches never carry a secret value
+        self.redactor = redactor or Redactor(())  # records never carry a secret value
         self.paths = paths
         self.max_patch_bytes = max_patch_bytes
         self.workspace = workspace
@@ -111,11 +134,11 @@ class WorkspaceDiffer:
         # The listing and, on the first point, the state tar come from one exec.
         save = (f"rm -rf {STATE_DIR} && mkdir -p {STATE_DIR} && "
                 f"tar -cf {STATE_DIR}/prev.tar . 2>/dev/null; " if first and keep_state else "")
-        res = self.sandbox.exec(f"cd {self.workspace} && {save}{_LIST}", phase="snapshot",
-                                name=point)
+        res = self.sandbox.exec(f"mkdir -p {STATE_DIR} && cd {self.workspace} && {save}"
+                                f"{_LIST} > {STATE_DIR}/listing", phase="snapshot", name=point)
         if res.exit_code != 0:
             raise RuntimeError(f"listing exited {res.exit_code}")
-        current = parse_listing(res.stdout_path.read_bytes())
+        current = parse_listing(self._read(f"{STATE_DIR}/listing"))
         self.seq += 1
         record: dict[str, Any] = {
             "seq": self.seq, "point": point, "time_epoch": round(time.time(), 3),
@@ -125,8 +148,18 @@ class WorkspaceDiffer:
         if not first:
             record["changes"] = self._diff(self._previous, current, keep_state)
         self._previous, self._previous_point = current, point
+        record = self.redactor.obj(record)
         write_json(self.paths.fs_diff / f"{self.seq}.json", record)
         return record
+
+    def _read(self, path: str) -> bytes:
+        """A file of the sandbox, as it is."""
+        with tarfile.open(fileobj=io.BytesIO(b"".join(self.sandbox.get_archive(path)))) as tar:
+            member = tar.next()
+            f = tar.extractfile(member) if member is not None else None
+            if f is None:
+                raise RuntimeError(f"{path} is not a file")
+            return f.read()
 
     def _diff(self, old: dict[str, Entry], new: dict[str, Entry], keep_state: bool):
         changes = classify(old, new)
@@ -146,8 +179,9 @@ class WorkspaceDiffer:
             old_data = contents.get(("old", path))
             data = new_data if change != "deleted" else old_data
             digest = hashlib.sha256(data).hexdigest() if data is not None else None
+            shown = self.redactor.text(path)
             item: dict[str, Any] = {
-                "path": path, "change": change, "size": entry.size,
+                "path": shown, "change": change, "size": entry.size,
                 "sha256": digest or (big_hashes.get(path) if change != "deleted" else None),
                 "mode": format(entry.mode, "04o"), "patch": None, "note": None,
             }
@@ -159,11 +193,11 @@ class WorkspaceDiffer:
             elif not all(is_text(d) for d in (old_data, new_data) if d is not None):
                 item["note"] = "binary"
             else:
-                rel = f"{self.seq}/{flatten(path)}.patch"
+                rel = f"{self.seq}/{flatten(shown)}.patch"
                 patch = unified_patch(path, old_data if change != "added" else None,
                                       new_data if change != "deleted" else None)
-                if self.redactor:
-                    patch = self.redactor.text(patch)
+                # Line by line, a multi-line value shows as its lines: the forms cover them.
+                patch = self.redactor.text(patch)
                 write_atomic(self.paths.fs_diff / rel, patch)
                 item["patch"] = rel
             out.append(item)
@@ -197,26 +231,25 @@ class WorkspaceDiffer:
             f"if [ -s {d}/old.list ]; then tar -C {d}/out/old -xf {d}/prev.tar --null "
             f"-T {d}/old.list; fi; "
             f"if [ -s {d}/big.list ]; then (cd {self.workspace} && xargs -0 sha256sum -- "
-            f"< {d}/big.list); fi; "
+            f"< {d}/big.list > {d}/out/big.sums); fi; "
             + (f"if [ -s {d}/new_state.list ]; then tar -C {self.workspace} -rf {d}/prev.tar "
                f"--null -T {d}/new_state.list; fi" if keep_state else "true"))
         res = self.sandbox.exec(script, phase="snapshot", name="fetch-changed")
         if res.exit_code != 0:
             raise RuntimeError(f"collecting changed files exited {res.exit_code}")
-        big_hashes = {}
-        for line in res.stdout_path.read_text(errors="replace").splitlines():
-            digest, _, path = line.partition("  ")
-            if path:
-                big_hashes[path] = digest
-        if not new_paths and not old_paths:
-            return {}, big_hashes
+        if not new_paths and not old_paths and not big:
+            return {}, {}
         found: dict[tuple[str, str], bytes] = {}
+        big_hashes: dict[str, str] = {}
         buf = io.BytesIO(b"".join(self.sandbox.get_archive(f"{d}/out")))
         with tarfile.open(fileobj=buf) as tar:
             for member in tar:
-                parts = member.name.split("/", 2)  # out/<new|old>/<path>
-                if len(parts) == 3 and member.isfile() and parts[1] in ("new", "old"):
-                    f = tar.extractfile(member)
-                    if f is not None:
-                        found[(parts[1], parts[2])] = f.read()
+                parts = member.name.split("/", 2)  # out/<new|old>/<path>, out/big.sums
+                f = tar.extractfile(member) if member.isfile() else None
+                if f is None:
+                    continue
+                if len(parts) == 3 and parts[1] in ("new", "old"):
+                    found[(parts[1], parts[2])] = f.read()
+                elif parts[1:] == ["big.sums"]:
+                    big_hashes = parse_sums(f.read())
         return found, big_hashes

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ class VariantTracer:
             "axp.run_id": run_id, "axp.variant_id": variant_id, "axp.repeat": repeat})
         self._stack.append(self.root)
         self.trace_id = format(self.root.get_span_context().trace_id, "032x")
+        self.redact: Callable[[Any], Any] = lambda doc: doc  # set once secrets are known
 
     @contextmanager
     def span(self, name: str, **attributes: Any) -> Iterator["SpanHandle"]:
@@ -79,7 +80,8 @@ class VariantTracer:
             finished = list(self._finished)
         open_spans = [s for s in self._stack]
         path = traces_dir / f"{self.trace_id}.otlp.json"
-        write_atomic(path, json.dumps(otlp_json(finished + open_spans), indent=1) + "\n")
+        doc = self.redact(otlp_json(finished + open_spans))
+        write_atomic(path, json.dumps(doc, indent=1) + "\n")
         return path
 
 

@@ -312,7 +312,8 @@ def _pump(raw: socket.socket, out_path: Path, err_path: Path, counts: list[int],
           redactor: Redactor, limit: int) -> None:
     """Demultiplex Docker's framed stream (8-byte headers) straight into the two files,
     secret values replaced on the way (each stream redacted on its own, across chunks).
-    Past `limit` bytes a stream is still read (the command must not block) but dropped."""
+    Past `limit` bytes a stream is still read (the command must not block) but dropped; a
+    value the cut runs through loses its beginning too (Redactor.flush(cut=True))."""
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         streams = {1: (out, Redactor(redactor.values_text), 0),
                    2: (err, Redactor(redactor.values_text), 1)}
@@ -333,7 +334,7 @@ def _pump(raw: socket.socket, out_path: Path, err_path: Path, counts: list[int],
                     sink.flush()
         finally:
             for sink, red, index in streams.values():
-                sink.write(red.flush())
+                sink.write(red.flush(cut=counts[index] > limit))
                 if counts[index] > limit:
                     sink.write(f"\n[axp: output cut at {limit} bytes; "
                                f"{counts[index] - limit} more were dropped]\n".encode())

@@ -37,3 +37,13 @@ def test_patches_for_add_modify_delete():
     assert unified_patch("x.txt", b"bye\n", None) == (
         "--- a/x.txt\n+++ /dev/null\n@@ -1 +0,0 @@\n-bye\n")
     assert unified_patch("x", b"a", b"b").endswith("+b\n\\ No newline at end of file\n")
+
+
+def test_sums_of_odd_names():
+    from pytest_axp.record.fsdiff import parse_sums
+
+    raw = (b"aa  plain.txt\n"
+           b"\\bb  new\\nline\\\\back\n"
+           b"cc  two  spaces\n")
+    assert parse_sums(raw) == {"plain.txt": "aa", "new\nline\\back": "bb",
+                               "two  spaces": "cc"}

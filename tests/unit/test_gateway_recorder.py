@@ -70,3 +70,12 @@ def test_secret_split_across_deltas_is_coalesced() -> None:
     assert deltas[0]["partial_json"] + deltas[1]["partial_json"] == '{"c": "[REDACTED]"}'
     assert deltas[0]["_coalesced"] is True and deltas[2]["text"] == "fine"
     assert r.events(events[2:]) is not None and Redactor(["zzz"]).events(events) is events
+
+
+def test_a_multi_line_secret_is_caught_whole_and_line_by_line() -> None:
+    value = "first-line-AAAA\nsecond-line-BBBB"
+    r = Redactor([value])
+    text = r.dumps({"whole": f"x {value} y", "lines": ["first-line-AAAA", "+second-line-BBBB"],
+                    "escaped": json.dumps(value)})
+    assert "line-AAAA" not in text and "line-BBBB" not in text
+    assert json.loads(text)["lines"] == ["[REDACTED]", "+[REDACTED]"]
