@@ -113,7 +113,9 @@ class ClaudeAgent:
         self._copy_session(ctx, session_id)
         outcome = AgentOutcome(name=self.name, exit_code=result.exit_code,
                                timed_out=result.timed_out,
-                               stopped_reason=handle.stopped_reason,
+                               stopped_reason=handle.stopped_reason or (
+                                   f"model API unreachable: {handle.unreachable}"
+                                   if handle.unreachable else None),
                                model_source=gateway.model_source(handle),
                                api_unreachable=handle.unreachable)
         if not _fill_from_cli_json(outcome, ctx.paths.agent_raw.read_bytes()):
