@@ -85,9 +85,24 @@ def run_variant_item(_axp_variant_run, request) -> None:
     node.user_properties.append(("axp.status", status))
     for note in run.outcome.notes:
         node.user_properties.append(("axp.note", note))
-        warnings.warn(AxpNoTestsWarning(f"{run.variant.id}: {note}"), stacklevel=1)
+        path, line = _tests_line(run.variant.source_file)
+        # Shown against the experiment file, not this module.
+        warnings.warn_explicit(AxpNoTestsWarning(f"{run.variant.id}: {note}"),
+                               AxpNoTestsWarning, filename=path, lineno=line)
     if status != "pass":
         pytest.fail(_verdict_message(run, status), pytrace=False)
+
+
+def _tests_line(source_file: str) -> tuple[str, int]:
+    """The experiment file and the line of its top-level `tests:` key (1 if none)."""
+    try:
+        with open(source_file, encoding="utf-8", errors="replace") as f:
+            for number, text in enumerate(f, 1):
+                if text.startswith("tests:"):
+                    return source_file, number
+    except OSError:
+        pass
+    return source_file, 1
 
 
 def _verdict_message(run, status: str) -> str:
