@@ -75,13 +75,25 @@ def run_variant_item(_axp_variant_run, request) -> None:
     resumes is the variant. Each test's outcome is a user property; the failure message
     names every failed test.
     """
+    from docker.errors import DockerException
+
+    from .record.summary import Failure
+    from .sandbox.base import SandboxError
+
     run = _axp_variant_run
     node = request.node
-    run.run_agent()
-    for kind, test in run.planned_tests():
-        result = run.run_test(kind, test)
-        node.user_properties.append((f"axp.test.{kind}/{test.name}", result.status))
-    status = run.complete()
+    try:
+        run.run_agent()
+        for kind, test in run.planned_tests():
+            result = run.run_test(kind, test)
+            node.user_properties.append((f"axp.test.{kind}/{test.name}", result.status))
+        status = run.complete()
+    except (SandboxError, DockerException) as e:
+        # The sandbox went away under the run (engine restarted, container removed): not
+        # the agent's doing. The summary is written at teardown, as for any error.
+        run.outcome.failure = Failure(phase="sandbox", name="docker", infrastructure=True,
+                                      message=f"the sandbox failed mid-run: {_one_line(e)}")
+        status = "error"
     node.user_properties.append(("axp.status", status))
     for note in run.outcome.notes:
         node.user_properties.append(("axp.note", note))
@@ -91,6 +103,10 @@ def run_variant_item(_axp_variant_run, request) -> None:
                                AxpNoTestsWarning, filename=path, lineno=line)
     if status != "pass":
         pytest.fail(_verdict_message(run, status), pytrace=False)
+
+
+def _one_line(e: Exception) -> str:
+    return " ".join(str(e).split())
 
 
 def _tests_line(source_file: str) -> tuple[str, int]:

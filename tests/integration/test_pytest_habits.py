@@ -4,6 +4,7 @@ and a variant with no tests says so."""
 from __future__ import annotations
 
 import re
+import time
 import xml.etree.ElementTree as ET
 
 from .conftest import outcomes, summary
@@ -113,3 +114,45 @@ def test_a_variant_with_tests_carries_no_note(project):
     project.write("habits.yaml", THREE)
     check = project.axp("experiment", "validate", "habits.yaml")
     assert check.returncode == 0 and "no tests" not in check.stderr
+
+
+SLOW_AGENT = """
+schema_version: 2
+id: vanishing
+name: Vanishing sandbox
+agents: [{name: command, script: "sleep 60"}]
+prompts: [go]
+tests: {application: [{name: never, script: "true"}]}
+limits: {max_time_seconds: 120}
+"""
+
+
+def test_a_sandbox_removed_under_the_agent_is_an_infrastructure_error(project, docker_client):
+    project.write("vanishing.yaml", SLOW_AGENT)
+    proc = project.start("pytest", "-p", "no:randomly", "vanishing.yaml")
+    try:
+        run_id = None
+        # Commands are logged as they end: after the before_agent snapshot, the agent's
+        # turn has come (removed before or during its exec, the variant ends the same).
+        for _ in range(600):
+            runs = project.runs()
+            log = runs[0].results("default").commands_index if runs else None
+            if log is not None and log.is_file() and '"before_agent"' in log.read_text():
+                run_id = runs[0].run_id
+                break
+            time.sleep(0.1)
+        assert run_id, "the agent never started"
+        for c in docker_client.containers.list(all=True, sparse=True,
+                                               filters={"label": f"axp.run_id={run_id}"}):
+            c.remove(force=True)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, out + err
+    s = summary(project.only_run(), "default")
+    assert s["status"] == "error" and s["tests"] == []
+    assert s["error"]["infrastructure"] is True
+    # Which call notices first (the agent's exec or the snapshot after it) is the engine's
+    # timing; either way the reason is said in one line.
+    assert f"default: error: {s['error']['phase']} '{s['error']['name']}' failed: " in out, out
