@@ -97,7 +97,8 @@ class AgentOutcome:
 
 @dataclass
 class Failure:
-    """Why a variant ended as `error` before its agent or tests could run (ours)."""
+    """Why a variant ended as `error` (ours): it could not start, or the infrastructure
+    failed its agent or tests (see agent_failure)."""
 
     phase: str
     name: str
