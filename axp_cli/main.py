@@ -450,6 +450,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     except CliError as e:
         print(e, file=sys.stderr)
         return EXIT_INVALID
+    from pytest_axp.runner import has_tests
+
+    untested = [v.id for v in variants if not has_tests(v)]
+    if untested:
+        print(f"{args.file}: warning: no tests: variant(s) {', '.join(untested)} declare no "
+              "application or introspection test; their status will reflect the agent's "
+              "exit only", file=sys.stderr)
     print(f"{args.file}: valid ({len(variants)} variant(s))")
     return EXIT_OK
 

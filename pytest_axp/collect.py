@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -37,7 +38,7 @@ class ExperimentFile(pytest.File):
         for repeat in range(1, axp.repeat + 1):
             for variant in variants:
                 name = variant.id if axp.repeat == 1 else f"{variant.id}.repeat-{repeat}"
-                item = pytest.Function.from_parent(self, name=name, callobj=run_variant_item)
+                item = VariantItem.from_parent(self, name=name, callobj=run_variant_item)
                 item.stash[SPEC_KEY] = VariantItemSpec(
                     variant=variant, repeat=repeat,
                     run=axp.run_paths(variant.experiment_id, repeat))
@@ -54,42 +55,93 @@ class ExperimentFile(pytest.File):
         return super().repr_failure(excinfo, style)
 
 
-def run_variant_item(_axp_variant_run, subtests, request) -> None:
-    """The body of every variant item: agent, then tests as subtests, then the verdict."""
+class VariantItem(pytest.Function):
+    """One variant run. Reported under its node id (`exp.yaml::variant`): a Function's own
+    header is the dotted path of its parents, meaningless for an item of a YAML file."""
+
+    def reportinfo(self):
+        return self.path, None, self.nodeid
+
+
+class AxpNoTestsWarning(UserWarning):
+    """An experiment variant with no tests: its status says only how the agent exited."""
+
+
+def run_variant_item(_axp_variant_run, request) -> None:
+    """The body of every variant item: agent, tests, verdict, in one report.
+
+    The tests are not subtests: a subtest report counts as a test of its own in `-x`,
+    `--maxfail` and JUnit's totals, while the unit a user selects, re-runs (`--lf`) and
+    resumes is the variant. Each test's outcome is a user property; the failure message
+    names every failed test.
+    """
+    from docker.errors import DockerException
+
+    from .record.summary import Failure
+    from .sandbox.base import SandboxError
+
     run = _axp_variant_run
-    vid = run.variant.id
-    run.run_agent()
-    for kind, test in run.planned_tests():
-        with subtests.test(msg=f"{vid} {kind}/{test.name}"):
+    node = request.node
+    try:
+        run.run_agent()
+        for kind, test in run.planned_tests():
             result = run.run_test(kind, test)
-            if result.status != "pass":
-                pytest.fail(_test_failure_message(vid, result), pytrace=False)
-    status = run.complete()
-    request.node.user_properties.append(("axp.status", status))
+            node.user_properties.append((f"axp.test.{kind}/{test.name}", result.status))
+        status = run.complete()
+    except (SandboxError, DockerException) as e:
+        # The sandbox went away under the run (engine restarted, container removed): not
+        # the agent's doing. The summary is written at teardown, as for any error.
+        run.outcome.failure = Failure(phase="sandbox", name="docker", infrastructure=True,
+                                      message=f"the sandbox failed mid-run: {_one_line(e)}")
+        status = "error"
+    node.user_properties.append(("axp.status", status))
+    for note in run.outcome.notes:
+        node.user_properties.append(("axp.note", note))
+        path, line = _tests_line(run.variant.source_file)
+        # Shown against the experiment file, not this module.
+        warnings.warn_explicit(AxpNoTestsWarning(f"{run.variant.id}: {note}"),
+                               AxpNoTestsWarning, filename=path, lineno=line)
     if status != "pass":
         pytest.fail(_verdict_message(run, status), pytrace=False)
 
 
-def _test_failure_message(vid: str, result) -> str:
-    from .record.summary import tail
+def _one_line(e: Exception) -> str:
+    return " ".join(str(e).split())
 
-    lines = [f"{vid}: {result.kind} test '{result.name}' failed (exit {result.exit_code})"]
-    for label, path in (("stdout", result.stdout_log), ("stderr", result.stderr_log)):
-        text = tail(path, 1024).rstrip()
-        if text:
-            lines.append(f"--- {label} (tail) ---\n{text}")
-    return "\n".join(lines)
+
+def _tests_line(source_file: str) -> tuple[str, int]:
+    """The experiment file and the line of its top-level `tests:` key (1 if none)."""
+    try:
+        with open(source_file, encoding="utf-8", errors="replace") as f:
+            for number, text in enumerate(f, 1):
+                if text.startswith("tests:"):
+                    return source_file, number
+    except OSError:
+        pass
+    return source_file, 1
 
 
 def _verdict_message(run, status: str) -> str:
+    """First line: the verdict, naming every failed test (JUnit's message); then tails."""
+    from .record.summary import tail
+
     vid = run.variant.id
     outcome = run.outcome
+    if outcome.failure is not None:
+        return f"{vid}: error: {outcome.failure.one_line()}"
     if status == "timeout":
         return (f"{vid}: timeout: the agent exceeded max_time_seconds="
                 f"{run.variant.limits.max_time_seconds}; tests were not run")
     if status == "fail":
-        failed = [f"{t.kind}/{t.name}" for t in outcome.tests if t.status != "pass"]
-        return f"{vid}: fail: {', '.join(failed)}"
+        failed = [t for t in outcome.tests if t.status != "pass"]
+        lines = [f"{vid}: fail: {', '.join(f'{t.kind}/{t.name}' for t in failed)}"]
+        for t in failed:
+            lines.append(f"{vid}: {t.kind} test '{t.name}' failed (exit {t.exit_code})")
+            for label, path in (("stdout", t.stdout_log), ("stderr", t.stderr_log)):
+                text = tail(path, 1024).rstrip()
+                if text:
+                    lines.append(f"--- {t.kind}/{t.name} {label} (tail) ---\n{text}")
+        return "\n".join(lines)
     agent = outcome.agent
     code = agent.exit_code if agent else None
     return f"{vid}: error: the agent exited {code} and no tests ran"

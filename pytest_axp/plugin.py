@@ -145,8 +145,9 @@ def pytest_collect_file(file_path, parent):
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """resolved-variant.yaml for every selected variant, before any container starts."""
-    if not session.items:
+    """resolved-variant.yaml for every selected variant, before any container starts.
+    `--collect-only` runs nothing, so it writes nothing (no run folder)."""
+    if not session.items or session.config.option.collectonly:
         return
     from .collect import SPEC_KEY
     from .runner import write_resolved_variant

@@ -26,7 +26,8 @@ from .record.fsdiff import DEFAULT_MAX_PATCH_BYTES, WorkspaceDiffer
 from .record.jsonio import write_atomic, write_json
 from .record.layout import RunPaths
 from .record.summary import (
-    AgentOutcome, Failure, TestOutcome, VariantOutcome, build_summary, rollup, tail,
+    NO_TESTS_NOTE, AgentOutcome, Failure, TestOutcome, VariantOutcome, agent_failure,
+    build_summary, rollup, tail,
 )
 from .record.spans import VariantTracer
 from .record.trace import TraceWriter
@@ -76,6 +77,11 @@ def write_resolved_variant(run: RunPaths, variant: "ResolvedVariant") -> None:
     path = run.resolved_variant(variant.id)
     if not path.exists():
         write_atomic(path, variant.resolved_yaml())
+
+
+def has_tests(variant: "ResolvedVariant") -> bool:
+    """Whether the variant declares any application or introspection test."""
+    return bool(variant.tests.application or variant.tests.introspection)
 
 
 def secret_values(variant: "ResolvedVariant", host_env: Mapping[str, str]) -> dict[str, str]:
@@ -234,6 +240,8 @@ class VariantRun:
                         "output_tokens", "stopped_reason"):
                 span.set(f"axp.agent.{key}", getattr(outcome, key))
         self.outcome.agent = outcome
+        # The model API or the engine failed the agent: `error`, and no tests are run.
+        self.outcome.failure = agent_failure(outcome)
         self._snapshot("after_agent")
         self.tracer.export(self.paths.traces)
         trace_bytes = self.trace.jsonl()
@@ -243,9 +251,14 @@ class VariantRun:
         return outcome
 
     def planned_tests(self) -> Iterator[tuple[str, "TestSpec"]]:
-        """Tests to run, in order; none when the agent timed out (seed 004)."""
+        """Tests to run, in order; none when the agent timed out (seed 004) or the
+        infrastructure failed it (then the tests would measure nothing of the agent)."""
         agent = self.outcome.agent
-        if agent is None or agent.timed_out:
+        if agent is None or agent.timed_out or self.outcome.failure is not None:
+            return
+        if not has_tests(self.variant):
+            if NO_TESTS_NOTE not in self.outcome.notes:
+                self.outcome.notes.append(NO_TESTS_NOTE)
             return
         for kind in ("application", "introspection"):
             for test in getattr(self.variant.tests, kind):
@@ -270,6 +283,11 @@ class VariantRun:
                             exit_code=res.exit_code, duration_seconds=res.duration_seconds,
                             stdout_log=out, stderr_log=err)
         self.outcome.tests.append(result)
+        if res.exit_code is None and not res.timed_out and self.outcome.failure is None:
+            # Not the test's verdict: the engine lost it.
+            self.outcome.failure = Failure(
+                phase="test", name=f"{kind}/{test.name}", infrastructure=True,
+                message="the test's exit code could not be read from the sandbox")
         return result
 
     def complete(self) -> str:

@@ -113,7 +113,11 @@ class ClaudeAgent:
         self._copy_session(ctx, session_id)
         outcome = AgentOutcome(name=self.name, exit_code=result.exit_code,
                                timed_out=result.timed_out,
-                               stopped_reason=handle.stopped_reason)
+                               stopped_reason=handle.stopped_reason or (
+                                   f"model API unreachable: {handle.unreachable}"
+                                   if handle.unreachable else None),
+                               model_source=gateway.model_source(handle),
+                               api_unreachable=handle.unreachable)
         if not _fill_from_cli_json(outcome, ctx.paths.agent_raw.read_bytes()):
             # Killed or silent: the gateway's own counts are what we know.
             outcome.turns = handle.requests
@@ -161,9 +165,11 @@ def _fill_from_cli_json(outcome: AgentOutcome, raw: bytes) -> bool:
     outcome.cache_creation_input_tokens = int(usage.get("cache_creation_input_tokens") or 0)
     outcome.cache_read_input_tokens = int(usage.get("cache_read_input_tokens") or 0)
     outcome.subtype = result.get("subtype")
-    if result.get("is_error") and outcome.stopped_reason is None:
+    if result.get("is_error"):
         reason = result.get("terminal_reason") or result.get("subtype")
         status = result.get("api_error_status")
-        if reason == "api_error":
+        if reason == "api_error" and isinstance(status, int) and not isinstance(status, bool):
+            outcome.api_error_status = status
+        if reason == "api_error" and outcome.stopped_reason is None:
             outcome.stopped_reason = f"api_error: upstream status {status}"
     return True

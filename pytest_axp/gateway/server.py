@@ -49,6 +49,9 @@ RUN_TOKEN_HEADER = "x-axp-run-token"
 # `x-should-retry: false` additionally tells its SDK not to retry.
 STOPPED_STATUS = 402
 STOPPED_ERROR_TYPE = "billing_error"
+# Forwarding to the real API with no key can only fail, after the CLI's retries: refuse at
+# once, the way a stopped run is refused, and say why.
+NO_MODEL_REASON = "no ANTHROPIC_API_KEY and no --model-script"
 
 _HOP_BY_HOP = {
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
@@ -83,6 +86,8 @@ class RunHandle:
     cache_read_input_tokens: int = 0
     cost_usd: float = 0.0
     stopped_reason: str | None = None
+    # Why the last model call could not reach a model (None once one got an answer).
+    unreachable: str | None = None
     errors: list[str] = field(default_factory=list)
     telemetry_posts: int = 0
     closed: bool = False
@@ -229,6 +234,17 @@ class ModelGateway:
     @property
     def upstream_url(self) -> str:
         return self._upstream
+
+    def _no_model(self) -> bool:
+        """Forwarding could only fail: no key for the real API (a custom upstream may
+        need none)."""
+        return not self._api_key and self._upstream == DEFAULT_UPSTREAM
+
+    def model_source(self, handle: RunHandle) -> str:
+        """Where a run's answers come from: scripted, live, or none (nothing to ask)."""
+        if handle.scripted:
+            return "scripted"
+        return "none" if self._no_model() else "live"
 
     def start(self) -> None:
         if self._thread is not None:
@@ -514,6 +530,12 @@ class ModelGateway:
                 finish(200, mode="scripted", body=estimate)
             else:
                 await self._answer_scripted(handle, seq, body, resp, finish)
+        elif self._no_model():
+            handle.unreachable = NO_MODEL_REASON
+            err = _error_body(STOPPED_ERROR_TYPE, f"axp gateway: model API unreachable: {NO_MODEL_REASON}")
+            await resp.send_json(STOPPED_STATUS, err, [("x-should-retry", "false")])
+            handle._error(f"request {seq}: refused: {NO_MODEL_REASON}")
+            finish(STOPPED_STATUS, mode="gateway", refused=True, body=err)
         else:
             await self._forward(handle, seq, req, body, resp, finish)
 
@@ -565,11 +587,13 @@ class ModelGateway:
         try:
             upstream = await self._client.send(upstream_req, stream=True)
         except httpx.HTTPError as exc:
+            handle.unreachable = f"{self._upstream} could not be reached ({type(exc).__name__})"
             err = _error_body("api_error", f"axp gateway: upstream request failed: {type(exc).__name__}")
             await resp.send_json(502, err)
             handle._error(f"request {seq}: upstream request failed: {type(exc).__name__}")
             finish(502, mode="forward", body=err)
             return
+        handle.unreachable = None  # reached: what it answered is the agent's to handle
         try:
             out_headers = [(k, v) for k, v in upstream.headers.multi_items() if k.lower() not in _HOP_BY_HOP]
             content_type = upstream.headers.get("content-type", "")

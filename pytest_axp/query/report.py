@@ -90,7 +90,8 @@ def pass_rate_chart(variants: list[VariantResult], labels: dict[str, str]) -> st
         mid = y + _ROW_H / 2
         color = _PALETTE[i % len(_PALETTE)]
         out.append(f'<text x="{_LABEL_W - 8}" y="{mid + 4:.1f}" text-anchor="end">'
-                   f"{_e(labels[v.key])} (N={v.n})</text>")
+                   f"{_e(labels[v.key])} (N={v.n}"
+                   f"{f', {v.errors} error(s) apart' if v.errors else ''})</text>")
         rate = v.pass_rate or 0.0
         out.append(f'<rect class="bar" x="{_LABEL_W}" y="{y + 7}" width="{rate * _PLOT_W:.1f}" '
                    f'height="{_ROW_H - 14}" fill="{color}" fill-opacity="0.35">'

@@ -14,6 +14,10 @@ from typing import Any
 from . import stats
 
 FINAL = ("pass", "fail", "timeout", "error")
+# What a pass rate is a share of: the runs that measured the agent. An `error` (the model
+# API, the sandbox or the experiment's own setup failed; or the agent crashed with nothing
+# to test) measured nothing: it is counted and shown, never pooled into a rate.
+MEASURED = ("pass", "fail", "timeout")
 TOO_FEW = "too few runs to tell"
 MIN_N = 5            # fewer variant runs than this: no verdict
 MAX_CI_WIDTH = 0.5   # a 95% interval wider than this: no verdict either
@@ -21,9 +25,11 @@ ALPHA = 0.05
 METRICS = ("duration_seconds", "cost_usd", "input_tokens", "output_tokens", "turns", "tool_calls")
 
 DEFINITIONS = (
-    "N: finished variant runs (pass, fail, timeout, error) across the selected runs and repeats; "
-    "unfinished ones are counted apart. "
-    "Pass rate: share of N with status pass, with a Wilson 95% interval. "
+    "N: measured variant runs (pass, fail, timeout) across the selected runs and repeats; "
+    "errors (the model API, the sandbox or setup failed, or the agent crashed with no tests "
+    "to run) and unfinished runs are counted apart, never in N. "
+    "Pass rate: pass / N, with a Wilson 95% interval. "
+    "Runs answered by a scripted model and by a live one are separate rows, never pooled. "
     "pass^k: share of run sets in which all k repeats of the variant passed, where a run set "
     "is the runs of one `--repeat` invocation (repeat 1..k) and k is the most common number "
     "of repeats per set; only complete sets count. "
@@ -62,6 +68,7 @@ class VariantResult:
     variant_tag: str
     n: int
     passed: int
+    errors: int
     statuses: dict[str, int]
     unfinished: int
     pass_rate: float | None
@@ -74,10 +81,13 @@ class VariantResult:
     metrics: dict[str, Metric] = field(default_factory=dict)
     tests: list[TestRate] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)
+    model_source: str = "none"
 
     @property
     def key(self) -> str:
-        return f"{self.experiment_id}/{self.variant_id}"
+        # Runs that asked no model need no qualifier; a model's source always gets one.
+        base = f"{self.experiment_id}/{self.variant_id}"
+        return base if self.model_source == "none" else f"{base} [{self.model_source}]"
 
 
 @dataclass
@@ -98,6 +108,20 @@ class Results:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def rate_counts(statuses: list[str]) -> tuple[int, int, int]:
+    """(passed, N, errors) of some variant runs' statuses: N counts the measured runs only
+    (MEASURED); unfinished runs count nowhere."""
+    passed = sum(1 for s in statuses if s == "pass")
+    n = sum(1 for s in statuses if s in MEASURED)
+    errors = sum(1 for s in statuses if s == "error")
+    return passed, n, errors
+
+
+def group_key(row: dict[str, Any]) -> tuple[str, str, str]:
+    """Rows with the same key are pooled: one experiment, one variant, one model source."""
+    return row["experiment_id"], row["variant_id"], row.get("model_source") or "unknown"
 
 
 def _verdict(n: int, low: float, high: float, rate: float | None) -> str:
@@ -150,18 +174,19 @@ def aggregate(con: Any, run_ids: list[str], experiment: str | None = None) -> Re
     for run_id, vid, kind, name, status in cur.fetchall():
         tests_by_variant_run[(run_id, vid)].append((kind, name, status))
 
-    by_variant: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    by_variant: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
-        by_variant[(r["experiment_id"], r["variant_id"])].append(r)
+        by_variant[group_key(r)].append(r)
 
     variants: list[VariantResult] = []
-    for (exp_id, vid), vrows in sorted(by_variant.items()):
+    for (exp_id, vid, source), vrows in sorted(by_variant.items()):
         final = [r for r in vrows if r["status"] in FINAL]
-        n = len(final)
-        passed = sum(1 for r in final if r["status"] == "pass")
+        measured = [r for r in final if r["status"] in MEASURED]
+        passed, n, errors = rate_counts([r["status"] for r in vrows])
         low, high = stats.wilson_interval(passed, n)
         rate = passed / n if n else None
-        groups = _run_sets(final)
+        # A run set with an error in it is cut short: it does not count for pass^k.
+        groups = _run_sets(measured)
         k = _mode_size(groups)
         pass_k = stats.pass_hat_k(groups, k) if k else None
         metrics = {}
@@ -180,7 +205,8 @@ def aggregate(con: Any, run_ids: list[str], experiment: str | None = None) -> Re
         variants.append(VariantResult(
             experiment_id=exp_id, variant_id=vid,
             variant_tag=next((r["variant_tag"] for r in vrows if r["variant_tag"]), vid),
-            n=n, passed=passed, statuses=dict(Counter(r["status"] for r in final)),
+            n=n, passed=passed, errors=errors, model_source=source,
+            statuses=dict(Counter(r["status"] for r in final)),
             unfinished=len(vrows) - n, pass_rate=rate, ci_low=low, ci_high=high,
             k=k, run_sets=sum(1 for g in groups if len(g) == k) if k else 0, pass_k=pass_k,
             verdict=_verdict(n, low, high, rate), metrics=metrics, tests=test_rates,
@@ -195,6 +221,8 @@ def _compare(variants: list[VariantResult]) -> Comparison | None:
     if len(variants) != 2:
         return None
     a, b = variants
+    if a.model_source != b.model_source:
+        return None  # a scripted model against a live one says nothing of the variants
     table = [[a.passed, a.n - a.passed], [b.passed, b.n - b.passed]]
     p = stats.fisher_exact(table)
     if TOO_FEW in (a.verdict, b.verdict):
@@ -223,14 +251,14 @@ def _mm(m: Metric, digits: int = 1) -> str:
 
 
 def _labels(results: Results) -> dict[str, str]:
-    """Variant labels: just the id, unless several experiments are mixed."""
+    """Variant labels: the id and its model source, with the experiment if several are mixed."""
     several = len({v.experiment_id for v in results.variants}) > 1
-    return {v.key: (v.key if several else v.variant_id) for v in results.variants}
+    return {v.key: (v.key if several else v.key.split("/", 1)[1]) for v in results.variants}
 
 
 def summary_rows(results: Results) -> tuple[list[str], list[list[str]]]:
     labels = _labels(results)
-    head = ["variant", "N", "passed", "pass rate", "95% CI", "pass^k",
+    head = ["variant", "N", "passed", "pass rate", "95% CI", "errors", "pass^k",
             "duration s (med / mean)", "cost $ (med / mean)", "tokens in (med / mean)",
             "tokens out (med / mean)", "turns (med / mean)", "tool calls (med / mean)",
             "verdict"]
@@ -241,7 +269,7 @@ def summary_rows(results: Results) -> tuple[list[str], list[list[str]]]:
         rows.append([
             labels[v.key] + (f" (+{v.unfinished} unfinished)" if v.unfinished else ""),
             str(v.n), str(v.passed), _pct(v.pass_rate),
-            f"{v.ci_low:.0%}-{v.ci_high:.0%}", pk,
+            f"{v.ci_low:.0%}-{v.ci_high:.0%}", str(v.errors), pk,
             _mm(m["duration_seconds"]), _mm(m["cost_usd"], 4), _mm(m["input_tokens"], 0),
             _mm(m["output_tokens"], 0), _mm(m["turns"]), _mm(m["tool_calls"]), v.verdict,
         ])
@@ -309,16 +337,16 @@ def render_csv(results: Results) -> str:
     metric_cols = [f"{m}_{s}" for m in METRICS for s in ("median", "mean")]
     w.writerow(["experiment_id", "variant_id", "scope", "test_kind", "test_name", "n", "passed",
                 "pass_rate", "ci_low", "ci_high", "k", "run_sets", "pass_k", "unfinished",
-                *metric_cols, "verdict"])
+                *metric_cols, "verdict", "errors", "model_source"])
     for v in results.variants:
         metrics = [getattr(v.metrics[m], s) for m in METRICS for s in ("median", "mean")]
         w.writerow([v.experiment_id, v.variant_id, "variant", "", "", v.n, v.passed,
                     v.pass_rate, v.ci_low, v.ci_high, v.k, v.run_sets, v.pass_k, v.unfinished,
-                    *metrics, v.verdict])
+                    *metrics, v.verdict, v.errors, v.model_source])
         for t in v.tests:
             w.writerow([v.experiment_id, v.variant_id, "test", t.kind, t.name, t.n, t.passed,
                         t.pass_rate, t.ci_low, t.ci_high, "", "", "", "",
-                        *["" for _ in metric_cols], ""])
+                        *["" for _ in metric_cols], "", "", v.model_source])
     return buf.getvalue()
 
 

@@ -23,7 +23,7 @@ from ..record.layout import RunPaths
 from ..runs import read_run
 
 # Bump when a table's columns or meaning change: every cached run is derived again.
-DERIVE_VERSION = 1
+DERIVE_VERSION = 2
 MANIFEST = "manifest.json"
 
 # Column name -> DuckDB type, in order. Timestamps are UTC (TIMESTAMP without zone, so
@@ -33,7 +33,8 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "run_id": "VARCHAR", "experiment_id": "VARCHAR", "variant_id": "VARCHAR",
         "variant_tag": "VARCHAR", "repeat": "INTEGER", "status": "VARCHAR",
         "started_at": "TIMESTAMP", "ended_at": "TIMESTAMP", "duration_seconds": "DOUBLE",
-        "agent_name": "VARCHAR", "model": "VARCHAR", "turns": "INTEGER",
+        "agent_name": "VARCHAR", "model": "VARCHAR", "model_source": "VARCHAR",
+        "turns": "INTEGER",
         "input_tokens": "BIGINT", "output_tokens": "BIGINT",
         "cache_creation_input_tokens": "BIGINT", "cache_read_input_tokens": "BIGINT",
         "cost_usd": "DOUBLE", "exit_code": "INTEGER", "timed_out": "BOOLEAN",
@@ -197,6 +198,7 @@ def _runs_rows(run: RunPaths, vid: str, experiment_id: str) -> Iterator[dict[str
         "started_at": _ts(started), "ended_at": _ts(ended),
         "duration_seconds": duration,
         "agent_name": agent.get("name"), "model": agent.get("model") or _model_of(run, vid),
+        "model_source": _model_source(agent),
         "turns": _int(agent.get("turns")),
         "input_tokens": _int(agent.get("input_tokens")),
         "output_tokens": _int(agent.get("output_tokens")),
@@ -211,6 +213,15 @@ def _runs_rows(run: RunPaths, vid: str, experiment_id: str) -> Iterator[dict[str
         "tests_passed": sum(1 for t in tests if t.get("status") == "pass") if summary else None,
         "error": error.get("message") if isinstance(error, dict) else None,
     }
+
+
+def _model_source(agent: dict[str, Any]) -> str:
+    """scripted, live or none; summaries written before it was recorded: the command agent
+    asks no model, and a claude run cannot be told apart (unknown)."""
+    source = agent.get("model_source")
+    if isinstance(source, str) and source:
+        return source
+    return "none" if agent.get("name") == "command" else "unknown"
 
 
 def _model_of(run: RunPaths, vid: str) -> str | None:

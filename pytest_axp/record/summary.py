@@ -68,11 +68,20 @@ class AgentOutcome:
     stopped_reason: str | None = None
     subtype: str | None = None   # the CLI's result subtype, when it printed one
     model: str | None = None
+    # Where the model's answers came from: "scripted" (--model-script), "live" (a real
+    # model API) or "none" (no model, or none reachable). Runs of different sources are
+    # never pooled into one rate.
+    model_source: str = "none"
+    # The HTTP status of the model API error the agent ended on, when it ended on one.
+    api_error_status: int | None = None
+    # Why the model gateway could not reach a model for this run (its own words), if so.
+    api_unreachable: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "model": self.model,
+            "model_source": self.model_source,
             "exit_code": self.exit_code,
             "turns": self.turns,
             "cost_usd": self.cost_usd,
@@ -82,12 +91,14 @@ class AgentOutcome:
             "cache_read_input_tokens": self.cache_read_input_tokens,
             "timed_out": self.timed_out,
             "stopped_reason": self.stopped_reason,
+            "api_error_status": self.api_error_status,
         }
 
 
 @dataclass
 class Failure:
-    """Why a variant ended as `error` before its agent or tests could run (ours)."""
+    """Why a variant ended as `error` (ours): it could not start, or the infrastructure
+    failed its agent or tests (see agent_failure)."""
 
     phase: str
     name: str
@@ -117,6 +128,44 @@ class VariantOutcome:
     agent: AgentOutcome | None = None
     tests: list[TestOutcome] = field(default_factory=list)
     failure: Failure | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+NO_TESTS_NOTE = "no tests: status reflects the agent's exit only"
+
+# Model API answers that say nothing about the agent: timeouts, rate limits, overload and
+# server errors, once the agent's own retries have given up on them.
+_INFRA_API_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
+_CREDENTIAL_API_STATUSES = frozenset({401, 403})
+
+
+def agent_failure(agent: AgentOutcome) -> Failure | None:
+    """The Failure an agent's ending stands for when it is not the agent's doing, else None.
+
+    Infrastructure (retried by --retries): the model API was unreachable (the gateway says
+    why), answered 408/429/5xx/529 after the agent's own retries, or the agent's exit code
+    was lost. A rejected key (401/403) is an error too, but retrying will not mend it.
+    A timeout or any other ending is left to the tests and the rollup.
+    """
+    if agent.timed_out:
+        return None
+    name = agent.name or "agent"
+    if agent.exit_code == 0:
+        return None
+    if agent.api_unreachable:
+        return Failure(phase="agent", name=name, infrastructure=True,
+                       message=f"model API unreachable: {agent.api_unreachable}")
+    status = agent.api_error_status
+    if status in _INFRA_API_STATUSES:
+        return Failure(phase="agent", name=name, infrastructure=True,
+                       message=f"model API error: status {status} after the agent's retries")
+    if status in _CREDENTIAL_API_STATUSES:
+        return Failure(phase="agent", name=name,
+                       message=f"model API refused the credentials: status {status}")
+    if agent.exit_code is None:
+        return Failure(phase="agent", name=name, infrastructure=True,
+                       message="the agent's exit code could not be read from the sandbox")
+    return None
 
 
 def rollup(outcome: VariantOutcome) -> str:
@@ -155,4 +204,5 @@ def build_summary(*, run_id: str, variant_id: str, variant_tag: str, experiment_
         "repeat": repeat,
         "fingerprint": fingerprint,
         "error": outcome.failure.to_json() if outcome.failure else None,
+        "notes": list(outcome.notes),
     }

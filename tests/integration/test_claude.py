@@ -152,6 +152,9 @@ turns:
     assert s["status"] == "error"
     assert s["agent"]["exit_code"] == 1
     assert s["agent"]["stopped_reason"] == "api_error: upstream status 500"
+    # Not the agent's failure: an error the harness may retry, and no tests were run.
+    assert s["error"]["infrastructure"] is True and s["agent"]["api_error_status"] == 500
+    assert s["error"]["message"] == "model API error: status 500 after the agent's retries"
     responses = sorted(res_dir.api_bodies.glob("*.response.json"))
     assert responses and "500" in responses[0].read_text()
 
@@ -174,3 +177,22 @@ turns:
     for path in (claude_project.root / ".axp").rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
+
+
+def test_no_key_and_no_script_is_an_infrastructure_error(project, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    shutil.copy(EXAMPLES / "claude-hello.yaml", project.root)
+    res = project.pytest("claude-hello.yaml", "-rA")
+    assert res.returncode == 1, res.stdout + res.stderr
+    reason = "model API unreachable: no ANTHROPIC_API_KEY and no --model-script"
+    assert f"default: error: agent 'claude' failed: {reason}" in res.stdout, res.stdout
+    s = summary(project.only_run(), "default")
+    assert s["status"] == "error" and s["tests"] == [], "tests must not run"
+    assert s["error"]["phase"] == "agent" and s["error"]["infrastructure"] is True
+    assert s["error"]["message"] == reason
+    assert s["agent"]["model_source"] == "none"
+    # Refused at once, not retried: one model call reached the gateway.
+    bodies = project.only_run().results("default").api_bodies
+    assert sorted(p.name for p in bodies.iterdir()) == ["0001.request.json",
+                                                         "0001.response.json"]

@@ -472,6 +472,30 @@ def test_forward_upstream_failures_are_recorded(tmp_path: Path) -> None:
     assert r.status_code == 502 and r.json()["error"]["type"] == "api_error"
     assert handle.errors and "upstream request failed" in handle.errors[0]
     assert read_json(tmp_path / "b" / "0001.response.json")["status"] == 502
+    assert handle.unreachable == "http://127.0.0.1:9 could not be reached (ConnectError)"
+    assert gw.model_source(handle) == "live"
+
+
+def test_no_key_and_no_script_is_refused_at_once_saying_why(tmp_path: Path, monkeypatch) -> None:
+    from pytest_axp.gateway.server import NO_MODEL_REASON
+
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    with ModelGateway(api_key="", bind_host="127.0.0.1") as gw:
+        handle = gw.open_run("x", bodies_dir=tmp_path / "b", traces_dir=tmp_path / "t", trace_id="t", max_cost_usd=None)
+        r = httpx.post(f"http://127.0.0.1:{gw.port}/v1/messages", json={"model": "m", "messages": []},
+                       headers={"x-api-key": handle.token}, timeout=10)
+        source = gw.model_source(handle)
+        scripted = gw.open_run("s", bodies_dir=tmp_path / "sb", traces_dir=tmp_path / "st", trace_id="s",
+                               max_cost_usd=None, script=ModelScript.from_yaml("turns: [{text: hi}]"))
+        assert gw.model_source(scripted) == "scripted"
+        gw.close_run(handle)
+        gw.close_run(scripted)
+    # The CLI gives up on this answer after one call (no retry storm against nothing).
+    assert r.status_code == 402 and r.headers["x-should-retry"] == "false"
+    assert NO_MODEL_REASON in r.json()["error"]["message"]
+    assert handle.unreachable == NO_MODEL_REASON == "no ANTHROPIC_API_KEY and no --model-script"
+    assert source == "none"
+    assert read_json(tmp_path / "b" / "0001.response.json")["refused"] is True
 
 
 def test_forward_passes_upstream_errors_through(upstream: ModelGateway, tmp_path: Path) -> None:
