@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from .query_cmds import register as register_query_cmds
@@ -169,8 +170,10 @@ def _execute(args: argparse.Namespace, file: Path, variants, ulids: list[str],
         raise CliError(str(e), EXIT_ENGINE) from None
     experiment_id = variants[0].experiment_id
     run_ids = [f"{experiment_id}-{u}" for u in ulids]
-    for rid in run_ids:
-        print(f"run {rid}")
+    live = sys.stdout.isatty()
+    if not live:  # the live view's title says it on a terminal
+        for rid in run_ids:
+            print(f"run {rid}", flush=True)
     pytest_args = [
         str(file.resolve()), "-q", "--no-header", "-p", "no:cacheprovider",
         "--rootdir", str(file.resolve().parent),
@@ -222,22 +225,27 @@ def _execute(args: argparse.Namespace, file: Path, variants, ulids: list[str],
     # A duplicate of stdout's descriptor: pytest's fd capture during items cannot take it.
     progress_out = open(os.dup(sys.stdout.fileno()), "w", buffering=1,  # noqa: SIM115
                         encoding="utf-8", errors="replace")
-    watcher = ProgressWatcher(runs, [v.id for v in variants], out=progress_out,
-                              live=sys.stdout.isatty())
+    watcher = ProgressWatcher(runs, [v.id for v in variants], out=progress_out, live=live)
     pytest_output = io.StringIO()
+    started = time.monotonic()
+    _signalled.clear()
     try:
         prewarm.start(variants, runs, min(args.jobs, len(variants) * repeat), image_for,
                       _engine_options(args))
         watcher.start()
-        # axp shows its own progress and table; of pytest's report it keeps the summary.
+        # axp shows its own progress and final table; pytest's report is kept for the
+        # cases where it says more than the run folders do.
         with contextlib.redirect_stdout(pytest_output):
             code = pytest.main(pytest_args + ["-rfE", "--tb=no", "-p", "no:warnings"])
     finally:
         watcher.stop()
         progress_out.close()
         prewarm.finish()
-    _print_pytest_summary(pytest_output.getvalue(), code)
-    return _report_runs(runs_dir, run_ids, interrupted=code == pytest.ExitCode.INTERRUPTED)
+    interrupted = code == pytest.ExitCode.INTERRUPTED and bool(_signalled)
+    if not interrupted:
+        _print_pytest_summary(pytest_output.getvalue(), code, runs)
+    return _report_runs(runs_dir, run_ids, interrupted=interrupted,
+                        wall_seconds=time.monotonic() - started)
 
 
 def _engine_options(args: argparse.Namespace):
@@ -262,20 +270,26 @@ def _engine_options(args: argparse.Namespace):
                          file_bindings=bindings, agent_network=args.agent_network or "open")
 
 
-def _print_pytest_summary(output: str, code: int) -> None:
+def _print_pytest_summary(output: str, code: int, runs) -> None:
+    """pytest's own words, on stderr, only when the run folders cannot tell the story: a
+    usage or internal error, an error during collection, a variant with no summary."""
     import pytest
 
-    if code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
+    if code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR,
+                pytest.ExitCode.INTERRUPTED):
         print(output, file=sys.stderr)
+        return
+    unfinished = any(not run.results(vid).run_summary.is_file()
+                     for run in runs for vid in run.selected_variants())
+    if not unfinished:
         return
     lines = output.splitlines()
     start = next((i for i, line in enumerate(lines) if "short test summary info" in line), None)
     if start is not None:
-        print()
         for line in lines[start + 1:]:
             if line.startswith("=") or not line.strip():
                 break
-            print(line)
+            print(f"pytest: {line}", file=sys.stderr)
 
 
 def _reap_orphans() -> None:
@@ -301,29 +315,36 @@ def _check_model_script(path: Path) -> None:
         raise CliError(str(e)) from None
 
 
-def _report_runs(runs_dir: Path, run_ids: list[str], interrupted: bool) -> int:
+def _report_runs(runs_dir: Path, run_ids: list[str], interrupted: bool,
+                 wall_seconds: float | None = None) -> int:
+    """The last thing a run prints: one row per variant (and repeat), a total line and
+    the run folder(s). Interrupted: one line, the folders kept."""
     from pytest_axp.record.jsonio import read_json
     from pytest_axp.record.layout import RunPaths
 
-    rows, all_passed = [], True
-    for rid in run_ids:
-        run = RunPaths(runs_dir / rid)
-        for vid in run.selected_variants():
-            summary = read_json(run.results(vid).run_summary) or {}
-            status = summary.get("status", "partial")
-            all_passed &= status == "pass"
-            rows.append((rid, vid, status, summary.get("duration_seconds", "")))
-    print()
-    print(render(("run", "variant", "status", "duration_s"), rows))
-    for rid in run_ids:
-        run = RunPaths(runs_dir / rid)
-        state = "" if run.index.exists() else "  (partial: no index.json)"
-        print(f"results: {run.root}{state}")
+    from . import final
+    from .table import terminal_width
+
+    folders = [RunPaths(runs_dir / rid) for rid in run_ids]
     if interrupted:
-        folders = ", ".join(str(RunPaths(runs_dir / rid).root) for rid in run_ids)
-        print(f"axp: interrupted; partial run kept in {folders}", file=sys.stderr)
+        print(f"axp: interrupted; partial run kept in {', '.join(str(r.root) for r in folders)}",
+              file=sys.stderr)
         return EXIT_INTERRUPTED
-    return EXIT_OK if rows and all_passed else EXIT_NOT_PASSED
+    rows = [final.Row(vid, n, read_json(run.results(vid).run_summary))
+            for n, run in enumerate(folders, 1) for vid in run.selected_variants()]
+    if wall_seconds is None:
+        ends = [r.summary.get("ended_at_epoch", 0) for r in rows if r.summary]
+        starts = [r.summary.get("started_at_epoch", 0) for r in rows if r.summary]
+        wall_seconds = max(ends) - min(starts) if ends else 0.0
+    print()
+    print(final.table(rows, repeats=len(folders), width=terminal_width()))
+    print()
+    print(final.total_line(rows, wall_seconds))
+    for n, run in enumerate(folders, 1):
+        state = "" if run.index.exists() else "  (partial: no index.json)"
+        label = "run folder" if len(folders) == 1 else f"run folder (repeat {n})"
+        print(f"{label}: {run.root}{state}")
+    return EXIT_OK if rows and all(r.status == "pass" for r in rows) else EXIT_NOT_PASSED
 
 
 def _file_bindings(args: argparse.Namespace, variants):
@@ -582,14 +603,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Set when SIGINT/SIGTERM arrived: pytest also says "interrupted" after a collection error.
+_signalled: set[int] = set()
+
+
 def _interrupt(signum, frame):
+    _signalled.add(signum)
     raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:
     # Ctrl-C and SIGTERM both end a run cleanly (containers removed, artifacts kept), even
     # when the shell started us with SIGINT ignored, as it does for background jobs.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     args = build_parser().parse_args(argv)
     try:
