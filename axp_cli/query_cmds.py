@@ -13,6 +13,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+RUNS_DIR_HELP = "folder of run folders (default: $AXP_RUNS_DIR or ./.axp/runs)"
+
 
 def _runs_dir(args: argparse.Namespace) -> Path:
     return Path(args.runs_dir or os.environ.get("AXP_RUNS_DIR") or ".axp/runs").resolve()
@@ -145,28 +147,39 @@ def register(sub: argparse._SubParsersAction, local_sub: argparse._SubParsersAct
         description="Tables: runs, tests, agent_events, tool_calls, messages, harness_spans, "
                     "commands, api_requests, file_changes, artifacts, experiment_runs. "
                     "RUN_ID `all` queries every local run.")
-    q.add_argument("run_id", metavar="RUN_ID")
-    q.add_argument("sql", metavar="SQL")
+    q.add_argument("run_id", metavar="RUN_ID", help="a run id, or `all`")
+    q.add_argument("sql", metavar="SQL", help="one DuckDB SQL statement")
     fmt = q.add_mutually_exclusive_group()
-    fmt.add_argument("--table", dest="format", action="store_const", const="table")
-    fmt.add_argument("--json", dest="format", action="store_const", const="json")
-    fmt.add_argument("--csv", dest="format", action="store_const", const="csv")
-    q.add_argument("--runs-dir", default=None)
+    fmt.add_argument("--table", dest="format", action="store_const", const="table",
+                     help="print an aligned table (the default)")
+    fmt.add_argument("--json", dest="format", action="store_const", const="json",
+                     help="print a JSON list of rows")
+    fmt.add_argument("--csv", dest="format", action="store_const", const="csv",
+                     help="print CSV")
+    q.add_argument("--runs-dir", default=None, metavar="DIR", help=RUNS_DIR_HELP)
     q.set_defaults(func=cmd_query, format="table")
 
     r = sub.add_parser("results", help="per-variant pass rates and costs across runs")
     r.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="default: every local run")
-    r.add_argument("--experiment", default=None, metavar="ID")
+    r.add_argument("--experiment", default=None, metavar="ID",
+                   help="only runs of this experiment id")
     fmt = r.add_mutually_exclusive_group()
-    fmt.add_argument("--json", dest="format", action="store_const", const="json")
-    fmt.add_argument("--markdown", dest="format", action="store_const", const="markdown")
-    fmt.add_argument("--csv", dest="format", action="store_const", const="csv")
-    r.add_argument("--runs-dir", default=None)
+    fmt.add_argument("--json", dest="format", action="store_const", const="json",
+                     help="print JSON")
+    fmt.add_argument("--markdown", dest="format", action="store_const", const="markdown",
+                     help="print Markdown tables")
+    fmt.add_argument("--csv", dest="format", action="store_const", const="csv",
+                     help="print CSV, one row per variant and per test")
+    r.add_argument("--runs-dir", default=None, metavar="DIR", help=RUNS_DIR_HELP)
     r.set_defaults(func=cmd_results, format="table")
 
     p = sub.add_parser("report", help="write a self-contained HTML report")
     p.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="default: every local run")
-    p.add_argument("-o", "--output", default="report.html", metavar="FILE")
-    p.add_argument("--experiment", default=None, metavar="ID")
-    p.add_argument("--runs-dir", default=None)
+    p.add_argument("-o", "--output", default=None, metavar="FILE",
+                   help="where to write it (default: report.html; an existing file is kept "
+                        "unless --force)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing FILE")
+    p.add_argument("--experiment", default=None, metavar="ID",
+                   help="only runs of this experiment id")
+    p.add_argument("--runs-dir", default=None, metavar="DIR", help=RUNS_DIR_HELP)
     p.set_defaults(func=cmd_report)
