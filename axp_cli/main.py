@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from .query_cmds import no_runs
 from .query_cmds import register as register_query_cmds
 from .table import render
 
@@ -500,9 +501,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = list_runs(_runs_dir(args), status=args.status)
     if args.json:
         print(json.dumps([r.to_json() for r in rows], indent=2))
-        return EXIT_OK
     if not rows:
-        print(f"no runs under {_runs_dir(args)}")
+        raise no_runs(_runs_dir(args), f"{args.status} runs" if args.status else "runs")
+    if args.json:
         return EXIT_OK
     print(render(("run id", "experiment", "status", "type", "created"),
                  [(r.run_id, r.experiment_id, r.status, "local", r.to_json()["created"])

@@ -26,6 +26,16 @@ def _error(message: str, code: int = 2) -> Exception:
     return CliError(message, code)
 
 
+NO_RUNS = 1  # the exit code of every read command that finds nothing to read
+
+
+def no_runs(runs_dir: Path, what: str = "runs") -> Exception:
+    """The one message and exit code for "nothing here", naming the folder looked in."""
+    hint = "" if runs_dir.is_dir() else " (no such folder)"
+    return _error(f"no {what} under {runs_dir}{hint}; runs made elsewhere: --runs-dir DIR "
+                  "or AXP_RUNS_DIR", NO_RUNS)
+
+
 def _plain(value: Any) -> Any:
     """A DuckDB value as something JSON and CSV can carry."""
     if isinstance(value, (datetime, date, time)):
@@ -59,8 +69,8 @@ def cmd_query(args: argparse.Namespace) -> int:
 
     runs_dir = _runs_dir(args)
     run_ids = _run_ids(args, [args.run_id])
-    if not run_ids and args.run_id != "all":
-        raise _error(f"no run {args.run_id} under {runs_dir}")
+    if not run_ids:
+        raise no_runs(runs_dir)
     try:
         con = connect(runs_dir, run_ids)
     except duckdb.Error as e:
@@ -113,12 +123,33 @@ def cmd_results(args: argparse.Namespace) -> int:
     res = R.load(_runs_dir(args), run_ids, args.experiment) if run_ids else None
     if res is None or not res.variants:
         what = f" of experiment {args.experiment}" if args.experiment else ""
-        raise _error(f"no finished variant runs{what} under {_runs_dir(args)}", 1)
-    render = {"json": R.render_json, "markdown": R.render_markdown, "csv": R.render_csv,
-              "table": R.render_text}[args.format]
-    text = render(res)
+        raise no_runs(_runs_dir(args), f"finished variant runs{what}")
+    if args.format == "table":
+        from .table import fitted, terminal_width
+
+        width = terminal_width()
+        text = R.render_text(res, table=lambda head, rows: fitted(head, rows, width,
+                                                                  _results_priority))
+    else:
+        render = {"json": R.render_json, "markdown": R.render_markdown,
+                  "csv": R.render_csv}[args.format]
+        text = render(res)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
+
+
+# Which columns of `axp results` stay on a narrow terminal: lower numbers stay longer;
+# a column not named here (a new count) ranks just after the verdict.
+_RESULTS_COLUMNS = ("variant", "test", "n", "passed", "pass rate", "verdict", "95% ci", "cost",
+                    "duration", "pass^k", "turns", "tokens in", "tokens out", "tool calls")
+
+
+def _results_priority(header: str) -> int:
+    h = header.lower()
+    for rank, name in enumerate(_RESULTS_COLUMNS):
+        if h == name or h.startswith(name + " "):
+            return rank
+    return _RESULTS_COLUMNS.index("verdict") + 0.5
 
 
 # -- axp report ----------------------------------------------------------------------------
@@ -128,8 +159,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     run_ids = _run_ids(args, args.run_ids)
     if not run_ids:
-        raise _error(f"no runs under {_runs_dir(args)}", 1)
-    out = Path(args.output)
+        raise no_runs(_runs_dir(args))
+    out = Path(args.output or "report.html")
+    if out.exists() and not args.force:
+        raise _error(f"{out}: already exists; keep it and write elsewhere with -o FILE, "
+                     "or replace it with --force")
     try:
         res = build_report(_runs_dir(args), run_ids, out, args.experiment)
     except OSError as e:

@@ -42,7 +42,9 @@ def fit(headers: Sequence[str], rows: Sequence[Sequence[object]], width: int,
     dropped: list[str] = []
 
     def total(cols: list[int]) -> int:
-        return sum(max(len(r[i]) for r in cells) for i in cols) + 2 * (len(cols) - 1)
+        # The last column wraps (see render), so it needs only a little room.
+        return sum(min(max(len(r[i]) for r in cells), 20 if i == cols[-1] else width)
+                   for i in cols) + 2 * (len(cols) - 1)
 
     while len(keep) > 1 and total(keep) > width:
         worst = max(keep[1:], key=lambda i: (priority(cells[0][i]), i))
@@ -60,3 +62,18 @@ def terminal_width() -> int | None:
     if sys.stdout.isatty():
         return shutil.get_terminal_size().columns
     return None
+
+
+def fitted(headers: Sequence[str], rows: Sequence[Sequence[object]], width: int | None,
+           priority: Callable[[str], int]) -> str:
+    """`render` within `width`: columns dropped by priority, then the last one wrapped; a
+    line below names what was left out."""
+    if width is None:
+        return render(headers, rows)
+    kept, kept_rows, dropped = fit(headers, rows, width, priority)
+    text = render(kept, kept_rows, width=width)
+    if dropped:
+        text += "\n" + textwrap.fill(
+            f"(left out to fit {width} columns: {', '.join(dropped)}; --json, --markdown or "
+            "--csv have them all)", width)
+    return text
