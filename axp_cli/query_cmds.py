@@ -130,6 +130,11 @@ def cmd_results(args: argparse.Namespace) -> int:
         width = terminal_width()
         text = R.render_text(res, table=lambda head, rows: fitted(head, rows, width,
                                                                   _results_priority))
+        if width:  # the tables fit already; a long line of prose wraps
+            import textwrap
+
+            text = "\n".join(textwrap.fill(line, width) if len(line) > width else line
+                              for line in text.splitlines())
     else:
         render = {"json": R.render_json, "markdown": R.render_markdown,
                   "csv": R.render_csv}[args.format]
