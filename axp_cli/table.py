@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import textwrap
@@ -55,13 +54,11 @@ def fit(headers: Sequence[str], rows: Sequence[Sequence[object]], width: int,
 
 
 def terminal_width() -> int | None:
-    """The width to fit output to: $COLUMNS if set, the terminal's when stdout is one, else
-    None (a pipe or a CI log keeps whole lines)."""
-    if os.environ.get("COLUMNS", "").isdigit():
-        return int(os.environ["COLUMNS"])
-    if sys.stdout.isatty():
-        return shutil.get_terminal_size().columns
-    return None
+    """The width to fit output to when stdout is a terminal ($COLUMNS, else the terminal's);
+    None for a pipe or a CI log, which keep whole lines."""
+    if not sys.stdout.isatty():
+        return None
+    return shutil.get_terminal_size().columns
 
 
 def fitted(headers: Sequence[str], rows: Sequence[Sequence[object]], width: int | None,

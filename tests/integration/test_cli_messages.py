@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import pexpect
+
 PASSING = """
 schema_version: 2
 id: {id}
@@ -171,14 +173,17 @@ def test_results_fit_a_100_column_terminal(project):
     for n, exp_id in enumerate(("a-rather-long-experiment-name", "short")):
         project.write(f"e{n}.yaml", PASSING.format(id=exp_id))
         assert project.axp("local", "run", f"e{n}.yaml").returncode == 0
-    env = dict(project.env(), COLUMNS="100")
-    res = subprocess.run([sys.executable, "-m", "axp_cli", "results"], cwd=project.root,
-                         env=env, capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    lines = res.stdout.splitlines()
-    assert max(len(line) for line in lines) <= 100, res.stdout
-    assert lines[2].split()[:4] == ["variant", "N", "passed", "pass"], res.stdout
-    assert "a-rather-long-experiment-name/default" in res.stdout
-    assert "left out to fit 100 columns:" in res.stdout
-    wide = project.axp("results")  # not a terminal, no COLUMNS: every column, whole lines
+    env = {k: v for k, v in project.env().items() if k not in ("COLUMNS", "LINES")}
+    child = pexpect.spawn(sys.executable, ["-m", "axp_cli", "results"], cwd=str(project.root),
+                          env=env, dimensions=(50, 100), encoding="utf-8", timeout=120)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    lines = child.before.replace("\r", "").splitlines()
+    assert max(len(line) for line in lines) <= 100, child.before
+    assert lines[2].split()[:4] == ["variant", "N", "passed", "pass"], child.before
+    assert "a-rather-long-experiment-name/default" in child.before
+    assert "left out to fit 100 columns:" in child.before
+    wide = project.axp("results")  # not a terminal: every column, whole lines
     assert "tool calls (med / mean)" in wide.stdout.splitlines()[2]
+    assert "left out" not in wide.stdout

@@ -42,9 +42,10 @@ ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\r")
 
 
 def _spawn(project, *args: str) -> pexpect.spawn:
+    # The terminal's own width: COLUMNS (xdist workers set it) would override it.
+    env = {k: v for k, v in project.env().items() if k not in ("COLUMNS", "LINES")}
     return pexpect.spawn(sys.executable, ["-m", "axp_cli", *args], cwd=str(project.root),
-                         env=project.env(), dimensions=(40, 100), encoding="utf-8",
-                         timeout=300)
+                         env=env, dimensions=(40, 100), encoding="utf-8", timeout=300)
 
 
 def _screen_text(child: pexpect.spawn) -> str:
