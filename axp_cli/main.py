@@ -321,7 +321,7 @@ def _execute(args: argparse.Namespace, file: Path, variants, ulids: list[str],
     if not interrupted:
         _print_pytest_summary(pytest_output.getvalue(), code, runs)
     return _report_runs(runs_dir, run_ids, interrupted=interrupted,
-                        wall_seconds=time.monotonic() - started)
+                        wall_seconds=time.monotonic() - started, order=[v.id for v in variants])
 
 
 def _engine_options(args: argparse.Namespace):
@@ -392,7 +392,7 @@ def _check_model_script(path: Path) -> None:
 
 
 def _report_runs(runs_dir: Path, run_ids: list[str], interrupted: bool,
-                 wall_seconds: float | None = None) -> int:
+                 wall_seconds: float | None = None, order: list[str] | None = None) -> int:
     """The last thing a run prints: one row per variant (and repeat), a total line and
     the run folder(s). Interrupted: one line, the folders kept."""
     from pytest_axp.record.jsonio import read_json
@@ -406,8 +406,13 @@ def _report_runs(runs_dir: Path, run_ids: list[str], interrupted: bool,
         print(f"axp: interrupted; partial run kept in {', '.join(str(r.root) for r in folders)}",
               file=sys.stderr)
         return EXIT_INTERRUPTED
+    def in_file_order(vids: list[str]) -> list[str]:
+        rank = {v: i for i, v in enumerate(order or [])}
+        return sorted(vids, key=lambda v: (rank.get(v, len(rank)), v))
+
     rows = [final.Row(vid, n, read_json(run.results(vid).run_summary))
-            for n, run in enumerate(folders, 1) for vid in run.selected_variants()]
+            for n, run in enumerate(folders, 1)
+            for vid in in_file_order(run.selected_variants())]
     if wall_seconds is None:
         ends = [r.summary.get("ended_at_epoch", 0) for r in rows if r.summary]
         starts = [r.summary.get("started_at_epoch", 0) for r in rows if r.summary]

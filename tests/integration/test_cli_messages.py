@@ -115,7 +115,7 @@ def test_bad_docker_host_shows_the_value_tried(project):
         env["DOCKER_HOST"] = host
         for argv in (("local", "run", "one.yaml"), ("sandbox", "clean")):
             res = subprocess.run([sys.executable, "-m", "axp_cli", *argv], cwd=project.root,
-                                 env=env, capture_output=True, text=True, timeout=120)
+                                 env=env, capture_output=True, text=True, timeout=120, check=False)
             assert res.returncode == 3, res.stderr
             line = _one_line(res)
             assert line.startswith(f"axp: cannot reach the Docker engine at DOCKER_HOST={host}: ")
@@ -128,7 +128,8 @@ def test_read_commands_agree_on_no_runs_and_find_runs_elsewhere(project):
 
     def axp(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "axp_cli", *args], cwd=elsewhere,
-                              env=project.env(), capture_output=True, text=True, timeout=300)
+                              env=project.env(), capture_output=True, text=True, timeout=300,
+                              check=False)
 
     reads = (("list",), ("runs", "list"), ("results",), ("report",),
              ("local", "query", "all", "SELECT 1"))
