@@ -149,7 +149,7 @@ _RESULTS_COLUMNS = ("variant", "test", "n", "passed", "pass rate", "verdict", "9
                     "duration", "pass^k", "turns", "tokens in", "tokens out", "tool calls")
 
 
-def _results_priority(header: str) -> int:
+def _results_priority(header: str) -> float:
     h = header.lower()
     for rank, name in enumerate(_RESULTS_COLUMNS):
         if h == name or h.startswith(name + " "):

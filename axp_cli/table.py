@@ -33,7 +33,7 @@ def render(headers: Sequence[str], rows: Sequence[Sequence[object]], *,
 
 
 def fit(headers: Sequence[str], rows: Sequence[Sequence[object]], width: int,
-        priority: Callable[[str], int]) -> tuple[list[str], list[list[str]], list[str]]:
+        priority: Callable[[str], float]) -> tuple[list[str], list[list[str]], list[str]]:
     """Drop whole columns, least important first (higher `priority` number), until the
     table fits `width`; returns the kept headers and rows and the dropped headers."""
     cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
@@ -62,7 +62,7 @@ def terminal_width() -> int | None:
 
 
 def fitted(headers: Sequence[str], rows: Sequence[Sequence[object]], width: int | None,
-           priority: Callable[[str], int]) -> str:
+           priority: Callable[[str], float]) -> str:
     """`render` within `width`: columns dropped by priority, then the last one wrapped; a
     line below names what was left out."""
     if width is None:
