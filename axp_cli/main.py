@@ -13,12 +13,15 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
+from .query_cmds import no_runs
 from .query_cmds import register as register_query_cmds
 from .table import render
 
 EXIT_OK, EXIT_NOT_PASSED, EXIT_INVALID, EXIT_ENGINE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+RUNS_DIR_HELP = "folder of run folders (default: $AXP_RUNS_DIR or ./.axp/runs)"
 
 
 class CliError(Exception):
@@ -46,15 +49,35 @@ def _check_sources(variants, bindings=(), slots_bound_later: bool = False) -> No
     """Host-path sources must exist and slots be bound: an input error, said up front."""
     from pytest_axp.staging import plan_entries
 
+    bound = {name: path for kind, name, path in bindings if kind == "slot"}
     for v in variants:
         for p in plan_entries(v.files, Path(v.source_file).parent, bindings):
             where = p.entry.where or v.source_file
+            if p.state == "MISSING" and p.entry.name in bound:
+                raise CliError(f"--file {p.entry.name}=...: {p.source} does not exist")
+            if p.state == "MISSING" and not p.entry.where:  # an ad-hoc --file SRC::DEST
+                raise CliError(f"--file {p.source}::{p.entry.dest}: {p.source} does not exist")
             if p.state == "MISSING":
                 raise CliError(f"{where}: files: source {p.entry.source} does not exist "
                                f"(looked for {p.source})")
             if p.state == "UNBOUND" and not slots_bound_later:
                 raise CliError(f"{where}: files: slot {p.entry.name!r} has no source: bind it "
                                f"with --file {p.entry.name}=PATH")
+
+
+def _check_agents(variants) -> None:
+    """An agent name this installation has no adapter for: invalid input, said up front."""
+    from pytest_axp.agents import AgentNotAvailable, get_agent
+
+    for v in variants:
+        try:
+            get_agent(v.agent.name)
+        except AgentNotAvailable as e:
+            raise CliError(f"{v.source_file}: variant {v.id}: {e}") from None
+
+
+def _secret_names(variants) -> list[str]:
+    return list(dict.fromkeys(n for v in variants for n in v.secrets))
 
 
 def _select(variants, wanted: list[str]):
@@ -79,7 +102,10 @@ def cmd_local_run(args: argparse.Namespace) -> int:
         return _resume(args)
     if not args.file:
         raise CliError("give an experiment file (or --resume RUN_ID)")
+    if Path(args.file).is_dir():
+        return _run_folder(args)
     variants = _select(_load(args.file), args.variant)
+    _check_agents(variants)
     bindings = _file_bindings(args, variants)
     if args.dry_run:
         return _dry_run(args, variants, bindings)
@@ -88,6 +114,57 @@ def cmd_local_run(args: argparse.Namespace) -> int:
     from pytest_axp.session import new_ulids
 
     return _execute(args, Path(args.file), variants, new_ulids(args.repeat), args.repeat)
+
+
+# pytest's default norecursedirs, less the dot rule checked apart.
+_SKIPPED_DIRS = {"build", "dist", "node_modules", "venv", "CVS", "_darcs", "{arch}"}
+
+
+def experiment_files(folder: Path) -> list[Path]:
+    """The experiment files pytest would collect under `folder`, in path order."""
+    from pytest_axp.experiment import sniff_experiment
+
+    found = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder).parts
+        if any(p.startswith(".") or p in _SKIPPED_DIRS or p.endswith(".egg")
+               for p in rel[:-1]) or rel[-1].startswith("."):
+            continue
+        if path.suffix in (".yaml", ".yml") and path.is_file() and sniff_experiment(path):
+            found.append(path)
+    return found
+
+
+def _run_folder(args: argparse.Namespace) -> int:
+    """Every experiment file in a folder, each as its own run. All are checked before the
+    first one starts."""
+    folder = Path(args.file)
+    files = experiment_files(folder)
+    if not files:
+        raise CliError(f"{args.file}: a folder with no experiment files in it (.yaml or .yml "
+                       "files with a schema_version)")
+    if args.variant:
+        raise CliError(f"--variant selects within one experiment; {args.file} is a folder: "
+                       "give the experiment file")
+    plans = []
+    for file in files:
+        variants = _load(str(file))
+        _check_agents(variants)
+        plans.append((file, variants, _file_bindings(args, variants)))
+    if not args.dry_run:
+        for _, variants, bindings in plans:
+            _check_sources(variants, bindings)
+    from pytest_axp.session import new_ulids
+
+    worst = EXIT_OK
+    for n, (file, variants, bindings) in enumerate(plans):
+        print(("\n" if n else "") + f"== {file} ({n + 1} of {len(plans)})", flush=True)
+        code = (_dry_run(args, variants, bindings) if args.dry_run else
+                _execute(args, file, variants, new_ulids(args.repeat), args.repeat))
+        if code == EXIT_INTERRUPTED:
+            return code
+        worst = max(worst, code)
+    return worst
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -171,8 +248,10 @@ def _execute(args: argparse.Namespace, file: Path, variants, ulids: list[str],
         raise CliError(str(e), EXIT_ENGINE) from None
     experiment_id = variants[0].experiment_id
     run_ids = [f"{experiment_id}-{u}" for u in ulids]
-    for rid in run_ids:
-        print(f"run {rid}")
+    live = sys.stdout.isatty()
+    if not live:  # the live view's title says it on a terminal
+        for rid in run_ids:
+            print(f"run {rid}", flush=True)
     pytest_args = [
         str(file.resolve()), "-q", "--no-header", "-p", "no:cacheprovider",
         "--rootdir", str(file.resolve().parent),
@@ -224,22 +303,27 @@ def _execute(args: argparse.Namespace, file: Path, variants, ulids: list[str],
     # A duplicate of stdout's descriptor: pytest's fd capture during items cannot take it.
     progress_out = open(os.dup(sys.stdout.fileno()), "w", buffering=1,  # noqa: SIM115
                         encoding="utf-8", errors="replace")
-    watcher = ProgressWatcher(runs, [v.id for v in variants], out=progress_out,
-                              live=sys.stdout.isatty())
+    watcher = ProgressWatcher(runs, [v.id for v in variants], out=progress_out, live=live)
     pytest_output = io.StringIO()
+    started = time.monotonic()
+    _signalled.clear()
     try:
         prewarm.start(variants, runs, min(args.jobs, len(variants) * repeat), image_for,
                       _engine_options(args))
         watcher.start()
-        # axp shows its own progress and table; of pytest's report it keeps the summary.
+        # axp shows its own progress and final table; pytest's report is kept for the
+        # cases where it says more than the run folders do.
         with contextlib.redirect_stdout(pytest_output):
             code = pytest.main(pytest_args + ["-rfE", "--tb=no", "-p", "no:warnings"])
     finally:
         watcher.stop()
         progress_out.close()
         prewarm.finish()
-    _print_pytest_summary(pytest_output.getvalue(), code)
-    return _report_runs(runs_dir, run_ids, interrupted=code == pytest.ExitCode.INTERRUPTED)
+    interrupted = code == pytest.ExitCode.INTERRUPTED and bool(_signalled)
+    if not interrupted:
+        _print_pytest_summary(pytest_output.getvalue(), code, runs)
+    return _report_runs(runs_dir, run_ids, interrupted=interrupted,
+                        wall_seconds=time.monotonic() - started, order=[v.id for v in variants])
 
 
 def _check_secret_lengths(args: argparse.Namespace, variants) -> None:
@@ -280,20 +364,26 @@ def _engine_options(args: argparse.Namespace):
                          file_bindings=bindings, agent_network=args.agent_network or "open")
 
 
-def _print_pytest_summary(output: str, code: int) -> None:
+def _print_pytest_summary(output: str, code: int, runs) -> None:
+    """pytest's own words, on stderr, only when the run folders cannot tell the story: a
+    usage or internal error, an error during collection, a variant with no summary."""
     import pytest
 
-    if code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
+    if code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR,
+                pytest.ExitCode.INTERRUPTED):
         print(output, file=sys.stderr)
+        return
+    unfinished = any(not run.results(vid).run_summary.is_file()
+                     for run in runs for vid in run.selected_variants())
+    if not unfinished:
         return
     lines = output.splitlines()
     start = next((i for i, line in enumerate(lines) if "short test summary info" in line), None)
     if start is not None:
-        print()
         for line in lines[start + 1:]:
             if line.startswith("=") or not line.strip():
                 break
-            print(line)
+            print(f"pytest: {line}", file=sys.stderr)
 
 
 def _reap_orphans() -> None:
@@ -319,29 +409,41 @@ def _check_model_script(path: Path) -> None:
         raise CliError(str(e)) from None
 
 
-def _report_runs(runs_dir: Path, run_ids: list[str], interrupted: bool) -> int:
+def _report_runs(runs_dir: Path, run_ids: list[str], interrupted: bool,
+                 wall_seconds: float | None = None, order: list[str] | None = None) -> int:
+    """The last thing a run prints: one row per variant (and repeat), a total line and
+    the run folder(s). Interrupted: one line, the folders kept."""
     from pytest_axp.record.jsonio import read_json
     from pytest_axp.record.layout import RunPaths
 
-    rows, all_passed = [], True
-    for rid in run_ids:
-        run = RunPaths(runs_dir / rid)
-        for vid in run.selected_variants():
-            summary = read_json(run.results(vid).run_summary) or {}
-            status = summary.get("status", "partial")
-            all_passed &= status == "pass"
-            rows.append((rid, vid, status, summary.get("duration_seconds", "")))
-    print()
-    print(render(("run", "variant", "status", "duration_s"), rows))
-    for rid in run_ids:
-        run = RunPaths(runs_dir / rid)
-        state = "" if run.index.exists() else "  (partial: no index.json)"
-        print(f"results: {run.root}{state}")
+    from . import final
+    from .table import terminal_width
+
+    folders = [RunPaths(runs_dir / rid) for rid in run_ids]
     if interrupted:
-        folders = ", ".join(str(RunPaths(runs_dir / rid).root) for rid in run_ids)
-        print(f"axp: interrupted; partial run kept in {folders}", file=sys.stderr)
+        print(f"axp: interrupted; partial run kept in {', '.join(str(r.root) for r in folders)}",
+              file=sys.stderr)
         return EXIT_INTERRUPTED
-    return EXIT_OK if rows and all_passed else EXIT_NOT_PASSED
+    def in_file_order(vids: list[str]) -> list[str]:
+        rank = {v: i for i, v in enumerate(order or [])}
+        return sorted(vids, key=lambda v: (rank.get(v, len(rank)), v))
+
+    rows = [final.Row(vid, n, read_json(run.results(vid).run_summary))
+            for n, run in enumerate(folders, 1)
+            for vid in in_file_order(run.selected_variants())]
+    if wall_seconds is None:
+        ends = [r.summary.get("ended_at_epoch", 0) for r in rows if r.summary]
+        starts = [r.summary.get("started_at_epoch", 0) for r in rows if r.summary]
+        wall_seconds = max(ends) - min(starts) if ends else 0.0
+    print()
+    print(final.table(rows, repeats=len(folders), width=terminal_width()))
+    print()
+    print(final.total_line(rows, wall_seconds))
+    for n, run in enumerate(folders, 1):
+        state = "" if run.index.exists() else "  (partial: no index.json)"
+        label = "run folder" if len(folders) == 1 else f"run folder (repeat {n})"
+        print(f"{label}: {run.root}{state}")
+    return EXIT_OK if rows and all(r.status == "pass" for r in rows) else EXIT_NOT_PASSED
 
 
 def _file_bindings(args: argparse.Namespace, variants):
@@ -375,7 +477,7 @@ def _dry_run(args: argparse.Namespace, variants, bindings) -> int:
                  [(v.id, v.tag, v.agent.name, v.matrix.get("model", ""), v.prompt.id,
                    v.matrix.get("environment", ""), v.matrix.get("product", ""))
                   for v in variants]))
-    rows, seen, missing = [], set(), False
+    rows, seen, missing = [], set(), []
     for v in variants:
         for p in plan_entries(v.files, Path(v.source_file).parent, bindings):
             key = (p.entry.name, p.source, p.entry.dest)
@@ -389,12 +491,13 @@ def _dry_run(args: argparse.Namespace, variants, bindings) -> int:
                     files, size = staged.file_count, staged.size_bytes
                 except (StagingError, OSError):
                     pass
-            missing |= p.state in ("MISSING", "UNBOUND")
+            if p.state in ("MISSING", "UNBOUND"):
+                missing.append(f"file {p.entry.name or p.source}")
             rows.append((p.entry.name or "", p.source or "", p.entry.dest, files, size, p.state))
     if rows:
         print("\nstaging:")
         print(render(("name", "source", "dest", "files", "bytes", "state"), rows))
-    names = list(dict.fromkeys(n for v in variants for n in v.secrets))
+    names = _secret_names(variants)
     if names:
         try:
             values = resolve_values(names, cwd=Path.cwd(), env_files=args.env_file,
@@ -406,8 +509,10 @@ def _dry_run(args: argparse.Namespace, variants, bindings) -> int:
         print(render(("name", "state"), [
             (n, f"too short (under {MIN_SECRET_LENGTH} characters)" if n in short
              else "set" if values.get(n) else "missing") for n in names]))
-        missing |= bool(short) or any(not values.get(n) for n in names)
-    print("\ndry run: nothing was written" + ("; something is missing" if missing else ""))
+        missing += [f"secret {n}" for n in names if not values.get(n)]
+        missing += [f"secret {n} (too short)" for n in names if n in short and values.get(n)]
+    print("\ndry run: nothing was written" + (f"; missing: {', '.join(missing)}"
+                                                if missing else ""))
     return EXIT_NOT_PASSED if missing else EXIT_OK
 
 
@@ -422,9 +527,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = list_runs(_runs_dir(args), status=args.status)
     if args.json:
         print(json.dumps([r.to_json() for r in rows], indent=2))
-        return EXIT_OK
     if not rows:
-        print(f"no runs under {_runs_dir(args)}")
+        raise no_runs(_runs_dir(args), f"{args.status} runs" if args.status else "runs")
+    if args.json:
         return EXIT_OK
     print(render(("run id", "experiment", "status", "type", "created"),
                  [(r.run_id, r.experiment_id, r.status, "local", r.to_json()["created"])
@@ -447,6 +552,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         raise CliError(f"{args.file}: {e.strerror}") from None
     try:
         _check_sources(variants, slots_bound_later=True)  # slots are bound at run time
+        _check_agents(variants)
     except CliError as e:
         print(e, file=sys.stderr)
         return EXIT_INVALID
@@ -458,6 +564,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
               "application or introspection test; their status will reflect the agent's "
               "exit only", file=sys.stderr)
     print(f"{args.file}: valid ({len(variants)} variant(s))")
+    # Secret values come at run time, so a missing one is not a fault of the file.
+    from pytest_axp.secrets import EnvError, resolve_values
+
+    names = _secret_names(variants)
+    try:
+        values = resolve_values(names, cwd=Path.cwd()) if names else {}
+    except EnvError as e:
+        raise CliError(str(e)) from None
+    unset = [n for n in names if not values.get(n)]
+    if unset:
+        print(f"note: no value here for secret(s) {', '.join(unset)}: a run needs them "
+              "(environment, ./.env, --env-file or --env)")
     return EXIT_OK
 
 
@@ -535,22 +653,40 @@ def cmd_image_build(args: argparse.Namespace) -> int:
 
 # -- parser -------------------------------------------------------------------------------
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pytest-axp")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="axp", description="Run AXP agent experiments locally.")
+    p.add_argument("--version", action="version", version=f"axp {_version()}",
+                   help="print the version and exit")
     sub = p.add_subparsers(dest="command", required=True)
 
     local = sub.add_parser("local", help="local runs").add_subparsers(dest="local_cmd",
                                                                        required=True)
     run = local.add_parser("run", help="run an experiment in local Docker sandboxes")
-    run.add_argument("file", nargs="?")
-    run.add_argument("--variant", action="append", default=[], metavar="ID")
+    run.add_argument("file", nargs="?", metavar="FILE|FOLDER",
+                     help="experiment file, or a folder: each experiment file in it is run")
+    run.add_argument("--variant", action="append", default=[], metavar="ID",
+                     help="run only this variant (repeatable; ids: axp experiment resolve)")
     run.add_argument("--resume", default=None, metavar="RUN_ID",
                      help="run again the variants of RUN_ID with no result or an error")
-    run.add_argument("--repeat", type=int, default=1, metavar="N")
-    run.add_argument("--jobs", "-j", type=int, default=1, metavar="J")
-    run.add_argument("--dry-run", action="store_true")
-    run.add_argument("--image", default=None)
-    run.add_argument("--runs-dir", default=None)
+    run.add_argument("--repeat", type=int, default=1, metavar="N",
+                     help="run every variant N times, one run folder per repeat (default 1)")
+    run.add_argument("--jobs", "-j", type=int, default=1, metavar="J",
+                     help="sandboxes run at the same time (default 1)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="show variants, staging and secrets, run nothing; exit 1 if "
+                          "something is missing")
+    run.add_argument("--image", default=None,
+                     help="sandbox image to use instead of the bundled one")
+    run.add_argument("--runs-dir", default=None, metavar="DIR", help=RUNS_DIR_HELP)
     run.add_argument("--env", action="append", default=[], metavar="NAME[=VALUE]",
                      help="a value for a declared secret (wins over everything else)")
     run.add_argument("--env-file", action="append", default=[], metavar="PATH",
@@ -569,11 +705,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add_list(parser: argparse.ArgumentParser) -> None:
         where = parser.add_mutually_exclusive_group()
-        where.add_argument("--local", action="store_true")
-        where.add_argument("--remote", action="store_true")
-        parser.add_argument("--status", choices=("pass", "fail", "timeout", "error", "partial"))
-        parser.add_argument("--json", action="store_true")
-        parser.add_argument("--runs-dir", default=None)
+        where.add_argument("--local", action="store_true", help="local runs (the default)")
+        where.add_argument("--remote", action="store_true",
+                           help="runs on an AXP platform (none is configured)")
+        parser.add_argument("--status", choices=("pass", "fail", "timeout", "error", "partial"),
+                            help="only runs with this status")
+        parser.add_argument("--json", action="store_true", help="print JSON")
+        parser.add_argument("--runs-dir", default=None, metavar="DIR", help=RUNS_DIR_HELP)
         parser.set_defaults(func=cmd_list)
 
     add_list(sub.add_parser("list", help="list runs, newest first"))
@@ -583,11 +721,11 @@ def build_parser() -> argparse.ArgumentParser:
     exp = sub.add_parser("experiment", help="experiment files").add_subparsers(
         dest="exp_cmd", required=True)
     v = exp.add_parser("validate", help="check an experiment file")
-    v.add_argument("file")
+    v.add_argument("file", help="experiment file (YAML)")
     v.set_defaults(func=cmd_validate)
     r = exp.add_parser("resolve", help="list the variants of an experiment file")
-    r.add_argument("file")
-    r.add_argument("--json", action="store_true")
+    r.add_argument("file", help="experiment file (YAML)")
+    r.add_argument("--json", action="store_true", help="print the resolved variants as JSON")
     r.set_defaults(func=cmd_resolve)
     s = exp.add_parser("schema", help="print the JSON schema of experiment files")
     s.set_defaults(func=cmd_schema)
@@ -603,20 +741,25 @@ def build_parser() -> argparse.ArgumentParser:
     b = img.add_parser("build", help="build the bundled base image")
     b.add_argument("--base-image", default=None,
                    help="FROM image (default: debian:bookworm or $AXP_BASE_IMAGE)")
-    b.add_argument("--tag", default=None)
+    b.add_argument("--tag", default=None, help="image tag (default: the bundled image's)")
     b.set_defaults(func=cmd_image_build)
     register_query_cmds(sub, local)
     return p
 
 
+# Set when SIGINT/SIGTERM arrived: pytest also says "interrupted" after a collection error.
+_signalled: set[int] = set()
+
+
 def _interrupt(signum, frame):
+    _signalled.add(signum)
     raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:
     # Ctrl-C and SIGTERM both end a run cleanly (containers removed, artifacts kept), even
     # when the shell started us with SIGINT ignored, as it does for background jobs.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     args = build_parser().parse_args(argv)
     try:

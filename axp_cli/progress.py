@@ -90,21 +90,29 @@ class ProgressWatcher(threading.Thread):
                 changed.append(row)
         return changed
 
+    def _label(self, row: Row) -> str:
+        # The run id is said once, at the start; repeats are told apart by their number.
+        if len(self.runs) == 1:
+            return row.variant
+        return f"{row.variant} (repeat {list(self.runs).index(row.run_id) + 1})"
+
     def _line(self, row: Row) -> str:
         if row.status:
             cost = f", ${row.cost:.4f}" if row.cost else ""
-            return f"progress: {row.run_id} {row.variant}: {row.status} in {row.duration:.1f}s{cost}"
-        return f"progress: {row.run_id} {row.variant}: {row.phase}"
+            return f"progress: {self._label(row)}: {row.status} in {row.duration:.1f}s{cost}"
+        return f"progress: {self._label(row)}: {row.phase}"
 
     def _table(self):
         from rich.table import Table
 
         now = time.time()
-        table = Table(title="axp local run", expand=False)
-        for col in ("run", "variant", "phase", "elapsed", "status", "cost"):
+        title = "axp local run " + (next(iter(self.runs)) if len(self.runs) == 1
+                                    else f"({len(self.runs)} repeats)")
+        table = Table(title=title, expand=False)
+        for col in ("variant", "phase", "elapsed", "status", "cost"):
             table.add_column(col)
         for row in self.rows.values():
-            table.add_row(row.run_id, row.variant, row.phase, row.elapsed(now), row.status,
+            table.add_row(self._label(row), row.phase, row.elapsed(now), row.status,
                           f"${row.cost:.4f}" if row.cost else "")
         return table
 
@@ -113,8 +121,10 @@ class ProgressWatcher(threading.Thread):
             from rich.console import Console
             from rich.live import Live
 
+            # Live must not swap sys.stdout: axp points it at pytest's report meanwhile, and
+            # Live would restore the swapped one when it stops, hiding axp's final table.
             with Live(self._table(), console=Console(file=self.out), refresh_per_second=4,
-                      transient=True) as live:
+                      transient=True, redirect_stdout=False, redirect_stderr=False) as live:
                 self._display = live
                 while not self._halt.wait(self.interval):
                     self.poll()

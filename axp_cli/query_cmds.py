@@ -13,6 +13,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+RUNS_DIR_HELP = "folder of run folders (default: $AXP_RUNS_DIR or ./.axp/runs)"
+
 
 def _runs_dir(args: argparse.Namespace) -> Path:
     return Path(args.runs_dir or os.environ.get("AXP_RUNS_DIR") or ".axp/runs").resolve()
@@ -22,6 +24,16 @@ def _error(message: str, code: int = 2) -> Exception:
     from .main import CliError  # lazily: main imports this module
 
     return CliError(message, code)
+
+
+NO_RUNS = 1  # the exit code of every read command that finds nothing to read
+
+
+def no_runs(runs_dir: Path, what: str = "runs") -> Exception:
+    """The one message and exit code for "nothing here", naming the folder looked in."""
+    hint = "" if runs_dir.is_dir() else " (no such folder)"
+    return _error(f"no {what} under {runs_dir}{hint}; runs made elsewhere: --runs-dir DIR "
+                  "or AXP_RUNS_DIR", NO_RUNS)
 
 
 def _plain(value: Any) -> Any:
@@ -57,8 +69,8 @@ def cmd_query(args: argparse.Namespace) -> int:
 
     runs_dir = _runs_dir(args)
     run_ids = _run_ids(args, [args.run_id])
-    if not run_ids and args.run_id != "all":
-        raise _error(f"no run {args.run_id} under {runs_dir}")
+    if not run_ids:
+        raise no_runs(runs_dir)
     try:
         con = connect(runs_dir, run_ids)
     except duckdb.Error as e:
@@ -111,12 +123,38 @@ def cmd_results(args: argparse.Namespace) -> int:
     res = R.load(_runs_dir(args), run_ids, args.experiment) if run_ids else None
     if res is None or not res.variants:
         what = f" of experiment {args.experiment}" if args.experiment else ""
-        raise _error(f"no finished variant runs{what} under {_runs_dir(args)}", 1)
-    render = {"json": R.render_json, "markdown": R.render_markdown, "csv": R.render_csv,
-              "table": R.render_text}[args.format]
-    text = render(res)
+        raise no_runs(_runs_dir(args), f"finished variant runs{what}")
+    if args.format == "table":
+        from .table import fitted, terminal_width
+
+        width = terminal_width()
+        text = R.render_text(res, table=lambda head, rows: fitted(head, rows, width,
+                                                                  _results_priority))
+        if width:  # the tables fit already; a long line of prose wraps
+            import textwrap
+
+            text = "\n".join(textwrap.fill(line, width) if len(line) > width else line
+                              for line in text.splitlines())
+    else:
+        render = {"json": R.render_json, "markdown": R.render_markdown,
+                  "csv": R.render_csv}[args.format]
+        text = render(res)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
+
+
+# Which columns of `axp results` stay on a narrow terminal: lower numbers stay longer;
+# a column not named here (a new count) ranks just after the verdict.
+_RESULTS_COLUMNS = ("variant", "test", "n", "passed", "pass rate", "verdict", "95% ci", "cost",
+                    "duration", "pass^k", "turns", "tokens in", "tokens out", "tool calls")
+
+
+def _results_priority(header: str) -> float:
+    h = header.lower()
+    for rank, name in enumerate(_RESULTS_COLUMNS):
+        if h == name or h.startswith(name + " "):
+            return rank
+    return _RESULTS_COLUMNS.index("verdict") + 0.5
 
 
 # -- axp report ----------------------------------------------------------------------------
@@ -126,8 +164,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     run_ids = _run_ids(args, args.run_ids)
     if not run_ids:
-        raise _error(f"no runs under {_runs_dir(args)}", 1)
-    out = Path(args.output)
+        raise no_runs(_runs_dir(args))
+    out = Path(args.output or "report.html")
+    if out.exists() and not args.force:
+        raise _error(f"{out}: already exists; keep it and write elsewhere with -o FILE, "
+                     "or replace it with --force")
     try:
         res = build_report(_runs_dir(args), run_ids, out, args.experiment)
     except OSError as e:
@@ -145,28 +186,39 @@ def register(sub: argparse._SubParsersAction, local_sub: argparse._SubParsersAct
         description="Tables: runs, tests, agent_events, tool_calls, messages, harness_spans, "
                     "commands, api_requests, file_changes, artifacts, experiment_runs. "
                     "RUN_ID `all` queries every local run.")
-    q.add_argument("run_id", metavar="RUN_ID")
-    q.add_argument("sql", metavar="SQL")
+    q.add_argument("run_id", metavar="RUN_ID", help="a run id, or `all`")
+    q.add_argument("sql", metavar="SQL", help="one DuckDB SQL statement")
     fmt = q.add_mutually_exclusive_group()
-    fmt.add_argument("--table", dest="format", action="store_const", const="table")
-    fmt.add_argument("--json", dest="format", action="store_const", const="json")
-    fmt.add_argument("--csv", dest="format", action="store_const", const="csv")
-    q.add_argument("--runs-dir", default=None)
+    fmt.add_argument("--table", dest="format", action="store_const", const="table",
+                     help="print an aligned table (the default)")
+    fmt.add_argument("--json", dest="format", action="store_const", const="json",
+                     help="print a JSON list of rows")
+    fmt.add_argument("--csv", dest="format", action="store_const", const="csv",
+                     help="print CSV")
+    q.add_argument("--runs-dir", default=None, metavar="DIR", help=RUNS_DIR_HELP)
     q.set_defaults(func=cmd_query, format="table")
 
     r = sub.add_parser("results", help="per-variant pass rates and costs across runs")
     r.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="default: every local run")
-    r.add_argument("--experiment", default=None, metavar="ID")
+    r.add_argument("--experiment", default=None, metavar="ID",
+                   help="only runs of this experiment id")
     fmt = r.add_mutually_exclusive_group()
-    fmt.add_argument("--json", dest="format", action="store_const", const="json")
-    fmt.add_argument("--markdown", dest="format", action="store_const", const="markdown")
-    fmt.add_argument("--csv", dest="format", action="store_const", const="csv")
-    r.add_argument("--runs-dir", default=None)
+    fmt.add_argument("--json", dest="format", action="store_const", const="json",
+                     help="print JSON")
+    fmt.add_argument("--markdown", dest="format", action="store_const", const="markdown",
+                     help="print Markdown tables")
+    fmt.add_argument("--csv", dest="format", action="store_const", const="csv",
+                     help="print CSV, one row per variant and per test")
+    r.add_argument("--runs-dir", default=None, metavar="DIR", help=RUNS_DIR_HELP)
     r.set_defaults(func=cmd_results, format="table")
 
     p = sub.add_parser("report", help="write a self-contained HTML report")
     p.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="default: every local run")
-    p.add_argument("-o", "--output", default="report.html", metavar="FILE")
-    p.add_argument("--experiment", default=None, metavar="ID")
-    p.add_argument("--runs-dir", default=None)
+    p.add_argument("-o", "--output", default=None, metavar="FILE",
+                   help="where to write it (default: report.html; an existing file is kept "
+                        "unless --force)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing FILE")
+    p.add_argument("--experiment", default=None, metavar="ID",
+                   help="only runs of this experiment id")
+    p.add_argument("--runs-dir", default=None, metavar="DIR", help=RUNS_DIR_HELP)
     p.set_defaults(func=cmd_report)

@@ -293,14 +293,16 @@ def comparison_line(results: Results) -> str | None:
             f"Fisher exact two-sided p={c.p_value:.4g}; {c.verdict}")
 
 
-def render_text(results: Results) -> str:
+def render_text(results: Results, table: Any = None) -> str:
+    """`table(head, rows)` lays out a table as text (the CLI's fits the terminal)."""
     from axp_cli.table import render
 
+    table = table or render
     out = [f"{len(results.run_ids)} run(s), {len(results.variants)} variant(s)", ""]
-    out.append(render(*summary_rows(results)))
+    out.append(table(*summary_rows(results)))
     head, rows = test_rows(results)
     if rows:
-        out += ["", "per test:", render(head, rows)]
+        out += ["", "per test:", table(head, rows)]
     line = comparison_line(results)
     if line:
         out += ["", line]

@@ -43,9 +43,12 @@ def client() -> docker.DockerClient:
                 _client = docker.from_env(timeout=300)
                 _client.ping()
             except DockerException as e:
+                host = os.environ.get("DOCKER_HOST")
+                tried = (f"DOCKER_HOST={host}" if host else
+                         "unix:///var/run/docker.sock (DOCKER_HOST is not set)")
                 raise SandboxError(
-                    f"cannot reach the Docker engine ({e.__class__.__name__}): start dockerd "
-                    "or set DOCKER_HOST"
+                    f"cannot reach the Docker engine at {tried}: {' '.join(str(e).split())}; "
+                    "start dockerd or set DOCKER_HOST"
                 ) from None
         return _client
 
