@@ -257,12 +257,23 @@ class VariantRun:
             span.set("axp.test.status", "pass" if res.ok else "fail")
         out = self.paths.test_log(kind, test.name, "stdout")
         err = self.paths.test_log(kind, test.name, "stderr")
-        link_or_copy(res.stdout_path, out)
-        link_or_copy(res.stderr_path, err)
+        try:
+            link_or_copy(res.stdout_path, out)
+            link_or_copy(res.stderr_path, err)
+        except OSError:
+            # The command's own files still hold the output; a test whose logs cannot be
+            # written is not a pass.
+            self._record_test(kind, test, None, res.stdout_path, res.stderr_path)
+            raise
+        return self._record_test(kind, test, res, out, err)
+
+    def _record_test(self, kind: str, test: "TestSpec", res: ExecResult | None,
+                     out: Path, err: Path) -> TestOutcome:
         result = TestOutcome(name=test.name, kind=kind,
-                            status="pass" if res.ok else "fail",
-                            exit_code=res.exit_code, duration_seconds=res.duration_seconds,
-                            stdout_log=out, stderr_log=err)
+                             status="pass" if res is not None and res.ok else "fail",
+                             exit_code=res.exit_code if res is not None else None,
+                             duration_seconds=res.duration_seconds if res is not None else 0.0,
+                             stdout_log=out, stderr_log=err)
         self.outcome.tests.append(result)
         return result
 
@@ -270,6 +281,14 @@ class VariantRun:
         """Mark the variant as run to its end; the rolled-up status."""
         self._snapshot("after_tests", keep_state=False)
         self.completed = True
+        recorded = {(t.kind, t.name) for t in self.outcome.tests}
+        lost = [f"{kind}/{test.name}" for kind, test in self.planned_tests()
+                if (kind, test.name) not in recorded]
+        if lost and self.outcome.failure is None:
+            # A test that raised before its result was recorded must not roll up as `pass`.
+            self.outcome.failure = Failure(
+                phase="test", name=", ".join(lost),
+                message=f"no result could be recorded for {', '.join(lost)}")
         return rollup(self.outcome)
 
     def finish(self) -> dict[str, Any] | None:

@@ -60,9 +60,34 @@ def classify(old: dict[str, Entry], new: dict[str, Entry]) -> dict[str, str]:
     return dict(sorted(changes.items()))
 
 
+# A patch's file name is its flattened path; deep paths would pass the 255-byte limit of a
+# file name, so past this many bytes the name is cut and ends with '~' and a hash of the path.
+MAX_FLAT_BYTES = 200
+
+
 def flatten(path: str) -> str:
-    """src/model.py -> src_model.py (seed 004's patch file names)."""
-    return path.replace("/", "_")
+    """src/model.py -> src_model.py (seed 004's patch file names); a name longer than
+    MAX_FLAT_BYTES keeps its start and gets `~<16 hex of sha256(path)>`."""
+    flat = path.replace("/", "_")
+    if len(flat.encode("utf-8", "surrogateescape")) <= MAX_FLAT_BYTES:
+        return flat
+    return _with_hash(path)
+
+
+def _with_hash(path: str) -> str:
+    raw = path.replace("/", "_").encode("utf-8", "surrogateescape")
+    digest = hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    head = raw[:MAX_FLAT_BYTES - len(digest) - 1].decode("utf-8", "ignore")
+    return f"{head}~{digest}"
+
+
+def patch_name(path: str, taken: set[str]) -> str:
+    """`flatten(path)`, made unique among `taken` (a/b_c and a_b/c flatten alike)."""
+    name = flatten(path)
+    if name in taken:
+        name = _with_hash(path)
+    taken.add(name)
+    return name
 
 
 def is_text(data: bytes) -> bool:
@@ -140,6 +165,7 @@ class WorkspaceDiffer:
         present = [p for p, c in changes.items() if c != "deleted"]
         contents, big_hashes = self._fetch(new_paths, old_paths, big, present, keep_state)
         out = []
+        taken: set[str] = set()
         for path, change in changes.items():
             entry = new.get(path) or old[path]
             new_data = contents.get(("new", path))
@@ -159,7 +185,7 @@ class WorkspaceDiffer:
             elif not all(is_text(d) for d in (old_data, new_data) if d is not None):
                 item["note"] = "binary"
             else:
-                rel = f"{self.seq}/{flatten(path)}.patch"
+                rel = f"{self.seq}/{patch_name(path, taken)}.patch"
                 patch = unified_patch(path, old_data if change != "added" else None,
                                       new_data if change != "deleted" else None)
                 if self.redactor:

@@ -114,6 +114,14 @@ class DockerSandbox:
         rec, out_path, err_path = self.commands.start(
             phase=phase, name=name, argv=argv, user=user, workdir=workdir,
             started_at_epoch=started)
+        try:
+            # The reader thread writes these; a path that cannot be written fails the exec
+            # here, before anything runs, not in a thread nobody joins.
+            for path in (out_path, err_path):
+                open(path, "wb").close()
+        except OSError as e:
+            raise SandboxError(f"cannot record the output of {phase} {name!r}: "
+                               f"{e.strerror or e}") from None
         exec_id = self._api.exec_create(
             self.id, argv, user=user, workdir=workdir, environment=dict(env or {}),
             stdout=True, stderr=True)["Id"]
@@ -124,7 +132,11 @@ class DockerSandbox:
         reader = threading.Thread(
             target=_pump, args=(raw, out_path, err_path, counts, self.commands.redactor,
                                 self.output_limit), daemon=True)
-        reader.start()
+        try:
+            reader.start()
+        except RuntimeError as e:  # no thread could be started: nothing reads the output
+            sock.close()
+            raise SandboxError(f"cannot read the output of {phase} {name!r}: {e}") from None
         reader.join(timeout)
         timed_out = reader.is_alive()
         if timed_out:
