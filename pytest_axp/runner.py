@@ -356,6 +356,9 @@ class VariantRun:
                     phase="staging", name=p.label,
                     message=f"file slot {p.entry.name!r} has no source: bind it with "
                             f"--file {p.entry.name}=PATH"))
+            if p.state == "SYMLINK":
+                where = f" ({p.entry.where})" if p.entry.where else ""
+                self._fail(Failure(phase="staging", name=p.label, message=p.problem + where))
             if p.state == "MISSING":
                 where = f" ({p.entry.where})" if p.entry.where else ""
                 self._fail(Failure(phase="staging", name=p.label,
@@ -370,8 +373,11 @@ class VariantRun:
             try:
                 with self.tracer.span("stage", **{"axp.entry": label,
                                                   "axp.dest": entry.dest}) as span:
-                    staged = self._build(entry, source)
-                    self.sandbox.put_archive(WORKSPACE, staged.tar)
+                    # Streamed through a temporary file: a large source is never in memory.
+                    with tempfile.TemporaryFile() as tar:
+                        staged = self._build(entry, source, tar)
+                        tar.seek(0)
+                        self.sandbox.put_archive(WORKSPACE, tar)
                     span.set("axp.files", staged.file_count)
                     span.set("axp.bytes", staged.size_bytes)
             except (StagingError, SandboxError, OSError) as e:
@@ -384,20 +390,22 @@ class VariantRun:
         if records:
             write_json(self.run.staging(self.variant.id), records)
 
-    def _build(self, entry: Any, source: str) -> StagedEntry:
-        """The entry's tar; a URL is fetched (cached by sha256), a sha256 is checked."""
+    def _build(self, entry: Any, source: str, sink: Any) -> StagedEntry:
+        """The entry's tar, written to `sink`; a URL is fetched (cached by sha256), a sha256
+        is checked."""
         from .fetch import fetch_url, file_sha256
 
         if is_url(source):
-            path = fetch_url(source, entry.sha256)
+            # Our own cache: its location may sit behind a link (a symlinked home).
+            path = Path(os.path.realpath(fetch_url(source, entry.sha256)))
             dest = entry.dest if entry.dest != "." else (
                 source.rstrip("/").rsplit("/", 1)[-1] or "download")
-            return build_entry(path, dest, name=entry.name, source_label=source)
+            return build_entry(path, dest, name=entry.name, source_label=source, sink=sink)
         path = Path(source)
         if entry.sha256 and path.is_file() and file_sha256(path) != entry.sha256:
             raise StagingError(f"{path}: sha256 does not match the experiment's "
                                f"{entry.sha256}")
-        return build_entry(path, entry.dest, name=entry.name)
+        return build_entry(path, entry.dest, name=entry.name, sink=sink)
 
     def _setup(self) -> None:
         assert self.sandbox is not None
