@@ -416,15 +416,20 @@ class VariantRun:
             # Setup ran as root; the agent must own what it works on. (Staged files are
             # already the agent's: the tar says so.)
             self._step("handover", "chown-workspace",
-                       f"chown -R {AGENT_USER}:{AGENT_USER} {WORKSPACE}", check_as="setup")
+                       ["chown", "-R", f"{AGENT_USER}:{AGENT_USER}", WORKSPACE],
+                       check_as="setup")
         for check in self.variant.setup_checks:
             self._step("setup_check", check.name, check.script, env=self._env)
 
-    def _step(self, phase: str, name: str, script: str, env: Mapping[str, str] | None = None,
-              check_as: str | None = None) -> None:
+    def _step(self, phase: str, name: str, script: str | list[str],
+              env: Mapping[str, str] | None = None, check_as: str | None = None) -> None:
+        """Run an experiment's bash script, or (a list) one of ours as an argv."""
         assert self.sandbox is not None
         with self.tracer.span(phase, **{"axp.name": name}) as span:
-            res = self.sandbox.exec(script, phase=phase, name=name, env=env)
+            if isinstance(script, list):
+                res = self.sandbox.exec(argv=script, phase=phase, name=name, env=env)
+            else:
+                res = self.sandbox.exec(script, phase=phase, name=name, env=env)
             span.set("axp.exit_code", res.exit_code)
         self._check(res, check_as or phase, name)
 

@@ -11,7 +11,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -106,10 +106,12 @@ class DockerSandbox:
         _live.add(container.id)
         return cls(container, commands, limits.output_bytes)
 
-    def exec(self, script: str, *, phase: str, name: str, user: str = "root",
+    def exec(self, script: str | None = None, *, argv: Sequence[str] | None = None,
+             phase: str, name: str, user: str = "root",
              workdir: str = WORKSPACE, env: Mapping[str, str] | None = None,
              timeout: float | None = None) -> ExecResult:
-        argv = ["bash", "-c", script]
+        """Run a bash `script` (one argv element; values go in `env`) or an `argv` as is."""
+        argv = ["bash", "-c", script] if argv is None else list(argv)
         started = time.time()
         rec, out_path, err_path = self.commands.start(
             phase=phase, name=name, argv=argv, user=user, workdir=workdir,
