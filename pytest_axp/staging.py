@@ -78,7 +78,7 @@ def symlink_in_path(source: str, base_dir: Path) -> tuple[str, str] | None:
                 target = os.readlink(current)
             except OSError:
                 target = "?"
-            return current, target
+            return os.path.normpath(current), target
     return None
 
 

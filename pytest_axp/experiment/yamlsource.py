@@ -239,7 +239,7 @@ def _refuse_amplification(text: str, file: str) -> None:
     sizes: dict[int, tuple[int, int]] = {}
     on_path: set[int] = set()
 
-    def size(node: Node) -> tuple[int, int]:
+    def size(node: Node, loc: tuple[Any, ...]) -> tuple[int, int]:
         """(values, bytes) as _check_shape counts them."""
         key = id(node)
         if key in sizes:
@@ -252,23 +252,25 @@ def _refuse_amplification(text: str, file: str) -> None:
         pairs = ([(None, n) for n in node.value] if isinstance(node, SequenceNode)
                  else node.value)
         total, nbytes = 1, 0
-        for key_node, child in pairs:
-            values, more = size(child)
+        for i, (key_node, child) in enumerate(pairs):
+            step = key_node.value if isinstance(key_node, ScalarNode) else i
+            values, more = size(child, loc + (step,))
             total += values
             nbytes += more + (len(key_node.value) if isinstance(key_node, ScalarNode) else 0)
             if total > MAX_EXPANDED_VALUES or nbytes > MAX_EXPANDED_BYTES:
-                # An alias shares its anchor's node and mark: point at where it is used.
-                m = (key_node or node).start_mark
+                # The container, not the value: an alias's value sits where its anchor is.
+                m = node.start_mark
                 what = (_TOO_BIG if total <= MAX_EXPANDED_VALUES
                         else "too many values once aliases are expanded")
-                raise ExperimentError([Problem(file, m.line + 1, m.column + 1, "", what)])
+                raise ExperimentError([Problem(file, m.line + 1, m.column + 1,
+                                               format_path(loc), what)])
         on_path.discard(key)
         sizes[key] = (total, nbytes)
         return total, nbytes
 
     try:
         if root is not None:
-            size(root)
+            size(root, ())
     except RecursionError:
         return
 
@@ -298,7 +300,8 @@ def _check_shape(source: YamlSource) -> None:
                 raise ExperimentError([source.problem(
                     loc, "too many values once aliases are expanded")])
             if nbytes > MAX_EXPANDED_BYTES:
-                raise ExperimentError([source.problem(loc + (k,), _TOO_BIG)])
+                # The container, not the value: an alias's value sits where its anchor is.
+                raise ExperimentError([source.problem(loc, _TOO_BIG)])
         on_path.discard(key)
         sizes[key] = (total, nbytes)
         return total, nbytes
