@@ -260,10 +260,14 @@ class VariantRun:
         try:
             link_or_copy(res.stdout_path, out)
             link_or_copy(res.stderr_path, err)
-        except OSError:
+        except OSError as e:
             # The command's own files still hold the output; a test whose logs cannot be
             # written is not a pass.
             self._record_test(kind, test, None, res.stdout_path, res.stderr_path)
+            if self.outcome.failure is None:
+                self.outcome.failure = Failure(
+                    phase="test", name=f"{kind}/{test.name}",
+                    message=f"the test's logs could not be written: {e}")
             raise
         return self._record_test(kind, test, res, out, err)
 
