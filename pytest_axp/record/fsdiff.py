@@ -119,6 +119,7 @@ class WorkspaceDiffer:
         self.paths = paths
         self.max_patch_bytes = max_patch_bytes
         self.workspace = workspace
+        self._paths_env = {"W": workspace, "S": STATE_DIR}  # never spliced into a script
         self.seq = 0
         self._previous: dict[str, Entry] | None = None
         self._previous_point: str | None = None
@@ -134,10 +135,10 @@ class WorkspaceDiffer:
     def _snapshot(self, point: str, keep_state: bool) -> dict[str, Any]:
         first = self._previous is None
         # The listing and, on the first point, the state tar come from one exec.
-        save = (f"rm -rf {STATE_DIR} && mkdir -p {STATE_DIR} && "
-                f"tar -cf {STATE_DIR}/prev.tar . 2>/dev/null; " if first and keep_state else "")
-        res = self.sandbox.exec(f"cd {self.workspace} && {save}{_LIST}", phase="snapshot",
-                                name=point)
+        save = ('rm -rf "$S" && mkdir -p "$S" && '
+                'tar -cf "$S/prev.tar" . 2>/dev/null; ' if first and keep_state else "")
+        res = self.sandbox.exec(f'cd "$W" && {save}{_LIST}', phase="snapshot",
+                                name=point, env=self._paths_env)
         if res.exit_code != 0:
             raise RuntimeError(f"listing exited {res.exit_code}")
         current = parse_listing(res.stdout_path.read_bytes())
@@ -216,17 +217,19 @@ class WorkspaceDiffer:
         # STATE_DIR exists: the first snapshot made it with the state tar.
         self.sandbox.put_archive(STATE_DIR, lists.getvalue())
         d = STATE_DIR
+        # A fixed script; the two folders come in as $W (workspace) and $S (state).
         script = (
-            f"set -e; rm -rf {d}/out; mkdir -p {d}/out/new {d}/out/old; "
-            f"if [ -s {d}/new.list ]; then tar -C {self.workspace} --null -T {d}/new.list "
-            f"-cf - | tar -C {d}/out/new -xf -; fi; "
-            f"if [ -s {d}/old.list ]; then tar -C {d}/out/old -xf {d}/prev.tar --null "
-            f"-T {d}/old.list; fi; "
-            f"if [ -s {d}/big.list ]; then (cd {self.workspace} && xargs -0 sha256sum -- "
-            f"< {d}/big.list); fi; "
-            + (f"if [ -s {d}/new_state.list ]; then tar -C {self.workspace} -rf {d}/prev.tar "
-               f"--null -T {d}/new_state.list; fi" if keep_state else "true"))
-        res = self.sandbox.exec(script, phase="snapshot", name="fetch-changed")
+            'set -e; rm -rf "$S/out"; mkdir -p "$S/out/new" "$S/out/old"; '
+            'if [ -s "$S/new.list" ]; then tar -C "$W" --null -T "$S/new.list" '
+            '-cf - | tar -C "$S/out/new" -xf -; fi; '
+            'if [ -s "$S/old.list" ]; then tar -C "$S/out/old" -xf "$S/prev.tar" --null '
+            '-T "$S/old.list"; fi; '
+            'if [ -s "$S/big.list" ]; then (cd "$W" && xargs -0 sha256sum -- '
+            '< "$S/big.list"); fi; '
+            + ('if [ -s "$S/new_state.list" ]; then tar -C "$W" -rf "$S/prev.tar" '
+               '--null -T "$S/new_state.list"; fi' if keep_state else "true"))
+        res = self.sandbox.exec(script, phase="snapshot", name="fetch-changed",
+                                env=self._paths_env)
         if res.exit_code != 0:
             raise RuntimeError(f"collecting changed files exited {res.exit_code}")
         big_hashes = {}

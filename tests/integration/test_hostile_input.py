@@ -218,3 +218,18 @@ def test_dry_run_of_a_1_gib_source_stays_small(project):
     assert code == 0, res.stdout + res.stderr
     assert str((1 << 30) + 2) in res.stdout  # both files counted, by streaming
     assert max_rss_kib * 1024 < 200 * 1024 * 1024, max_rss_kib
+
+
+def test_a_deep_workspace_file_gets_a_patch_with_a_short_name(project):
+    deep = "/".join(f"directory-level-{i:02d}" for i in range(20)) + "/notes.txt"
+    project.write("exp.yaml", _experiment().replace(
+        'script: "cat {read} > /tmp/seen || true"'.replace("{read}", "/dev/null"),
+        f'script: "mkdir -p $(dirname {deep}) && echo hello > {deep}"'))
+    res = project.axp("local", "run", "exp.yaml")
+    assert res.returncode == 0, res.stdout + res.stderr
+    results = project.only_run().results("default")
+    record = json.loads((results.fs_diff / "2.json").read_text())
+    (change,) = [c for c in record["changes"] if c["path"] == deep]
+    patch = results.root / "fs-diff" / change["patch"]
+    assert len(patch.name.encode()) < 255 and "~" in patch.name
+    assert "+hello" in patch.read_text()
