@@ -201,3 +201,15 @@ def test_links_inside_a_folder_are_skipped_and_counted(tree):
     os.symlink(tree.parent / "outside", tree / "real" / "inner-dir")
     entry = build_entry(tree / "real", "x")
     assert entry.file_count == 1 and entry.skipped_symlinks == 2
+
+
+def test_a_progress_watcher_that_never_started_stops_quietly(tmp_path):
+    # A run that fails before it starts (a folder it cannot make) must show that error,
+    # not "cannot join thread before it is started".
+    import io
+
+    from axp_cli.progress import ProgressWatcher
+    from pytest_axp.record.layout import RunPaths
+
+    out = io.StringIO()
+    ProgressWatcher([RunPaths(tmp_path / "run")], ["v"], out=out, live=False).stop()
