@@ -233,3 +233,21 @@ def test_a_deep_workspace_file_gets_a_patch_with_a_short_name(project):
     patch = results.root / "fs-diff" / change["patch"]
     assert len(patch.name.encode()) < 255 and "~" in patch.name
     assert "+hello" in patch.read_text()
+
+
+def test_names_at_their_limits_run_end_to_end(project):
+    # Every name at 100 characters and a 200-character variant id: each becomes a path
+    # (run folder, results/<id>/, the test's logs) and a container name, and all fit.
+    text = (_experiment(test="t" * 100).replace("id: hostile", "id: " + "k" * 100)
+            .replace("{id: p,", "{id: " + "p" * 100 + ",")
+            .replace("files:", f"extensions:\n  - id: {'a' * 99}\n    extensions: "
+                               f"[{{id: {'b' * 100}}}]\nfiles:"))
+    project.write("exp.yaml", text)
+    res = project.axp("local", "run", "exp.yaml")
+    assert res.returncode == 0, res.stdout + res.stderr
+    run = project.only_run()
+    vid = "a" * 99 + "." + "b" * 100
+    assert run.selected_variants() == [vid]
+    s = summary(run, vid)
+    assert s["status"] == "pass" and [t["name"] for t in s["tests"]] == ["t" * 100]
+    assert run.results(vid).test_log("application", "t" * 100, "stdout").is_file()
