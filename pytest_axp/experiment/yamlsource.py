@@ -234,7 +234,7 @@ def _refuse_amplification(text: str, file: str) -> None:
         return  # _check_shape applies the same bound after the parse
     try:
         root = yaml.compose(text, Loader=yaml.CSafeLoader)
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure: the full parse reports it
         return
     sizes: dict[int, tuple[int, int]] = {}
     on_path: set[int] = set()

@@ -206,7 +206,7 @@ def test_dry_run_of_a_1_gib_source_stays_small(project):
         f.truncate(1 << 30)  # sparse: no disk, but 1 GiB to read, pack and hash
     project.write("exp.yaml", _experiment("  - {source: data, dest: data}"))
     # The dry run's own peak RSS, measured by a parent that runs nothing else.
-    probe = textwrap.dedent(f"""
+    probe = textwrap.dedent("""
         import resource, subprocess, sys
         res = subprocess.run([sys.executable, "-m", "axp_cli", "local", "run", "exp.yaml",
                               "--dry-run"], capture_output=True, text=True)

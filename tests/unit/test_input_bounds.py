@@ -9,14 +9,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_axp.experiment import ExperimentError, load_and_resolve
-from pytest_axp.experiment import yamlsource
+from pytest_axp.experiment import ExperimentError, load_and_resolve, yamlsource
 from pytest_axp.experiment.models import MAX_NAME_LENGTH
 from pytest_axp.experiment.resolve import MAX_VARIANT_ID_LENGTH, MAX_VARIANTS
 from pytest_axp.record.fsdiff import MAX_FLAT_BYTES, flatten, patch_name
 from pytest_axp.record.layout import VariantPaths, safe_name
 from pytest_axp.staging import (
-    StagingError, build_entry, plan_entries, resolve_source, symlink_in_path,
+    StagingError,
+    build_entry,
+    plan_entries,
+    resolve_source,
+    symlink_in_path,
 )
 
 HEAD = "schema_version: 2\nid: exp\nname: Experiment\n"
@@ -46,8 +49,8 @@ def test_alias_amplification_is_refused_without_building_it(tmp_path):
     finally:
         tracemalloc.stop()
     # One problem, at the list that reuses the value.
-    assert found == ["exp.yaml:8:11: prompts[0].tags: expands to more than 8 MB once aliases "
-                     "are expanded: write the value once instead of reusing it through aliases"]
+    assert found == [("exp.yaml:8:11: prompts[0].tags: expands to more than 8 MB once aliases "
+                     "are expanded: write the value once instead of reusing it through aliases")]
     # The 80 MB it would expand to is never built (the text itself is 4 MB).
     assert peak < 60 * 1024 * 1024
 
@@ -70,8 +73,8 @@ def test_too_many_variants(tmp_path):
                    for axis, c, n in (("environments", "e", 25), ("products", "p", 21)))
     prompts = "prompts: [" + ", ".join(f"{{id: q{i}, prompt: go}}" for i in range(20)) + "]\n"
     found = problems(tmp_path, HEAD + "agents: claude\n" + prompts + axes + REST)
-    assert found == [f"exp.yaml:1:1: the axes make 10500 variants; at most {MAX_VARIANTS} are "
-                     "allowed per file: split the experiment"]
+    assert found == [(f"exp.yaml:1:1: the axes make 10500 variants; at most {MAX_VARIANTS} are "
+                     "allowed per file: split the experiment")]
 
 
 def test_resolved_variants_are_bounded_together(tmp_path):
@@ -93,12 +96,12 @@ LONG = "n" * 300
      "environments[0].name"),
     (f"agents: claude\nprompts: go\nproducts: [{{name: {LONG}}}]\n", "6:", "products[0].name"),
     (f"agents: [{{name: claude, model: {LONG}}}]\nprompts: go\n", "4:", "agents[0].model.name"),
-    (f"agents: claude\nprompts: go\nenvironments: [{{name: e, setup: [{{name: {LONG}, "
-     "script: 'true'}]}]\n", "6:", "environments[0].setup[0].name"),
+    ((f"agents: claude\nprompts: go\nenvironments: [{{name: e, setup: [{{name: {LONG}, "
+     "script: 'true'}]}]\n"), "6:", "environments[0].setup[0].name"),
     (f"agents: claude\nprompts: go\nfiles: [{{name: {LONG}, dest: x}}]\n", "6:",
      "files[0].name"),
-    (f"agents: claude\nprompts: go\nenvironments: [{{name: e, setup: [{{name: s, "
-     f"script: 'true', mcp_servers: [{{name: {LONG}, url: 'http://x'}}]}}]}}]\n", "6:",
+    ((f"agents: claude\nprompts: go\nenvironments: [{{name: e, setup: [{{name: s, "
+     f"script: 'true', mcp_servers: [{{name: {LONG}, url: 'http://x'}}]}}]}}]\n"), "6:",
      "environments[0].setup[0].mcp_servers[0].name"),
 ])
 def test_long_names_are_refused_where_written(tmp_path, fragment, position, field):
