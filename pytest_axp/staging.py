@@ -90,7 +90,7 @@ def symlink_message(link: tuple[str, str]) -> str:
 def _open_nofollow(path: Path) -> int:
     """An fd for `path`, opened one component at a time with O_NOFOLLOW: a link swapped in
     after the plan was checked is refused, not followed."""
-    parts = Path(os.path.normpath(path)).parts
+    parts = Path(os.path.abspath(path)).parts
     fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     for i, part in enumerate(parts[1:], start=1):
         last = i == len(parts) - 1
