@@ -53,6 +53,9 @@ def _check_sources(variants, bindings=(), slots_bound_later: bool = False) -> No
     for v in variants:
         for p in plan_entries(v.files, Path(v.source_file).parent, bindings):
             where = p.entry.where or v.source_file
+            if p.state == "SYMLINK":
+                raise CliError(f"{where}: files: source {p.entry.source or p.source}: "
+                               f"{p.problem}")
             if p.state == "MISSING" and p.entry.name in bound:
                 raise CliError(f"--file {p.entry.name}=...: {p.source} does not exist")
             if p.state == "MISSING" and not p.entry.where:  # an ad-hoc --file SRC::DEST
@@ -485,8 +488,11 @@ def _dry_run(args: argparse.Namespace, variants, bindings) -> int:
                 continue
             seen.add(key)
             files = size = ""
+            if p.state == "SYMLINK":
+                raise CliError(f"{p.entry.where or v.source_file}: files: source "
+                               f"{p.entry.source or p.source}: {p.problem}")
             if p.state == "OK":
-                try:
+                try:  # counted and hashed as it streams: nothing is held or written
                     staged = build_entry(Path(p.source), p.entry.dest)
                     files, size = staged.file_count, staged.size_bytes
                 except (StagingError, OSError):

@@ -139,6 +139,7 @@ class ProgressWatcher(threading.Thread):
 
     def stop(self) -> None:
         self._halt.set()
-        self.join(timeout=5)
+        if self.ident is not None:  # never started when the run failed before it began
+            self.join(timeout=5)
         if not self.live:
             self._print(self.poll())  # what finished since the last look

@@ -276,12 +276,27 @@ class VariantRun:
             span.set("axp.test.status", "pass" if res.ok else "fail")
         out = self.paths.test_log(kind, test.name, "stdout")
         err = self.paths.test_log(kind, test.name, "stderr")
-        link_or_copy(res.stdout_path, out)
-        link_or_copy(res.stderr_path, err)
+        try:
+            link_or_copy(res.stdout_path, out)
+            link_or_copy(res.stderr_path, err)
+        except OSError as e:
+            # The command's own files still hold the output; a test whose logs cannot be
+            # written is not a pass.
+            self._record_test(kind, test, None, res.stdout_path, res.stderr_path)
+            if self.outcome.failure is None:
+                self.outcome.failure = Failure(
+                    phase="test", name=f"{kind}/{test.name}",
+                    message=f"the test's logs could not be written: {e}")
+            raise
+        return self._record_test(kind, test, res, out, err)
+
+    def _record_test(self, kind: str, test: "TestSpec", res: ExecResult | None,
+                     out: Path, err: Path) -> TestOutcome:
         result = TestOutcome(name=test.name, kind=kind,
-                            status="pass" if res.ok else "fail",
-                            exit_code=res.exit_code, duration_seconds=res.duration_seconds,
-                            stdout_log=out, stderr_log=err)
+                             status="pass" if res is not None and res.ok else "fail",
+                             exit_code=res.exit_code if res is not None else None,
+                             duration_seconds=res.duration_seconds if res is not None else 0.0,
+                             stdout_log=out, stderr_log=err)
         self.outcome.tests.append(result)
         if res.exit_code is None and not res.timed_out and self.outcome.failure is None:
             # Not the test's verdict: the engine lost it.
@@ -294,6 +309,14 @@ class VariantRun:
         """Mark the variant as run to its end; the rolled-up status."""
         self._snapshot("after_tests", keep_state=False)
         self.completed = True
+        recorded = {(t.kind, t.name) for t in self.outcome.tests}
+        lost = [f"{kind}/{test.name}" for kind, test in self.planned_tests()
+                if (kind, test.name) not in recorded]
+        if lost and self.outcome.failure is None:
+            # A test that raised before its result was recorded must not roll up as `pass`.
+            self.outcome.failure = Failure(
+                phase="test", name=", ".join(lost),
+                message=f"no result could be recorded for {', '.join(lost)}")
         return rollup(self.outcome)
 
     def finish(self) -> dict[str, Any] | None:
@@ -361,6 +384,9 @@ class VariantRun:
                     phase="staging", name=p.label,
                     message=f"file slot {p.entry.name!r} has no source: bind it with "
                             f"--file {p.entry.name}=PATH"))
+            if p.state == "SYMLINK":
+                where = f" ({p.entry.where})" if p.entry.where else ""
+                self._fail(Failure(phase="staging", name=p.label, message=p.problem + where))
             if p.state == "MISSING":
                 where = f" ({p.entry.where})" if p.entry.where else ""
                 self._fail(Failure(phase="staging", name=p.label,
@@ -375,8 +401,11 @@ class VariantRun:
             try:
                 with self.tracer.span("stage", **{"axp.entry": label,
                                                   "axp.dest": entry.dest}) as span:
-                    staged = self._build(entry, source)
-                    self.sandbox.put_archive(WORKSPACE, staged.tar)
+                    # Streamed through a temporary file: a large source is never in memory.
+                    with tempfile.TemporaryFile() as tar:
+                        staged = self._build(entry, source, tar)
+                        tar.seek(0)
+                        self.sandbox.put_archive(WORKSPACE, tar)
                     span.set("axp.files", staged.file_count)
                     span.set("axp.bytes", staged.size_bytes)
             except (StagingError, SandboxError, OSError) as e:
@@ -389,20 +418,22 @@ class VariantRun:
         if records:
             write_json(self.run.staging(self.variant.id), self.redactor.obj(records))
 
-    def _build(self, entry: Any, source: str) -> StagedEntry:
-        """The entry's tar; a URL is fetched (cached by sha256), a sha256 is checked."""
+    def _build(self, entry: Any, source: str, sink: Any) -> StagedEntry:
+        """The entry's tar, written to `sink`; a URL is fetched (cached by sha256), a sha256
+        is checked."""
         from .fetch import fetch_url, file_sha256
 
         if is_url(source):
-            path = fetch_url(source, entry.sha256)
+            # Our own cache: its location may sit behind a link (a symlinked home).
+            path = Path(os.path.realpath(fetch_url(source, entry.sha256)))
             dest = entry.dest if entry.dest != "." else (
                 source.rstrip("/").rsplit("/", 1)[-1] or "download")
-            return build_entry(path, dest, name=entry.name, source_label=source)
+            return build_entry(path, dest, name=entry.name, source_label=source, sink=sink)
         path = Path(source)
         if entry.sha256 and path.is_file() and file_sha256(path) != entry.sha256:
             raise StagingError(f"{path}: sha256 does not match the experiment's "
                                f"{entry.sha256}")
-        return build_entry(path, entry.dest, name=entry.name)
+        return build_entry(path, entry.dest, name=entry.name, sink=sink)
 
     def _setup(self) -> None:
         assert self.sandbox is not None
@@ -413,15 +444,20 @@ class VariantRun:
             # Setup ran as root; the agent must own what it works on. (Staged files are
             # already the agent's: the tar says so.)
             self._step("handover", "chown-workspace",
-                       f"chown -R {AGENT_USER}:{AGENT_USER} {WORKSPACE}", check_as="setup")
+                       ["chown", "-R", f"{AGENT_USER}:{AGENT_USER}", WORKSPACE],
+                       check_as="setup")
         for check in self.variant.setup_checks:
             self._step("setup_check", check.name, check.script, env=self._env)
 
-    def _step(self, phase: str, name: str, script: str, env: Mapping[str, str] | None = None,
-              check_as: str | None = None) -> None:
+    def _step(self, phase: str, name: str, script: str | list[str],
+              env: Mapping[str, str] | None = None, check_as: str | None = None) -> None:
+        """Run an experiment's bash script, or (a list) one of ours as an argv."""
         assert self.sandbox is not None
         with self.tracer.span(phase, **{"axp.name": name}) as span:
-            res = self.sandbox.exec(script, phase=phase, name=name, env=env)
+            if isinstance(script, list):
+                res = self.sandbox.exec(argv=script, phase=phase, name=name, env=env)
+            else:
+                res = self.sandbox.exec(script, phase=phase, name=name, env=env)
             span.set("axp.exit_code", res.exit_code)
         self._check(res, check_as or phase, name)
 

@@ -92,10 +92,23 @@ def parse_file_bindings(items: list[str], cwd: Path) -> tuple[tuple[str, str, st
                 dest = workspace_relative(dest)
             except ValueError as e:
                 raise ValueError(f"--file {item}: {e}") from None
-            bindings.append(("adhoc", str((cwd / host).resolve()), dest))
+            bindings.append(("adhoc", _host_path(item, host, cwd), dest))
             continue
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
             raise ValueError(f"--file {item!r}: expected NAME=PATH or HOSTPATH::DEST")
-        bindings.append(("slot", name, str((cwd / path).resolve())))
+        bindings.append(("slot", name, _host_path(item, path, cwd)))
     return tuple(bindings)
+
+
+def _host_path(item: str, path: str, cwd: Path) -> str:
+    """`path` from `cwd`, absolute; ValueError if it goes through a symlink. The rule is the
+    experiment file's: CI runs `axp local run` on a pull request's checkout, where whoever
+    wrote the branch chooses where a link points."""
+    from .staging import resolve_source, symlink_in_path
+
+    link = symlink_in_path(path, cwd)
+    if link is not None:
+        raise ValueError(f"--file {item}: {link[0]} is a symlink (to {link[1]}); command-line "
+                         "paths are not followed through links either: pass the real path")
+    return str(resolve_source(path, cwd))

@@ -12,13 +12,14 @@ import uuid
 from typing import Any
 
 from ..record.summary import AgentOutcome
-from ..sandbox.base import AGENT_USER, SandboxError
+from ..sandbox.base import AGENT_UID, AGENT_USER, SandboxError
 from ..secrets import Redactor
 from .base import AgentContext
 from .claude_trace import parse_session, session_to_trace
 from .command import link_or_copy
 
 CONFIG_DIR = "/axp/claude-config"
+MCP_CONFIG = f"{CONFIG_DIR}/axp-mcp.json"
 DEFAULT_MAX_TURNS = 100
 
 
@@ -67,7 +68,6 @@ class ClaudeAgent:
         base_url = f"http://{ctx.gateway_host}:{gateway.port}"
         env = {
             **ctx.env,
-            "AXP_PROMPT": variant.prompt.prompt,
             "ANTHROPIC_BASE_URL": base_url,
             "ANTHROPIC_API_KEY": handle.token,
             "CLAUDE_CONFIG_DIR": CONFIG_DIR,
@@ -92,19 +92,24 @@ class ClaudeAgent:
             env["MAX_THINKING_TOKENS"] = "0"
         elif isinstance(thinking, int) and not isinstance(thinking, bool):
             env["MAX_THINKING_TOKENS"] = str(thinking)
-        args = ['claude -p "$AXP_PROMPT" --output-format json',
-                f"--max-turns {int(limits.max_turns or DEFAULT_MAX_TURNS)}",
-                f"--session-id {session_id}", "--dangerously-skip-permissions"]
+        # An argv, never a shell string: the prompt, model, effort and MCP servers come
+        # from the experiment file and reach claude as they are written.
+        argv = ["claude", "-p", variant.prompt.prompt, "--output-format", "json",
+                "--max-turns", str(int(limits.max_turns or DEFAULT_MAX_TURNS)),
+                "--session-id", session_id, "--dangerously-skip-permissions"]
         if model:
-            args.append(f"--model {json.dumps(model)}")
+            argv += ["--model", model]
         if extra.get("effort"):
-            args.append(f"--effort {json.dumps(str(extra['effort']))}")
-        mcp = _mcp_config(variant, ctx.env)
-        if mcp:
-            env["AXP_MCP_CONFIG"] = json.dumps(mcp)
-            args.append('--mcp-config "$AXP_MCP_CONFIG"')
+            argv += ["--effort", str(extra["effort"])]
         try:
-            result = ctx.sandbox.exec(" ".join(args), phase="agent", name="claude",
+            mcp = _mcp_config(variant, ctx.env)
+            if mcp:
+                # A file, not an argument: it may hold secret values, which a command
+                # record must not carry (JSON escaping would hide them from redaction).
+                ctx.sandbox.put_file(MCP_CONFIG, json.dumps(mcp).encode(), mode=0o600,
+                                     uid=AGENT_UID)
+                argv += ["--mcp-config", MCP_CONFIG]
+            result = ctx.sandbox.exec(argv=argv, phase="agent", name="claude",
                                       user=AGENT_USER, env=env, timeout=ctx.timeout)
         finally:
             gateway.close_run(handle)

@@ -27,10 +27,27 @@ _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _SECRET_REF = re.compile(r"^axp://secrets/[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 WORKSPACE = "/workspace"
+# Names and ids become file names (255 bytes at most), container names and log lines: bounded
+# and free of control characters when the file is loaded, not when a path is first made.
+MAX_NAME_LENGTH = 100
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _name_text(value: str) -> str:
+    if len(value) > MAX_NAME_LENGTH:
+        raise ValueError(f"too long: {len(value)} characters, at most {MAX_NAME_LENGTH} "
+                         "(names become file and container names)")
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters (newline, tab, ...)")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_name_text)]
 
 
 def _safe_name(value: str, what: str, why: str = "") -> str:
     """Ids and names that become file names, node ids and container names."""
+    _name_text(value)
     if not SAFE_NAME.match(value):
         raise ValueError(f"{what} may use letters, digits, '.', '_' and '-', starting with "
                          f"a letter or digit{why}")
@@ -82,7 +99,7 @@ def _agents_shorthand(value: Any) -> Any:
 
 
 class ModelSpec(_Strict):
-    name: str = Field(min_length=1)
+    name: Name = Field(min_length=1)
     effort: str | None = None
     context_window_size: int | None = Field(default=None, gt=0, strict=True)
     thinking: bool | int | str | None = None
@@ -118,7 +135,7 @@ class _AgentRules(_Strict):
 class Agent(_AgentRules):
     """An agent adapter (`claude`: Claude Code; `command`: a bash script, ours) and its model."""
 
-    name: str = Field(min_length=1)
+    name: Name = Field(min_length=1)
     model: ModelSpec | None = None
     script: str | None = None  # ours: the `command` agent's bash script
 
@@ -131,7 +148,7 @@ class Agent(_AgentRules):
 class AgentV1(_AgentRules):
     """A v1 agent: the model is given separately, at the top level or in overrides."""
 
-    name: str = Field(min_length=1)
+    name: Name = Field(min_length=1)
     script: str | None = None  # ours: the `command` agent's bash script
 
 
@@ -145,7 +162,7 @@ class Prompt(_Strict):
 
 
 class EnvVar(_Strict):
-    name: str
+    name: Name
     value: str
 
     @field_validator("name")
@@ -170,12 +187,12 @@ class EnvVar(_Strict):
 
 
 class McpEnv(_Strict):
-    name: str
+    name: Name
     from_: str | None = Field(default=None, alias="from")
 
 
 class McpHeader(_Strict):
-    name: str
+    name: Name
     value: str
 
     @field_validator("value", mode="before")
@@ -185,7 +202,7 @@ class McpHeader(_Strict):
 
 
 class McpServer(_Strict):
-    name: str
+    name: Name
     type: Literal["stdio", "http", "sse"] | None = None
     command: str | None = None
     args: list[str] = []
@@ -200,7 +217,7 @@ class McpServer(_Strict):
 
 
 class SetupCheck(_Strict):
-    name: str
+    name: Name
     script: str
 
 
@@ -222,7 +239,7 @@ def workspace_relative(dest: str) -> str:
 
 
 class FileEntry(_Strict):
-    name: str | None = None
+    name: Name | None = None
     source: str | None = None
     sha256: str | None = None
     dest: str
@@ -254,6 +271,7 @@ class FileEntry(_Strict):
 
 
 def _secret_name(name: str) -> str:
+    _name_text(name)
     if not _ENV_NAME.match(name):
         raise ValueError(f"secret {name!r} is not a valid environment variable name")
     return name
@@ -263,7 +281,7 @@ SecretName = Annotated[str, AfterValidator(_secret_name)]
 
 
 class SetupStep(_Strict):
-    name: str
+    name: Name
     script: str
     description: str | None = None
     tags: list[str] = []
@@ -279,7 +297,7 @@ _SetupInput = Union[str, list[SetupStep]]
 
 
 class Environment(_Strict):
-    name: str = Field(min_length=1)
+    name: Name = Field(min_length=1)
     setup: list[SetupStep] = []
     description: str | None = None
     tags: list[str] = []
@@ -291,7 +309,7 @@ class Environment(_Strict):
 
 
 class Product(_Strict):
-    name: str = Field(min_length=1)
+    name: Name = Field(min_length=1)
     type: str | None = None
     setup: list[SetupStep] = []
     version: str | None = None
@@ -345,6 +363,7 @@ class Extension(_Strict):
     @field_validator("id")
     @classmethod
     def _safe(cls, value: str) -> str:
+        _name_text(value)
         if not _EXTENSION_ID.match(value):
             raise ValueError("extension ids may use letters, digits, '_' and '-', starting "
                              "with a letter or digit")
@@ -357,6 +376,7 @@ class Extension(_Strict):
 
 
 def _kebab(value: str) -> str:
+    _name_text(value)
     if not KEBAB.match(value):
         raise ValueError("must be kebab-case: lowercase letters and digits joined by '-'")
     return value
@@ -374,7 +394,7 @@ class _Experiment(_Strict):
 class ExperimentV2(_Experiment):
     schema_version: Literal[2]
     id: str
-    name: str = Field(min_length=1)
+    name: Name = Field(min_length=1)
     description: str | None = None
     agents: list[Agent] | None = None
     prompts: list[Prompt] | None = None
@@ -444,7 +464,7 @@ class Matrix(_Strict):
 class ExperimentV1(_Experiment, _V1Shorthands):
     schema_version: Literal[1]
     id: str
-    name: str = Field(min_length=1)
+    name: Name = Field(min_length=1)
     description: str | None = None
     flow: Flow | None = None
     model: ModelSpec | None = None

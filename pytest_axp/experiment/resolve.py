@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -21,6 +22,13 @@ from .yamlsource import YamlSource
 
 _SLUG_RUN = re.compile(r"[^a-z0-9_-]+")
 AXES = ("agents", "prompts", "environments", "products")
+# What one file may make: each variant becomes a folder, a container and a
+# resolved-variant.yaml, so the cross product is bounded like the file's own size is.
+MAX_VARIANTS = 10_000
+MAX_RESOLVED_BYTES = 64 * 1024 * 1024  # every variant's resolved form, together
+# A variant id names folders (results/<id>/) and is part of a container name; file names
+# stop at 255 bytes, so the id, made of several names, is bounded on its own.
+MAX_VARIANT_ID_LENGTH = 200
 
 
 class ResolvedStep(SetupStep):
@@ -193,7 +201,13 @@ class _Candidate:
 def _resolve_v2(exp: ExperimentV2, source: YamlSource) -> list[ResolvedVariant]:
     top_files = _located(exp.files, ("files",), source)
     candidates: list[_Candidate] = []
-    for leaf in _leaves(exp):
+    leaves = _leaves(exp)
+    count = sum(math.prod(len(leaf.axes[a]) for a in AXES) for leaf in leaves)
+    if count > MAX_VARIANTS:
+        raise ExperimentError([source.problem(
+            (), f"the axes make {count} variants; at most {MAX_VARIANTS} are allowed per "
+            "file: split the experiment", path="")])
+    for leaf in leaves:
         varying = [a for a in AXES if len(leaf.axes[a]) > 1]
         for picks in itertools.product(*(list(enumerate(leaf.axes[a])) for a in AXES)):
             chosen = dict(zip(AXES, picks))
@@ -217,6 +231,11 @@ def _resolve_v2(exp: ExperimentV2, source: YamlSource) -> list[ResolvedVariant]:
                 raise ExperimentError([source.problem(
                     leaf.loc, f"variant {tag!r} gets the id {vid!r}, which is not safe as a "
                     "file name: give its axis values names with letters or digits")])
+            if len(vid) > MAX_VARIANT_ID_LENGTH:
+                raise ExperimentError([source.problem(
+                    leaf.loc, f"variant id {vid[:40]}... is {len(vid)} characters long, at "
+                    f"most {MAX_VARIANT_ID_LENGTH} (it names folders): shorten its extension "
+                    "ids or axis names")])
             parts = _Parts(files=list(top_files), env=list(exp.environment_variables),
                            secrets=list(exp.secrets))
             if env is not None:
@@ -317,8 +336,20 @@ def _resolve_v1(exp: ExperimentV1, source: YamlSource) -> list[ResolvedVariant]:
     return variants
 
 
+def _check_resolved_size(variants: list[ResolvedVariant], source: YamlSource) -> None:
+    total = 0
+    for variant in variants:
+        total += len(variant.model_dump_json(exclude_none=True))
+        if total > MAX_RESOLVED_BYTES:
+            raise ExperimentError([source.problem((), (
+                f"its {len(variants)} variants would write more than "
+                f"{MAX_RESOLVED_BYTES // (1024 * 1024)} MB of resolved variants: split the "
+                "experiment or share less between its variants"), path="")])
+
+
 def resolve(exp: Experiment, source: YamlSource) -> list[ResolvedVariant]:
     """Every variant of a validated experiment, in declaration order. Raises ExperimentError."""
-    if isinstance(exp, ExperimentV2):
-        return _resolve_v2(exp, source)
-    return _resolve_v1(exp, source)
+    variants = _resolve_v2(exp, source) if isinstance(exp, ExperimentV2) else _resolve_v1(
+        exp, source)
+    _check_resolved_size(variants, source)
+    return variants

@@ -15,6 +15,9 @@ MAX_FILE_BYTES = 5 * 1024 * 1024
 # Aliases share nodes, so a small file can expand enormously (a "billion laughs");
 # anything past this many values is refused before validation walks it.
 MAX_EXPANDED_VALUES = 200_000
+# The same for bytes: a 4 MB string reused 20 times is 80 MB once written out. Keys and
+# scalars count by their text length, as every artifact derived from the file spells them.
+MAX_EXPANDED_BYTES = 8 * 1024 * 1024
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _STR_TAG = "tag:yaml.org,2002:str"
 
@@ -168,6 +171,7 @@ def parse_yaml(text: str, file: str) -> YamlSource:
     if "\x00" in text:
         line, col = _line_col(text, text.index("\x00"))
         raise ExperimentError([Problem(file, line, col, "", "NUL character: not a text file")])
+    _refuse_amplification(text, file)
     loader: _Loader | None = None
     try:
         loader = _Loader(text)  # the reader already rejects control characters here
@@ -214,14 +218,72 @@ def load_yaml(path: str | os.PathLike[str]) -> YamlSource:
     return source
 
 
-def _check_shape(source: YamlSource) -> None:
-    """Refuse cycles (recursive aliases) and alias bombs before anything walks the data."""
-    sizes: dict[int, int] = {}
+_TOO_BIG = (f"expands to more than {MAX_EXPANDED_BYTES // (1024 * 1024)} MB once aliases "
+            "are expanded: write the value once instead of reusing it through aliases")
+
+
+def _scalar_bytes(value: Any) -> int:
+    return len(value) if isinstance(value, str) else len(str(value))
+
+
+def _refuse_amplification(text: str, file: str) -> None:
+    """The byte bound, checked on libyaml's node graph (50x faster than the pure-Python
+    parser) so an alias bomb is refused before the slow parse; any YAML error is left to
+    that parse, which reports it with its position."""
+    if not getattr(yaml, "__with_libyaml__", False):
+        return  # _check_shape applies the same bound after the parse
+    try:
+        root = yaml.compose(text, Loader=yaml.CSafeLoader)
+    except Exception:  # noqa: BLE001 - any failure: the full parse reports it
+        return
+    sizes: dict[int, tuple[int, int]] = {}
     on_path: set[int] = set()
 
-    def size(obj: Any, loc: tuple[Any, ...]) -> int:
+    def size(node: Node, loc: tuple[Any, ...]) -> tuple[int, int]:
+        """(values, bytes) as _check_shape counts them."""
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in on_path:
+            return 0, 0  # a cycle: refused by _check_shape with its position
+        if isinstance(node, ScalarNode):
+            return 1, len(node.value)
+        on_path.add(key)
+        pairs = ([(None, n) for n in node.value] if isinstance(node, SequenceNode)
+                 else node.value)
+        total, nbytes = 1, 0
+        for i, (key_node, child) in enumerate(pairs):
+            step = key_node.value if isinstance(key_node, ScalarNode) else i
+            values, more = size(child, loc + (step,))
+            total += values
+            nbytes += more + (len(key_node.value) if isinstance(key_node, ScalarNode) else 0)
+            if total > MAX_EXPANDED_VALUES or nbytes > MAX_EXPANDED_BYTES:
+                # The container, not the value: an alias's value sits where its anchor is.
+                m = node.start_mark
+                what = (_TOO_BIG if total <= MAX_EXPANDED_VALUES
+                        else "too many values once aliases are expanded")
+                raise ExperimentError([Problem(file, m.line + 1, m.column + 1,
+                                               format_path(loc), what)])
+        on_path.discard(key)
+        sizes[key] = (total, nbytes)
+        return total, nbytes
+
+    try:
+        if root is not None:
+            size(root, ())
+    except RecursionError:
+        return
+
+
+def _check_shape(source: YamlSource) -> None:
+    """Refuse cycles (recursive aliases) and alias bombs before anything walks the data."""
+    sizes: dict[int, tuple[int, int]] = {}
+    on_path: set[int] = set()
+
+    def size(obj: Any, loc: tuple[Any, ...]) -> tuple[int, int]:
+        """(values, bytes) of `obj` with every alias expanded."""
         if not isinstance(obj, (dict, list)):
-            return 1
+            return 1, _scalar_bytes(obj)
         key = id(obj)
         if key in on_path:
             raise ExperimentError([source.problem(
@@ -229,15 +291,20 @@ def _check_shape(source: YamlSource) -> None:
         if key in sizes:
             return sizes[key]
         on_path.add(key)
-        total = 1
+        total, nbytes = 1, 0
         for k, v in (obj.items() if isinstance(obj, dict) else enumerate(obj)):
-            total += size(v, loc + (k,))
+            values, more = size(v, loc + (k,))
+            total += values
+            nbytes += more + (_scalar_bytes(k) if isinstance(obj, dict) else 0)
             if total > MAX_EXPANDED_VALUES:
                 raise ExperimentError([source.problem(
                     loc, "too many values once aliases are expanded")])
+            if nbytes > MAX_EXPANDED_BYTES:
+                # The container, not the value: an alias's value sits where its anchor is.
+                raise ExperimentError([source.problem(loc, _TOO_BIG)])
         on_path.discard(key)
-        sizes[key] = total
-        return total
+        sizes[key] = (total, nbytes)
+        return total, nbytes
 
     try:
         size(source.data, ())
@@ -246,4 +313,4 @@ def _check_shape(source: YamlSource) -> None:
                                        "values nested too deeply")]) from None
 
 
-__all__ = ["MAX_FILE_BYTES", "YamlSource", "load_yaml", "parse_yaml", "read_text"]
+__all__ = ["MAX_EXPANDED_BYTES", "MAX_FILE_BYTES", "YamlSource", "load_yaml", "parse_yaml", "read_text"]

@@ -66,9 +66,34 @@ def classify(old: dict[str, Entry], new: dict[str, Entry]) -> dict[str, str]:
     return dict(sorted(changes.items()))
 
 
+# A patch's file name is its flattened path; deep paths would pass the 255-byte limit of a
+# file name, so past this many bytes the name is cut and ends with '~' and a hash of the path.
+MAX_FLAT_BYTES = 200
+
+
 def flatten(path: str) -> str:
-    """src/model.py -> src_model.py (seed 004's patch file names)."""
-    return path.replace("/", "_")
+    """src/model.py -> src_model.py (seed 004's patch file names); a name longer than
+    MAX_FLAT_BYTES keeps its start and gets `~<16 hex of sha256(path)>`."""
+    flat = path.replace("/", "_")
+    if len(flat.encode("utf-8", "surrogateescape")) <= MAX_FLAT_BYTES:
+        return flat
+    return _with_hash(path)
+
+
+def _with_hash(path: str) -> str:
+    raw = path.replace("/", "_").encode("utf-8", "surrogateescape")
+    digest = hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    head = raw[:MAX_FLAT_BYTES - len(digest) - 1].decode("utf-8", "ignore")
+    return f"{head}~{digest}"
+
+
+def patch_name(path: str, taken: set[str]) -> str:
+    """`flatten(path)`, made unique among `taken` (a/b_c and a_b/c flatten alike)."""
+    name = flatten(path)
+    if name in taken:
+        name = _with_hash(path)
+    taken.add(name)
+    return name
 
 
 def is_text(data: bytes) -> bool:
@@ -117,6 +142,7 @@ class WorkspaceDiffer:
         self.paths = paths
         self.max_patch_bytes = max_patch_bytes
         self.workspace = workspace
+        self._paths_env = {"W": workspace, "S": STATE_DIR}  # never spliced into a script
         self.seq = 0
         self._previous: dict[str, Entry] | None = None
         self._previous_point: str | None = None
@@ -132,10 +158,10 @@ class WorkspaceDiffer:
     def _snapshot(self, point: str, keep_state: bool) -> dict[str, Any]:
         first = self._previous is None
         # The listing and, on the first point, the state tar come from one exec.
-        save = (f"rm -rf {STATE_DIR} && mkdir -p {STATE_DIR} && "
-                f"tar -cf {STATE_DIR}/prev.tar . 2>/dev/null; " if first and keep_state else "")
-        res = self.sandbox.exec(f"mkdir -p {STATE_DIR} && cd {self.workspace} && {save}"
-                                f"{_LIST} > {STATE_DIR}/listing", phase="snapshot", name=point)
+        save = ('rm -rf "$S" && mkdir -p "$S" && '
+                'tar -cf "$S/prev.tar" . 2>/dev/null; ' if first and keep_state else "")
+        res = self.sandbox.exec(f'mkdir -p "$S" && cd "$W" && {save}{_LIST} > "$S/listing"',
+                                phase="snapshot", name=point, env=self._paths_env)
         if res.exit_code != 0:
             raise RuntimeError(f"listing exited {res.exit_code}")
         current = parse_listing(self._read(f"{STATE_DIR}/listing"))
@@ -173,6 +199,7 @@ class WorkspaceDiffer:
         present = [p for p, c in changes.items() if c != "deleted"]
         contents, big_hashes = self._fetch(new_paths, old_paths, big, present, keep_state)
         out = []
+        taken: set[str] = set()
         for path, change in changes.items():
             entry = new.get(path) or old[path]
             new_data = contents.get(("new", path))
@@ -193,7 +220,7 @@ class WorkspaceDiffer:
             elif not all(is_text(d) for d in (old_data, new_data) if d is not None):
                 item["note"] = "binary"
             else:
-                rel = f"{self.seq}/{flatten(shown)}.patch"
+                rel = f"{self.seq}/{patch_name(shown, taken)}.patch"
                 patch = unified_patch(path, old_data if change != "added" else None,
                                       new_data if change != "deleted" else None)
                 # Line by line, a multi-line value shows as its lines: the forms cover them.
@@ -224,17 +251,19 @@ class WorkspaceDiffer:
         # STATE_DIR exists: the first snapshot made it with the state tar.
         self.sandbox.put_archive(STATE_DIR, lists.getvalue())
         d = STATE_DIR
+        # A fixed script; the two folders come in as $W (workspace) and $S (state).
         script = (
-            f"set -e; rm -rf {d}/out; mkdir -p {d}/out/new {d}/out/old; "
-            f"if [ -s {d}/new.list ]; then tar -C {self.workspace} --null -T {d}/new.list "
-            f"-cf - | tar -C {d}/out/new -xf -; fi; "
-            f"if [ -s {d}/old.list ]; then tar -C {d}/out/old -xf {d}/prev.tar --null "
-            f"-T {d}/old.list; fi; "
-            f"if [ -s {d}/big.list ]; then (cd {self.workspace} && xargs -0 sha256sum -- "
-            f"< {d}/big.list > {d}/out/big.sums); fi; "
-            + (f"if [ -s {d}/new_state.list ]; then tar -C {self.workspace} -rf {d}/prev.tar "
-               f"--null -T {d}/new_state.list; fi" if keep_state else "true"))
-        res = self.sandbox.exec(script, phase="snapshot", name="fetch-changed")
+            'set -e; rm -rf "$S/out"; mkdir -p "$S/out/new" "$S/out/old"; '
+            'if [ -s "$S/new.list" ]; then tar -C "$W" --null -T "$S/new.list" '
+            '-cf - | tar -C "$S/out/new" -xf -; fi; '
+            'if [ -s "$S/old.list" ]; then tar -C "$S/out/old" -xf "$S/prev.tar" --null '
+            '-T "$S/old.list"; fi; '
+            'if [ -s "$S/big.list" ]; then (cd "$W" && xargs -0 sha256sum -- '
+            '< "$S/big.list" > "$S/out/big.sums"); fi; '
+            + ('if [ -s "$S/new_state.list" ]; then tar -C "$W" -rf "$S/prev.tar" '
+               '--null -T "$S/new_state.list"; fi' if keep_state else "true"))
+        res = self.sandbox.exec(script, phase="snapshot", name="fetch-changed",
+                                env=self._paths_env)
         if res.exit_code != 0:
             raise RuntimeError(f"collecting changed files exited {res.exit_code}")
         if not new_paths and not old_paths and not big:

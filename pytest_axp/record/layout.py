@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_MAX_SAFE_NAME = 120  # leaves room for suffixes such as `.stdout.log` within 255 bytes
 
 
 def safe_name(name: str) -> str:
-    """A file-name-safe form of a test or command name."""
-    cleaned = _UNSAFE.sub("_", name).strip("._")
-    return cleaned or "unnamed"
+    """A file-name-safe form of a test or command name; a long one is cut and ends with a
+    hash of the whole name (validation already bounds names; this is the last guard)."""
+    cleaned = _UNSAFE.sub("_", name).strip("._") or "unnamed"
+    if len(cleaned) > _MAX_SAFE_NAME:
+        digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+        cleaned = f"{cleaned[:_MAX_SAFE_NAME - 17]}~{digest}"
+    return cleaned
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -109,14 +109,24 @@ class DockerSandbox:
         _live.add(container.id)
         return cls(container, commands, limits.output_bytes)
 
-    def exec(self, script: str, *, phase: str, name: str, user: str = "root",
+    def exec(self, script: str | None = None, *, argv: Sequence[str] | None = None,
+             phase: str, name: str, user: str = "root",
              workdir: str = WORKSPACE, env: Mapping[str, str] | None = None,
              timeout: float | None = None) -> ExecResult:
-        argv = ["bash", "-c", script]
+        """Run a bash `script` (one argv element; values go in `env`) or an `argv` as is."""
+        argv = ["bash", "-c", script] if argv is None else list(argv)
         started = time.time()
         rec, out_path, err_path = self.commands.start(
             phase=phase, name=name, argv=argv, user=user, workdir=workdir,
             started_at_epoch=started)
+        try:
+            # The reader thread writes these; a path that cannot be written fails the exec
+            # here, before anything runs, not in a thread nobody joins.
+            for path in (out_path, err_path):
+                open(path, "wb").close()
+        except OSError as e:
+            raise SandboxError(f"cannot record the output of {phase} {name!r}: "
+                               f"{e.strerror or e}") from None
         exec_id = self._api.exec_create(
             self.id, argv, user=user, workdir=workdir, environment=dict(env or {}),
             stdout=True, stderr=True)["Id"]
@@ -127,7 +137,11 @@ class DockerSandbox:
         reader = threading.Thread(
             target=_pump, args=(raw, out_path, err_path, counts, self.commands.redactor,
                                 self.output_limit), daemon=True)
-        reader.start()
+        try:
+            reader.start()
+        except RuntimeError as e:  # no thread could be started: nothing reads the output
+            sock.close()
+            raise SandboxError(f"cannot read the output of {phase} {name!r}: {e}") from None
         reader.join(timeout)
         timed_out = reader.is_alive()
         if timed_out:
