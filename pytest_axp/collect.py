@@ -56,15 +56,28 @@ class ExperimentFile(pytest.File):
 
 def run_variant_item(_axp_variant_run, subtests, request) -> None:
     """The body of every variant item: agent, then tests as subtests, then the verdict."""
+    from .runner import VariantFailed
+
     run = _axp_variant_run
     vid = run.variant.id
-    run.run_agent()
+    try:
+        run.run_agent()
+    except VariantFailed as e:  # an infrastructure error after the agent started
+        pytest.fail(f"{vid}: error: {e}", pytrace=False)
     for kind, test in run.planned_tests():
         with subtests.test(msg=f"{vid} {kind}/{test.name}"):
-            result = run.run_test(kind, test)
+            try:
+                result = run.run_test(kind, test)
+            except VariantFailed as e:
+                pytest.fail(f"{vid}: error: {e}", pytrace=False)
             if result.status != "pass":
                 pytest.fail(_test_failure_message(vid, result), pytrace=False)
-    status = run.complete()
+    if run.outcome.failure is not None:
+        pytest.fail(f"{vid}: error: {run.outcome.failure.one_line()}", pytrace=False)
+    try:
+        status = run.complete()
+    except VariantFailed as e:
+        pytest.fail(f"{vid}: error: {e}", pytrace=False)
     request.node.user_properties.append(("axp.status", status))
     if status != "pass":
         pytest.fail(_verdict_message(run, status), pytrace=False)
@@ -73,7 +86,8 @@ def run_variant_item(_axp_variant_run, subtests, request) -> None:
 def _test_failure_message(vid: str, result) -> str:
     from .record.summary import tail
 
-    lines = [f"{vid}: {result.kind} test '{result.name}' failed (exit {result.exit_code})"]
+    why = result.reason or f"exit {result.exit_code}"
+    lines = [f"{vid}: {result.kind} test '{result.name}' failed ({why})"]
     for label, path in (("stdout", result.stdout_log), ("stderr", result.stderr_log)):
         text = tail(path, 1024).rstrip()
         if text:

@@ -40,6 +40,8 @@ class TestOutcome:
     duration_seconds: float
     stdout_log: Path
     stderr_log: Path
+    timed_out: bool = False
+    reason: str | None = None   # why it failed when no exit code says it (a timeout)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -47,6 +49,8 @@ class TestOutcome:
             "kind": self.kind,
             "status": self.status,
             "exit_code": self.exit_code,
+            "timed_out": self.timed_out,
+            "reason": self.reason,
             "duration_seconds": round(self.duration_seconds),
             "duration_ms": round(self.duration_seconds * 1000),
             "stdout_tail": tail(self.stdout_log),
@@ -68,6 +72,8 @@ class AgentOutcome:
     stopped_reason: str | None = None
     subtype: str | None = None   # the CLI's result subtype, when it printed one
     model: str | None = None
+    # Processes of the agent user still running when its step ended, then stopped.
+    processes_stopped: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -82,6 +88,7 @@ class AgentOutcome:
             "cache_read_input_tokens": self.cache_read_input_tokens,
             "timed_out": self.timed_out,
             "stopped_reason": self.stopped_reason,
+            "processes_stopped": self.processes_stopped,
         }
 
 
