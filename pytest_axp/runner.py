@@ -32,7 +32,7 @@ from .record.spans import VariantTracer
 from .record.trace import TraceWriter
 from .sandbox.base import (
     AGENT_USER, LABEL_REPEAT, LABEL_RUN_ID, LABEL_VARIANT_ID, WORKSPACE, ExecResult,
-    ExitCodeLost, ResourceLimits, SandboxError,
+    ResourceLimits, SandboxError,
 )
 from .secrets import Redactor
 from .staging import (
@@ -270,14 +270,20 @@ class VariantRun:
                         "output_tokens", "stopped_reason"):
                 span.set(f"axp.agent.{key}", getattr(outcome, key))
         self.outcome.agent = outcome
-        # Whatever the agent left running must not write during the snapshot or the tests.
-        outcome.processes_stopped = self._stop_agent_processes()
-        self._snapshot("after_agent")
-        self.tracer.export(self.paths.traces)
-        trace_bytes = self.trace.jsonl()
-        write_atomic(self.paths.agent_trace, trace_bytes)
+        try:
+            # Whatever the agent left running must not write during the snapshot or tests.
+            outcome.processes_stopped = self._stop_agent_processes()
+            self._snapshot("after_agent")
+        finally:
+            self.tracer.export(self.paths.traces)
+            trace_bytes = self.trace.jsonl()
+            write_atomic(self.paths.agent_trace, trace_bytes)
         if not outcome.timed_out:
-            self.sandbox.put_file(TRACE_PATH_IN_SANDBOX, trace_bytes, mode=0o644)
+            try:
+                self.sandbox.put_file(TRACE_PATH_IN_SANDBOX, trace_bytes, mode=0o644)
+            except SandboxError as e:
+                self._fail(Failure(phase="agent", name="trace", message=str(e),
+                                   infrastructure=True))
         return outcome
 
     def planned_tests(self) -> Iterator[tuple[str, "TestSpec"]]:
@@ -361,12 +367,7 @@ class VariantRun:
         if self.differ is None:
             return
         with self.tracer.span("snapshot", **{"axp.point": point}) as span:
-            try:
-                record = self.differ.snapshot(point, keep_state=keep_state)
-            except ExitCodeLost as e:
-                self._note_snapshot(self.differ.seq, point, str(e))
-                self._fail(Failure(phase="snapshot", name=point, message=str(e),
-                                   infrastructure=True))
+            record = self.differ.snapshot(point, keep_state=keep_state)
             if record is not None:
                 span.set("axp.files", record["file_count"])
                 span.set("axp.changes", len(record["changes"]))

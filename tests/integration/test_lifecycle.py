@@ -139,7 +139,11 @@ environments:
   - name: flaky-find
     setup: |
       mv /usr/bin/find /usr/bin/find.real
-      printf '#!/bin/sh\\n[ -e /workspace/break-find ] && exit 3\\nexec /usr/bin/find.real "$@"\\n' > /usr/bin/find
+      cat > /usr/bin/find <<'SH'
+      #!/bin/sh
+      [ -e /workspace/break-find ] && exit 3
+      exec /usr/bin/find.real "$@"
+      SH
       chmod 755 /usr/bin/find
 agents: [{name: command, script: "echo made > made.txt; touch break-find"}]
 prompts: [{id: p, prompt: x}]
@@ -216,8 +220,12 @@ def test_a_lost_exit_code_is_raised_and_recorded(sandbox, monkeypatch):
     assert (sandbox.commands.paths.root / record["stdout_path"]).read_text() == "ran\n"
 
 
-LOSES_TEST_CODE = """
+# A conftest for the pytest run under test: the engine never reports the exit code of the
+# commands with this phase (and name, when given).
+LOSES_EXIT_CODE = """
 import pytest_axp.sandbox.docker as backend
+
+LOSE = LOSE_TARGET
 
 backend._EXIT_CODE_WAIT = 0.3
 _exec = backend.DockerSandbox.exec
@@ -235,7 +243,7 @@ class _NeverSays:
 
 
 def exec(self, script, *, phase, name, **kw):
-    if phase != "test":
+    if phase != LOSE[0] or LOSE[1] not in (None, name):
         return _exec(self, script, phase=phase, name=name, **kw)
     api, self._api = self._api, _NeverSays(self._api)
     try:
@@ -248,8 +256,12 @@ backend.DockerSandbox.exec = exec
 """
 
 
+def _losing(target: tuple[str, str | None]) -> str:
+    return LOSES_EXIT_CODE.replace("LOSE_TARGET", repr(target))
+
+
 def test_a_lost_exit_code_in_a_test_is_an_infrastructure_error_not_a_failure(project):
-    project.write("conftest.py", LOSES_TEST_CODE)
+    project.write("conftest.py", _losing(("test", None)))
     project.write("bg.yaml", HANGING.replace("echo begun; sleep 300", "true"))
     res = project.pytest("bg.yaml", "-rA")
     assert res.returncode == 1, res.stdout + res.stderr
@@ -259,3 +271,17 @@ def test_a_lost_exit_code_in_a_test_is_an_infrastructure_error_not_a_failure(pro
     assert s["error"]["phase"] == "test" and s["error"]["name"] == "application/hangs"
     assert s["error"]["infrastructure"] is True
     assert s["tests"] == [], "no test is counted as failed, and none after it ran"
+
+
+def test_a_lost_exit_code_in_a_snapshot_is_that_snapshots_error(project):
+    project.write("conftest.py", _losing(("snapshot", "after_agent")))
+    project.write("ok.yaml", HANGING.replace("echo begun; sleep 300", "true"))
+    res = project.pytest("ok.yaml", "-rA")
+    assert res.returncode == 0, res.stdout + res.stderr
+    run = project.only_run()
+    assert summary(run, "default")["status"] == "pass"  # capture is best effort (seed 004)
+    out = run.results("default")
+    failed = json.loads((out.fs_diff / "2.json").read_text())
+    assert failed["point"] == "after_agent" and "did not report its exit code" in failed["error"]
+    (note,) = json.loads(out.layout.read_text())["notes"]
+    assert note["point"] == "after_agent" and note["error"] == failed["error"]
