@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .agents import AgentContext, AgentNotAvailable, get_agent
 from .agents.command import link_or_copy
@@ -406,7 +406,7 @@ class VariantRun:
                     message=f"{left} process(es) of the agent survived SIGKILL"))
         return stopped
 
-    def _fail(self, failure: Failure) -> None:
+    def _fail(self, failure: Failure) -> NoReturn:
         self.outcome.failure = failure
         raise VariantFailed(failure)
 
