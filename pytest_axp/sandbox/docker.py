@@ -122,14 +122,13 @@ class DockerSandbox:
             started_at_epoch=started)
         counts = [0, 0]
         sock = None
-        ended = False
         try:
             try:
                 exec_id = self._api.exec_create(
                     self.id, argv, user=user, workdir=workdir, environment=dict(env or {}),
                     stdout=True, stderr=True)["Id"]
                 sock = self._api.exec_start(exec_id, socket=True)
-            except DockerException as e:
+            except (DockerException, OSError) as e:  # requests' errors are OSErrors
                 rec.extra["error"] = f"could not start: {e}"
                 raise SandboxError(f"command {rec.id} ({phase} {name}) could not start: "
                                    f"{e}") from None
@@ -159,11 +158,17 @@ class DockerSandbox:
                 rec.extra["error"] = "exit code lost"
                 raise ExitCodeLost(rec.id, f"({phase} {name}) the engine did not report its "
                                            f"exit code within {_EXIT_CODE_WAIT:.0f} s")
-            ended = True
+        except BaseException as e:
+            if "error" not in rec.extra:
+                if isinstance(e, KeyboardInterrupt):
+                    rec.extra["interrupted"] = True  # Ctrl-C or SIGTERM cut it short
+                else:
+                    rec.extra["error"] = f"{type(e).__name__}: {e}"
+            _close(sock)
+            if isinstance(e, (DockerException, OSError)) and not isinstance(e, SandboxError):
+                raise SandboxError(f"command {rec.id} ({phase} {name}): {e}") from None
+            raise
         finally:
-            if not ended and "error" not in rec.extra:
-                rec.extra["interrupted"] = True  # Ctrl-C, or the harness stopped here
-                _close(sock)
             rec.duration_seconds = round(time.time() - started, 3)
             rec.stdout_bytes, rec.stderr_bytes = counts
             for stream, count in (("stdout", counts[0]), ("stderr", counts[1])):
@@ -236,7 +241,7 @@ def _await_exit_code(inspect: Callable[[], Mapping], *, timeout: float,
     while True:
         try:
             state = inspect()
-        except DockerException:
+        except (DockerException, OSError):
             state = {}
         code = state.get("ExitCode")
         if state and not state.get("Running") and code is not None:
