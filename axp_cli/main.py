@@ -24,6 +24,12 @@ EXIT_OK, EXIT_NOT_PASSED, EXIT_INVALID, EXIT_ENGINE, EXIT_INTERRUPTED = 0, 1, 2,
 RUNS_DIR_HELP = "folder of run folders (default: $AXP_RUNS_DIR or ./.axp/runs)"
 
 
+# The run folders of the run under way and whether the interrupt line was printed: a second
+# Ctrl-C may land anywhere, and the line must be printed once whatever it cut short.
+_active_runs: list[Path] = []
+_interrupt_reported = False
+
+
 class CliError(Exception):
     def __init__(self, message: str, code: int = EXIT_INVALID) -> None:
         super().__init__(message)
@@ -101,6 +107,10 @@ def cmd_local_run(args: argparse.Namespace) -> int:
         raise CliError("--repeat must be at least 1")
     if args.jobs < 1:
         raise CliError("--jobs must be at least 1")
+    for flag, value in (("--test-timeout", args.test_timeout),
+                        ("--setup-timeout", args.setup_timeout)):
+        if value is not None and not 0 < value < float("inf"):
+            raise CliError(f"{flag} {value:g}: give a positive number of seconds")
     if args.resume:
         return _resume(args)
     if not args.file:
@@ -263,6 +273,10 @@ def _execute(args: argparse.Namespace, file: Path, variants, ulids: list[str],
     ]
     if args.image:
         pytest_args += ["--axp-image", args.image]
+    for option, value in (("--axp-test-timeout", args.test_timeout),
+                          ("--axp-setup-timeout", args.setup_timeout)):
+        if value is not None:
+            pytest_args += [option, repr(value)]
     # Only the plugins a run needs: every other installed pytest plugin would be imported
     # again by each xdist worker (seconds on a small machine). Conftest files still load.
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
@@ -314,14 +328,24 @@ def _execute(args: argparse.Namespace, file: Path, variants, ulids: list[str],
         prewarm.start(variants, runs, min(args.jobs, len(variants) * repeat), image_for,
                       _engine_options(args))
         watcher.start()
+        _active_runs[:] = [r.root for r in runs]
         # axp shows its own progress and final table; pytest's report is kept for the
         # cases where it says more than the run folders do.
         with contextlib.redirect_stdout(pytest_output):
-            code = pytest.main(pytest_args + ["-rfE", "--tb=no", "-p", "no:warnings"])
+            try:
+                code = pytest.main(pytest_args + ["-rfE", "--tb=no", "-p", "no:warnings"])
+            except KeyboardInterrupt:
+                # A second interrupt cut pytest's own clean-up short: do it here.
+                code = pytest.ExitCode.INTERRUPTED
+                swept = False
+            else:
+                swept = True
     finally:
         watcher.stop()
         progress_out.close()
         prewarm.finish()
+    if not swept:
+        _remove_run_containers(run_ids)
     interrupted = code == pytest.ExitCode.INTERRUPTED and bool(_signalled)
     if not interrupted:
         _print_pytest_summary(pytest_output.getvalue(), code, runs)
@@ -424,8 +448,7 @@ def _report_runs(runs_dir: Path, run_ids: list[str], interrupted: bool,
 
     folders = [RunPaths(runs_dir / rid) for rid in run_ids]
     if interrupted:
-        print(f"axp: interrupted; partial run kept in {', '.join(str(r.root) for r in folders)}",
-              file=sys.stderr)
+        _report_interrupt([r.root for r in folders])
         return EXIT_INTERRUPTED
     def in_file_order(vids: list[str]) -> list[str]:
         rank = {v: i for i, v in enumerate(order or [])}
@@ -447,6 +470,31 @@ def _report_runs(runs_dir: Path, run_ids: list[str], interrupted: bool,
         label = "run folder" if len(folders) == 1 else f"run folder (repeat {n})"
         print(f"{label}: {run.root}{state}")
     return EXIT_OK if rows and all(r.status == "pass" for r in rows) else EXIT_NOT_PASSED
+
+
+def _report_interrupt(folders: list[Path]) -> None:
+    global _interrupt_reported
+    if _interrupt_reported:
+        return
+    _interrupt_reported = True
+    where = ", ".join(str(f) for f in folders)
+    print(f"axp: interrupted; partial run kept in {where}", file=sys.stderr)
+
+
+def _remove_run_containers(run_ids: list[str]) -> None:
+    """Best effort: the sandboxes of these runs, and any still being created here."""
+    if "pytest_axp.sandbox.docker" not in sys.modules:
+        return
+    from pytest_axp.sandbox.base import LABEL_RUN_ID
+    from pytest_axp.sandbox.docker import discard_prefetched, drain_removals, remove_containers
+
+    try:
+        discard_prefetched()
+        drain_removals(timeout=30)
+        for rid in run_ids:
+            remove_containers({LABEL_RUN_ID: rid})
+    except Exception:
+        pass  # the engine is in trouble: the next run reaps what is left
 
 
 def _file_bindings(args: argparse.Namespace, variants):
@@ -707,6 +755,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pids-limit", default=None, help="process limit per sandbox (2048)")
     run.add_argument("--model-script", default=None, metavar="FILE",
                      help="answer the claude agent from a scripted model (offline)")
+    run.add_argument("--test-timeout", type=float, default=None, metavar="S",
+                     help="seconds a test may run before it fails (900)")
+    run.add_argument("--setup-timeout", type=float, default=None, metavar="S",
+                     help="seconds each setup step may run before the variant errs (1800)")
     run.set_defaults(func=cmd_local_run)
 
     def add_list(parser: argparse.ArgumentParser) -> None:
@@ -774,5 +826,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"axp: {e}", file=sys.stderr)
         return e.code
     except KeyboardInterrupt:
-        print("axp: interrupted", file=sys.stderr)
+        # Further interrupts would cut this report short; a third Ctrl-C after it still
+        # ends the process at once.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if _active_runs:
+            _report_interrupt(_active_runs)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            _remove_run_containers([f.name for f in _active_runs])
+        elif not _interrupt_reported:
+            print("axp: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

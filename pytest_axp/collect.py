@@ -78,6 +78,7 @@ def run_variant_item(_axp_variant_run, request) -> None:
     from docker.errors import DockerException
 
     from .record.summary import Failure
+    from .runner import VariantFailed
     from .sandbox.base import SandboxError
 
     run = _axp_variant_run
@@ -88,6 +89,9 @@ def run_variant_item(_axp_variant_run, request) -> None:
             result = run.run_test(kind, test)
             node.user_properties.append((f"axp.test.{kind}/{test.name}", result.status))
         status = run.complete()
+    except VariantFailed:
+        # An infrastructure error after the agent started: the runner recorded it.
+        status = "error"
     except (SandboxError, DockerException) as e:
         # The sandbox went away under the run (engine restarted, container removed): not
         # the agent's doing. The summary is written at teardown, as for any error.

@@ -39,6 +39,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="bind a file slot, replace a named entry's source, or stage more")
     group.addoption("--axp-model-script", default=None, metavar="FILE",
                     help="answer the claude agent from this scripted model (offline runs)")
+    group.addoption("--axp-test-timeout", default=None, metavar="SECONDS",
+                    help="stop a test after this long; it fails (ini axp_test_timeout, 900)")
+    group.addoption("--axp-setup-timeout", default=None, metavar="SECONDS",
+                    help="stop a setup step or check after this long; the variant is an "
+                         "error (ini axp_setup_timeout, 1800)")
     parser.addini("axp_agent_network", "open: the agent keeps setup's network; gateway: "
                   "it reaches the model gateway only", default="open")
     parser.addini("axp_memory", "memory limit of each sandbox (docker syntax)", default="4g")
@@ -46,6 +51,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("axp_pids_limit", "process limit of each sandbox", default="2048")
     parser.addini("axp_output_limit_bytes", "bytes kept per output stream of a command",
                   default=str(64 * 1024 * 1024))
+    parser.addini("axp_test_timeout", "seconds a test may run", default="900")
+    parser.addini("axp_setup_timeout", "seconds each setup step or setup check may run",
+                  default="1800")
     # For `axp local run`, which names the runs itself so it can report them.
     group.addoption("--axp-run-ulids", default=None, help=argparse.SUPPRESS)
 
@@ -80,6 +88,8 @@ def pytest_configure(config: pytest.Config) -> None:
             output_bytes=int(config.getini("axp_output_limit_bytes")))
     except ValueError as e:
         raise pytest.UsageError(f"axp resource limits: {e}") from None
+    session.test_timeout = _seconds(config, "axp_test_timeout")
+    session.setup_timeout = _seconds(config, "axp_setup_timeout")
     agent_network = str(config.getini("axp_agent_network"))
     if agent_network not in ("open", "gateway"):
         raise pytest.UsageError(f"axp_agent_network: {agent_network!r}: use open or gateway")
@@ -110,6 +120,22 @@ def pytest_configure(config: pytest.Config) -> None:
         session.services["model_script"] = str(path)
     config.stash[SESSION_KEY] = session
     _sigterm_as_interrupt()
+
+
+def _seconds(config: pytest.Config, name: str) -> float:
+    """A timeout from --axp-NAME (wins) or ini NAME: a positive number of seconds."""
+    option = "--" + name.replace("_", "-")
+    raw = config.getoption(name)
+    where = option if raw is not None else f"ini {name}"
+    if raw is None:
+        raw = config.getini(name)
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise pytest.UsageError(f"{where}: {raw!r} is not a positive number of seconds")
+    return value
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .agents import AgentContext, AgentNotAvailable, get_agent
 from .agents.command import link_or_copy
@@ -45,13 +45,50 @@ if TYPE_CHECKING:
     from .sandbox.docker import DockerSandbox
 
 TRACE_PATH_IN_SANDBOX = "/axp/trace.jsonl"
+DEFAULT_TEST_TIMEOUT = 900.0
+DEFAULT_SETUP_TIMEOUT = 1800.0
+# Run as the agent user when its step ends: stops every other process of that user (TERM,
+# a short grace, KILL), then counts again. Bash builtins and /proc only, so it works in any
+# image; a constant, so nothing from an experiment reaches a shell.
+_STOP_USER_PROCESSES = r"""
+scan() {
+  n=0
+  for d in /proc/[0-9]*; do
+    [ "${d#/proc/}" = "$$" ] && continue
+    [ -O "$d" ] || continue
+    read -r s < "$d/stat" || continue
+    s=${s##*) }
+    [ "${s%% *}" = Z ] || n=$((n + 1))
+  done 2>/dev/null
+}
+settle() {
+  for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+    scan
+    [ "$n" -eq 0 ] && return
+    sleep 0.1
+  done
+}
+scan
+found=$n
+if [ "$found" -gt 0 ]; then
+  kill -TERM -1 2>/dev/null
+  settle
+  if [ "$n" -gt 0 ]; then
+    kill -KILL -1 2>/dev/null
+    settle
+  fi
+fi
+echo "stopped=$found left=$n"
+"""
+_STOPPED = re.compile(rb"stopped=(\d+) left=(\d+)")
 _SECRET_REF = re.compile(r"^axp://secrets/(?P<slug>.+)$")
 
 
 @dataclass(frozen=True)
 class EngineOptions:
     image: str | None = None
-    test_timeout_seconds: float = 900.0
+    test_timeout_seconds: float = DEFAULT_TEST_TIMEOUT
+    setup_timeout_seconds: float = DEFAULT_SETUP_TIMEOUT  # each setup step and setup check
     network_mode: str = "bridge"
     max_patch_bytes: int = DEFAULT_MAX_PATCH_BYTES
     max_workspace_bytes: int = 512 * 1024 * 1024
@@ -144,6 +181,7 @@ class VariantRun:
         self.trace_id = self.tracer.trace_id
         self.differ: WorkspaceDiffer | None = None
         self.workspace_copy: dict[str, Any] = {}
+        self.notes: list[dict[str, Any]] = []  # for layout.json: what went missing, and why
         self._env: dict[str, str] = {}
         self._secrets: dict[str, str] = {}
         self.redactor = Redactor(())
@@ -235,19 +273,31 @@ class VariantRun:
                            gateway_host=gateway_host,
                            secret_values=tuple(v for v in self._secrets.values() if v))
         with self.tracer.span("agent", **{"axp.agent": self.variant.agent.name}) as span:
-            outcome = self.agent.run(ctx)
+            try:
+                outcome = self.agent.run(ctx)
+            except SandboxError as e:
+                self._fail(Failure(phase="agent", name=self.variant.agent.name,
+                                   message=str(e), infrastructure=True))
             for key in ("exit_code", "timed_out", "turns", "cost_usd", "input_tokens",
                         "output_tokens", "stopped_reason"):
                 span.set(f"axp.agent.{key}", getattr(outcome, key))
         self.outcome.agent = outcome
         # The model API or the engine failed the agent: `error`, and no tests are run.
         self.outcome.failure = agent_failure(outcome)
-        self._snapshot("after_agent")
-        self.tracer.export(self.paths.traces)
-        trace_bytes = self.trace.jsonl()
-        write_atomic(self.paths.agent_trace, self.redactor.bytes(trace_bytes))
+        try:
+            # Whatever the agent left running must not write during the snapshot or tests.
+            outcome.processes_stopped = self._stop_agent_processes()
+            self._snapshot("after_agent")
+        finally:
+            self.tracer.export(self.paths.traces)
+            trace_bytes = self.trace.jsonl()
+            write_atomic(self.paths.agent_trace, self.redactor.bytes(trace_bytes))
         if not outcome.timed_out:
-            self.sandbox.put_file(TRACE_PATH_IN_SANDBOX, trace_bytes, mode=0o644)
+            try:
+                self.sandbox.put_file(TRACE_PATH_IN_SANDBOX, trace_bytes, mode=0o644)
+            except SandboxError as e:
+                self._fail(Failure(phase="agent", name="trace", message=str(e),
+                                   infrastructure=True))
         return outcome
 
     def planned_tests(self) -> Iterator[tuple[str, "TestSpec"]]:
@@ -262,16 +312,22 @@ class VariantRun:
             return
         for kind in ("application", "introspection"):
             for test in getattr(self.variant.tests, kind):
+                if self.outcome.failure is not None:
+                    return  # an infrastructure error: what follows cannot be judged
                 yield kind, test
 
     def run_test(self, kind: str, test: "TestSpec") -> TestOutcome:
         assert self.sandbox is not None
         env = {**self._env, "AXP_VARIANT_ID": self.variant.id, "AXP_RUN_ID": self.run.run_id,
                "AXP_TRACE_PATH": TRACE_PATH_IN_SANDBOX}
+        timeout = self.options.test_timeout_seconds
         with self.tracer.span("test", **{"axp.test.kind": kind, "axp.test.name": test.name}) as span:
-            res = self.sandbox.exec(test.script, phase="test", name=f"{kind}/{test.name}",
-                                    user=AGENT_USER, env=env,
-                                    timeout=self.options.test_timeout_seconds)
+            try:
+                res = self.sandbox.exec(test.script, phase="test", name=f"{kind}/{test.name}",
+                                        user=AGENT_USER, env=env, timeout=timeout)
+            except SandboxError as e:  # a lost exit code is ours, not the test's
+                self._fail(Failure(phase="test", name=f"{kind}/{test.name}", message=str(e),
+                                   infrastructure=True))
             span.set("axp.exit_code", res.exit_code)
             span.set("axp.test.status", "pass" if res.ok else "fail")
         out = self.paths.test_log(kind, test.name, "stdout")
@@ -296,13 +352,11 @@ class VariantRun:
                              status="pass" if res is not None and res.ok else "fail",
                              exit_code=res.exit_code if res is not None else None,
                              duration_seconds=res.duration_seconds if res is not None else 0.0,
-                             stdout_log=out, stderr_log=err)
+                             stdout_log=out, stderr_log=err,
+                             timed_out=res is not None and res.timed_out,
+                             reason=f"timed out after {self.options.test_timeout_seconds:g} s"
+                             if res is not None and res.timed_out else None)
         self.outcome.tests.append(result)
-        if res.exit_code is None and not res.timed_out and self.outcome.failure is None:
-            # Not the test's verdict: the engine lost it.
-            self.outcome.failure = Failure(
-                phase="test", name=f"{kind}/{test.name}", infrastructure=True,
-                message="the test's exit code could not be read from the sandbox")
         return result
 
     def complete(self) -> str:
@@ -361,8 +415,42 @@ class VariantRun:
             if record is not None:
                 span.set("axp.files", record["file_count"])
                 span.set("axp.changes", len(record["changes"]))
+                if record.get("error"):
+                    span.set("axp.error", record["error"])
+                    self._note_snapshot(record["seq"], point, record["error"])
 
-    def _fail(self, failure: Failure) -> None:
+    def _note_snapshot(self, seq: int, point: str, error: str) -> None:
+        self.notes.append({"kind": "snapshot_failed", "fs_diff": f"fs-diff/{seq}.json",
+                           "point": point, "error": error})
+        self._write_layout()
+
+    def _stop_agent_processes(self) -> int:
+        """Stop every process of the agent user; how many there were. One that survives
+        SIGKILL leaves the tests unjudgeable: an infrastructure error."""
+        assert self.sandbox is not None
+        with self.tracer.span("stop_agent_processes") as span:
+            try:
+                res = self.sandbox.exec(_STOP_USER_PROCESSES, phase="agent",
+                                        name="stop-processes", user=AGENT_USER)
+            except SandboxError as e:
+                self._fail(Failure(phase="agent", name="stop-processes", message=str(e),
+                                   infrastructure=True))
+            m = _STOPPED.search(res.stdout_path.read_bytes())
+            if res.exit_code != 0 or m is None:
+                self._fail(Failure(
+                    phase="agent", name="stop-processes", exit_code=res.exit_code,
+                    message="could not stop the agent's processes",
+                    stdout_tail=tail(res.stdout_path), stderr_tail=tail(res.stderr_path),
+                    infrastructure=True))
+            stopped, left = int(m[1]), int(m[2])
+            span.set("axp.stopped", stopped)
+            if left:
+                self._fail(Failure(
+                    phase="agent", name="stop-processes", infrastructure=True,
+                    message=f"{left} process(es) of the agent survived SIGKILL"))
+        return stopped
+
+    def _fail(self, failure: Failure) -> NoReturn:
         self.outcome.failure = failure
         raise VariantFailed(failure)
 
@@ -453,18 +541,26 @@ class VariantRun:
               env: Mapping[str, str] | None = None, check_as: str | None = None) -> None:
         """Run an experiment's bash script, or (a list) one of ours as an argv."""
         assert self.sandbox is not None
+        timeout = self.options.setup_timeout_seconds
         with self.tracer.span(phase, **{"axp.name": name}) as span:
-            if isinstance(script, list):
-                res = self.sandbox.exec(argv=script, phase=phase, name=name, env=env)
-            else:
-                res = self.sandbox.exec(script, phase=phase, name=name, env=env)
+            try:
+                if isinstance(script, list):
+                    res = self.sandbox.exec(argv=script, phase=phase, name=name, env=env,
+                                            timeout=timeout)
+                else:
+                    res = self.sandbox.exec(script, phase=phase, name=name, env=env,
+                                            timeout=timeout)
+            except SandboxError as e:
+                self._fail(Failure(phase=check_as or phase, name=name, message=str(e),
+                                   infrastructure=True))
             span.set("axp.exit_code", res.exit_code)
-        self._check(res, check_as or phase, name)
+        self._check(res, check_as or phase, name, timeout)
 
-    def _check(self, res: ExecResult, phase: str, name: str) -> None:  # noqa: D401
+    def _check(self, res: ExecResult, phase: str, name: str, timeout: float) -> None:
         if not res.ok:
             self._fail(Failure(phase=phase, name=name, exit_code=res.exit_code,
-                               message="timed out" if res.timed_out else "non-zero exit",
+                               message=f"timed out after {timeout:g} s" if res.timed_out
+                               else "non-zero exit",
                                stdout_tail=tail(res.stdout_path),
                                stderr_tail=tail(res.stderr_path)))
 
@@ -538,6 +634,7 @@ class VariantRun:
             },
             "files": sorted(files, key=lambda f: f["path"]),
             "workspace": self.workspace_copy or None,
+            "notes": self.notes,
         }))
 
 

@@ -23,6 +23,8 @@ class AxpSession:
     env_source: dict[str, str] | None = None  # None: the process environment
     file_bindings: tuple[tuple[str, str, str], ...] = ()
     limits: object = None  # sandbox.base.ResourceLimits; None: its defaults
+    test_timeout: float | None = None   # seconds; None: the engine's defaults
+    setup_timeout: float | None = None
 
     def engine_options(self):
         from .runner import EngineOptions
@@ -31,6 +33,8 @@ class AxpSession:
                                    ("max_workspace_bytes", self.max_workspace_bytes),
                                    ("host_env", self.env_source),
                                    ("limits", self.limits),
+                                   ("test_timeout_seconds", self.test_timeout),
+                                   ("setup_timeout_seconds", self.setup_timeout),
                                    ("agent_network", self.services.get("agent_network")))
                  if v is not None}
         return EngineOptions(image=self.image, file_bindings=self.file_bindings, **extra)

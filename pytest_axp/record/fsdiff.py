@@ -5,7 +5,8 @@ that changed are fetched. The previous state lives inside the sandbox as a tar (
 from which the old versions of changed files come; later points append their changed files to
 it (on extraction the last copy of a path wins) instead of rebuilding it, so no unchanged byte
 crosses the API and a later snapshot costs one listing plus O(changes).
-Best effort: a failure is logged and the run goes on.
+Best effort (seed 004): a failed point is logged and recorded (its JSON has `error`, so the
+gap is visible), and the run goes on.
 
 What the harness acts on (the listing, the hashes, the fetched names) comes raw, through
 get_archive, never from a command's recorded output, which has secrets redacted; redaction
@@ -152,8 +153,24 @@ class WorkspaceDiffer:
         try:
             return self._snapshot(point, keep_state)
         except Exception as e:  # noqa: BLE001 - capture is best effort by contract
+            # A lost exit code too: seed 004 says a snapshot never stops the run.
             log.warning("fs-diff snapshot %s failed: %s", point, e)
-            return None
+            return self._failed(point, e)
+
+    def _failed(self, point: str, error: Exception) -> dict[str, Any]:
+        """A failed point still gets its record (with `error`), so the gap is visible; the
+        next point diffs against the last one that succeeded."""
+        self.seq += 1
+        record: dict[str, Any] = {
+            "seq": self.seq, "point": point, "time_epoch": round(time.time(), 3),
+            "previous_point": self._previous_point, "file_count": None,
+            "total_bytes": None, "changes": [], "error": str(error) or type(error).__name__,
+        }
+        try:
+            write_json(self.paths.fs_diff / f"{self.seq}.json", record)
+        except OSError as e:
+            log.warning("fs-diff record %s not written: %s", point, e)
+        return record
 
     def _snapshot(self, point: str, keep_state: bool) -> dict[str, Any]:
         first = self._previous is None
@@ -165,14 +182,15 @@ class WorkspaceDiffer:
         if res.exit_code != 0:
             raise RuntimeError(f"listing exited {res.exit_code}")
         current = parse_listing(self._read(f"{STATE_DIR}/listing"))
-        self.seq += 1
+        seq = self.seq + 1
         record: dict[str, Any] = {
-            "seq": self.seq, "point": point, "time_epoch": round(time.time(), 3),
+            "seq": seq, "point": point, "time_epoch": round(time.time(), 3),
             "previous_point": self._previous_point, "file_count": len(current),
             "total_bytes": sum(e.size for e in current.values()), "changes": [],
         }
         if not first:
-            record["changes"] = self._diff(self._previous, current, keep_state)
+            record["changes"] = self._diff(seq, self._previous, current, keep_state)
+        self.seq = seq
         self._previous, self._previous_point = current, point
         record = self.redactor.obj(record)
         write_json(self.paths.fs_diff / f"{self.seq}.json", record)
@@ -187,7 +205,8 @@ class WorkspaceDiffer:
                 raise RuntimeError(f"{path} is not a file")
             return f.read()
 
-    def _diff(self, old: dict[str, Entry], new: dict[str, Entry], keep_state: bool):
+    def _diff(self, seq: int, old: dict[str, Entry], new: dict[str, Entry],
+              keep_state: bool):
         changes = classify(old, new)
         cap = self.max_patch_bytes
         new_files = [p for p, c in changes.items() if c != "deleted" and new[p].kind == "f"]
@@ -220,7 +239,7 @@ class WorkspaceDiffer:
             elif not all(is_text(d) for d in (old_data, new_data) if d is not None):
                 item["note"] = "binary"
             else:
-                rel = f"{self.seq}/{patch_name(shown, taken)}.patch"
+                rel = f"{seq}/{patch_name(shown, taken)}.patch"
                 patch = unified_patch(path, old_data if change != "added" else None,
                                       new_data if change != "deleted" else None)
                 # Line by line, a multi-line value shows as its lines: the forms cover them.

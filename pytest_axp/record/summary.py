@@ -40,6 +40,8 @@ class TestOutcome:
     duration_seconds: float
     stdout_log: Path
     stderr_log: Path
+    timed_out: bool = False
+    reason: str | None = None   # why it failed when no exit code says it (a timeout)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -47,6 +49,8 @@ class TestOutcome:
             "kind": self.kind,
             "status": self.status,
             "exit_code": self.exit_code,
+            "timed_out": self.timed_out,
+            "reason": self.reason,
             "duration_seconds": round(self.duration_seconds),
             "duration_ms": round(self.duration_seconds * 1000),
             "stdout_tail": tail(self.stdout_log),
@@ -76,6 +80,8 @@ class AgentOutcome:
     api_error_status: int | None = None
     # Why the model gateway could not reach a model for this run (its own words), if so.
     api_unreachable: str | None = None
+    # Processes of the agent user still running when its step ended, then stopped.
+    processes_stopped: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -92,6 +98,7 @@ class AgentOutcome:
             "timed_out": self.timed_out,
             "stopped_reason": self.stopped_reason,
             "api_error_status": self.api_error_status,
+            "processes_stopped": self.processes_stopped,
         }
 
 

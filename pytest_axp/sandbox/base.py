@@ -32,6 +32,15 @@ class SandboxError(Exception):
     """The sandbox backend could not do what was asked (engine down, image missing...)."""
 
 
+class ExitCodeLost(SandboxError):
+    """A command ran but the engine never said how it ended: the variant cannot be judged
+    (an infrastructure error, never a failed test). Its record is already written."""
+
+    def __init__(self, command_id: str, message: str) -> None:
+        super().__init__(f"command {command_id}: {message}")
+        self.command_id = command_id
+
+
 @dataclass(frozen=True)
 class ExecResult:
     command_id: str

@@ -11,7 +11,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,11 +21,14 @@ from docker.errors import APIError, DockerException, NotFound
 from ..record.commands import CommandLog
 from ..secrets import Redactor
 from .base import (
-    LABEL_OWNER_HOST, LABEL_OWNER_PID, LABEL_SPEC, WORKSPACE, ExecResult, ResourceLimits, SandboxError,
+    LABEL_OWNER_HOST, LABEL_OWNER_PID, LABEL_SPEC, WORKSPACE, ExecResult, ExitCodeLost,
+    ResourceLimits, SandboxError,
 )
 
 _TERM_GRACE_SECONDS = 5.0   # time to flush telemetry and session files before SIGKILL
 _KILL_GRACE_SECONDS = 10.0
+_EXIT_CODE_WAIT = 30.0       # how long the engine may take to record an exit code
+_TIMED_OUT_EXIT_WAIT = 5.0
 _client: docker.DockerClient | None = None
 _client_lock = threading.Lock()
 # Removing a container takes ~0.1 s that no later step needs to wait for.
@@ -113,56 +116,84 @@ class DockerSandbox:
              phase: str, name: str, user: str = "root",
              workdir: str = WORKSPACE, env: Mapping[str, str] | None = None,
              timeout: float | None = None) -> ExecResult:
-        """Run a bash `script` (one argv element; values go in `env`) or an `argv` as is."""
+        """Run a bash `script` (one argv element; values go in `env`) or an `argv` as is.
+
+        Every call leaves a record in commands.jsonl, also when it cannot start, is
+        interrupted or its exit code is lost (then SandboxError/ExitCodeLost or the interrupt
+        is raised after the record is written)."""
         argv = ["bash", "-c", script] if argv is None else list(argv)
         started = time.time()
         rec, out_path, err_path = self.commands.start(
             phase=phase, name=name, argv=argv, user=user, workdir=workdir,
             started_at_epoch=started)
-        try:
-            # The reader thread writes these; a path that cannot be written fails the exec
-            # here, before anything runs, not in a thread nobody joins.
-            for path in (out_path, err_path):
-                open(path, "wb").close()
-        except OSError as e:
-            raise SandboxError(f"cannot record the output of {phase} {name!r}: "
-                               f"{e.strerror or e}") from None
-        exec_id = self._api.exec_create(
-            self.id, argv, user=user, workdir=workdir, environment=dict(env or {}),
-            stdout=True, stderr=True)["Id"]
-        sock = self._api.exec_start(exec_id, socket=True)
-        raw = getattr(sock, "_sock", sock)
-        raw.settimeout(None)  # a silent agent is not an error; our deadline is below
         counts = [0, 0]
-        reader = threading.Thread(
-            target=_pump, args=(raw, out_path, err_path, counts, self.commands.redactor,
-                                self.output_limit), daemon=True)
+        sock = None
         try:
-            reader.start()
-        except RuntimeError as e:  # no thread could be started: nothing reads the output
-            sock.close()
-            raise SandboxError(f"cannot read the output of {phase} {name!r}: {e}") from None
-        reader.join(timeout)
-        timed_out = reader.is_alive()
-        if timed_out:
-            self._signal_user_processes(user, "TERM")
-            reader.join(_TERM_GRACE_SECONDS)
-            if reader.is_alive():
-                self._signal_user_processes(user, "KILL")
-                reader.join(_KILL_GRACE_SECONDS)
-        try:
-            sock.close()
-        except OSError:
-            pass
-        exit_code = self._api.exec_inspect(exec_id).get("ExitCode")
-        rec.duration_seconds = round(time.time() - started, 3)
-        rec.exit_code = exit_code
-        rec.timed_out = timed_out
-        rec.stdout_bytes, rec.stderr_bytes = counts
-        for stream, count in (("stdout", counts[0]), ("stderr", counts[1])):
-            if count > self.output_limit:
-                rec.extra[f"{stream}_cut_bytes"] = count - self.output_limit
-        self.commands.finish(rec)
+            try:
+                # The reader thread writes these; a path that cannot be written fails the
+                # exec here, before anything runs, not in a thread nobody joins.
+                for path in (out_path, err_path):
+                    open(path, "wb").close()
+            except OSError as e:
+                rec.extra["error"] = f"cannot record its output: {e.strerror or e}"
+                raise SandboxError(f"cannot record the output of {phase} {name!r}: "
+                                   f"{e.strerror or e}") from None
+            try:
+                exec_id = self._api.exec_create(
+                    self.id, argv, user=user, workdir=workdir, environment=dict(env or {}),
+                    stdout=True, stderr=True)["Id"]
+                sock = self._api.exec_start(exec_id, socket=True)
+            except (DockerException, OSError) as e:  # requests' errors are OSErrors
+                rec.extra["error"] = f"could not start: {e}"
+                raise SandboxError(f"command {rec.id} ({phase} {name}) could not start: "
+                                   f"{e}") from None
+            raw = getattr(sock, "_sock", sock)
+            raw.settimeout(None)  # a silent agent is not an error; our deadline is below
+            reader = threading.Thread(
+                target=_pump, args=(raw, out_path, err_path, counts, self.commands.redactor,
+                                    self.output_limit), daemon=True)
+            try:
+                reader.start()
+            except RuntimeError as e:  # no thread could be started: nothing reads the output
+                rec.extra["error"] = f"cannot read its output: {e}"
+                raise SandboxError(f"cannot read the output of {phase} {name!r}: {e}") from None
+            reader.join(timeout)
+            timed_out = reader.is_alive()
+            if timed_out:
+                self._signal_user_processes(user, "TERM")
+                reader.join(_TERM_GRACE_SECONDS)
+                if reader.is_alive():
+                    self._signal_user_processes(user, "KILL")
+                    reader.join(_KILL_GRACE_SECONDS)
+            _close(sock)
+            # The stream can end before the engine has recorded the exit code (loaded
+            # engines): ask until it has. A killed command's code matters less.
+            exit_code = _await_exit_code(
+                lambda: self._api.exec_inspect(exec_id),
+                timeout=_TIMED_OUT_EXIT_WAIT if timed_out else _EXIT_CODE_WAIT)
+            rec.exit_code = exit_code
+            rec.timed_out = timed_out
+            if exit_code is None and not timed_out:
+                rec.extra["error"] = "exit code lost"
+                raise ExitCodeLost(rec.id, f"({phase} {name}) the engine did not report its "
+                                           f"exit code within {_EXIT_CODE_WAIT:.0f} s")
+        except BaseException as e:
+            if "error" not in rec.extra:
+                if isinstance(e, KeyboardInterrupt):
+                    rec.extra["interrupted"] = True  # Ctrl-C or SIGTERM cut it short
+                else:
+                    rec.extra["error"] = f"{type(e).__name__}: {e}"
+            _close(sock)
+            if isinstance(e, (DockerException, OSError)) and not isinstance(e, SandboxError):
+                raise SandboxError(f"command {rec.id} ({phase} {name}): {e}") from None
+            raise
+        finally:
+            rec.duration_seconds = round(time.time() - started, 3)
+            rec.stdout_bytes, rec.stderr_bytes = counts
+            for stream, count in (("stdout", counts[0]), ("stderr", counts[1])):
+                if count > self.output_limit:
+                    rec.extra[f"{stream}_cut_bytes"] = count - self.output_limit
+            self.commands.finish(rec)
         return ExecResult(rec.id, exit_code, timed_out, rec.duration_seconds, out_path, err_path)
 
     def _signal_user_processes(self, user: str, signal: str) -> None:
@@ -207,6 +238,37 @@ class DockerSandbox:
         future = _remover.submit(_remove_quietly, self._container)
         _pending_removals.add(future)
         future.add_done_callback(_pending_removals.discard)
+
+
+def _close(sock) -> None:
+    if sock is None:
+        return
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
+def _await_exit_code(inspect: Callable[[], Mapping], *, timeout: float,
+                     interval: float = 0.05, sleep: Callable[[float], None] = time.sleep,
+                     clock: Callable[[], float] = time.monotonic) -> int | None:
+    """The exit code from `inspect` (an exec inspect), asked again until the engine says the
+    command is no longer running and has a code, for at most `timeout` seconds; None if
+    it never does. An engine error counts as not yet."""
+    deadline = clock() + timeout
+    delay = interval
+    while True:
+        try:
+            state = inspect()
+        except (DockerException, OSError):
+            state = {}
+        code = state.get("ExitCode")
+        if state and not state.get("Running") and code is not None:
+            return int(code)
+        if clock() >= deadline:
+            return None
+        sleep(delay)
+        delay = min(delay * 2, 1.0)
 
 
 def _remove_quietly(container) -> None:

@@ -87,3 +87,44 @@ def test_crashed_worker_leaves_a_partial_run_and_no_container(project, docker_cl
     assert "crashed" in out or "worker" in out
     assert not run.index.exists()
     assert _containers_of(docker_client, run.run_id) == []
+
+
+def _records(res) -> list[dict]:
+    if not res.commands_index.exists():
+        return []
+    return [json.loads(x) for x in res.commands_index.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("follow_ups", [1, 5], ids=["twice", "five-times"])
+def test_repeated_interrupts_still_name_the_partial_run(project, docker_client, follow_ups):
+    project.write("slow.yaml", SLOW)
+    proc = project.start("axp_cli", "local", "run", "slow.yaml", start_new_session=True)
+    try:
+        _wait_for_agents(project, 1)
+        proc.send_signal(signal.SIGINT)
+        # Once the first interrupt has cut the agent's command short (its record is
+        # written), more arrive while the run is being wound up.
+        run = project.only_run()
+        deadline = time.monotonic() + 60
+        while not any(r["phase"] == "agent" for r in _records(run.results("a"))):
+            assert time.monotonic() < deadline, "the interrupted agent got no record"
+            time.sleep(0.05)
+        for _ in range(follow_ups):
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.05)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out + err
+    lines = [x for x in err.splitlines() if "interrupted" in x]
+    assert lines == [f"axp: interrupted; partial run kept in {run.root}"]
+    res = run.results("a")
+    records = _records(res)
+    agent = next(r for r in records if r["phase"] == "agent")
+    assert agent["extra"].get("interrupted") is True and agent["exit_code"] is None
+    # Every command that left output files has its record.
+    captured = {p.name.split(".")[0] for p in res.commands.iterdir()}
+    assert captured == {r["id"] for r in records}
+    assert not run.index.exists()
+    assert _containers_of(docker_client, run.run_id) == []

@@ -93,8 +93,8 @@ def test_three_points_patches_spans_and_layout(project):
     spans = doc["resourceSpans"][0]["scopeSpans"][0]["spans"]
     assert Counter(s["name"] for s in spans) == Counter({
         "variant_run": 1, "sandbox_create": 1, "stage": 1, "setup": 1, "handover": 1,
-        "setup_check": 1, "snapshot": 3, "agent": 1, "test": 2, "copy_workspace": 1,
-        "teardown": 1})
+        "setup_check": 1, "snapshot": 3, "agent": 1, "stop_agent_processes": 1, "test": 2,
+        "copy_workspace": 1, "teardown": 1})
     root = next(s for s in spans if s["name"] == "variant_run")
     assert all(s.get("parentSpanId") == root["spanId"] for s in spans if s is not root)
     assert traces[0].name == f"{root['traceId']}.otlp.json"

@@ -73,9 +73,11 @@ def test_pass_fail_timeout_error(project):
     assert trace[0]["kind"] == "axp_meta"
     assert any(e["kind"] == "agent_message_chunk" for e in trace)
     records = [json.loads(x) for x in res_dir.commands_index.read_text().splitlines()]
-    # No setup, so no handover; three workspace snapshots around agent and tests.
+    # No setup, so no handover; the agent's processes stopped; three workspace snapshots
+    # around agent and tests.
     assert [(r["phase"], r["name"]) for r in records] == [
-        ("snapshot", "before_agent"), ("agent", "command"), ("snapshot", "after_agent"),
+        ("snapshot", "before_agent"), ("agent", "command"), ("agent", "stop-processes"),
+        ("snapshot", "after_agent"),
         ("snapshot", "fetch-changed"), ("test", "application/out-exists"),
         ("snapshot", "after_tests")]
     for r in records:

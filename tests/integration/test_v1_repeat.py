@@ -59,7 +59,7 @@ def test_v1_matrix_with_overrides_and_two_repeats(project):
         records = [json.loads(x) for x in custom.commands_index.read_text().splitlines()
                    if json.loads(x)["phase"] != "snapshot"]
         assert [r["phase"] for r in records] == ["setup", "handover", "setup_check",
-                                                 "setup_check", "agent", "test"]
+                                                 "setup_check", "agent", "agent", "test"]
         checks = [r["name"] for r in records if r["phase"] == "setup_check"]
         assert checks == ["has-python", "setup-ran"], "override lists add to the top level"
         assert records[0]["user"] == "root" and records[4]["user"] == "agent"
