@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,26 @@ class Failure:
     def one_line(self) -> str:
         code = "" if self.exit_code is None else f" (exit {self.exit_code})"
         return f"{self.phase} '{self.name}' failed{code}: {self.message}"
+
+
+_UPSTREAM = re.compile(r"^api_error: upstream status (?P<status>\d+|None)?\s*$")
+
+
+def model_api_failure(agent: AgentOutcome | None) -> Failure | None:
+    """The agent gave up because the model API failed it (unreachable, 429, 5xx or
+    overloaded, after the agent's own retries): an infrastructure error, not a result of
+    the experiment. Other API errors (400, 401, ...) are the experiment's own."""
+    reason = agent.stopped_reason if agent is not None else None
+    m = _UPSTREAM.match(reason or "")
+    if m is None:
+        return None
+    status = m["status"]
+    if status not in (None, "None") and not (int(status) == 429 or int(status) >= 500):
+        return None
+    what = "no answer" if status in (None, "None") else f"status {status}"
+    return Failure(phase="model_api", name=agent.name or "agent", exit_code=agent.exit_code,
+                   message=f"the model API failed the agent ({what}); tests were not run",
+                   infrastructure=True)
 
 
 @dataclass
