@@ -267,6 +267,7 @@ def _axp_variant_run(request: pytest.FixtureRequest):
 def _prefetch_next(axp: AxpSession) -> None:
     """Start the next item's container while this item runs, if that item may start one."""
     from .collect import SPEC_KEY
+    from .record.attempts import next_attempt
     from .runner import VariantFailed, VariantRun
     from .sandbox.base import SandboxError
     from .sandbox.docker import prefetch
@@ -277,7 +278,8 @@ def _prefetch_next(axp: AxpSession) -> None:
         return
     try:
         upcoming = VariantRun(spec.variant, spec.run, spec.repeat, axp.engine_options(),
-                              image=axp.resolve_image(spec.variant.agent.name))
+                              image=axp.resolve_image(spec.variant.agent.name),
+                              attempt=next_attempt(spec.run.results(spec.variant.id).root))
         upcoming.preflight()
     except (VariantFailed, SandboxError):
         return  # that item fails on its own, before any container, when it runs

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .record.attempts import archive_attempt, archived_entries, attempt_numbers
+from .record.attempts import archive_attempt, archived_entries, next_attempt
 from .record.summary import AgentOutcome, Failure, model_api_failure
 from .runner import VariantFailed, VariantRun
 from .sandbox.base import SandboxError
@@ -82,8 +82,7 @@ class RetryingRun:
 
     def _start_attempt(self) -> VariantRun:
         # Numbered after the attempts already archived (by --resume, or a retry above).
-        numbers = attempt_numbers(self._results_root)
-        run = self._new_run(numbers[-1] + 1 if numbers else 1)
+        run = self._new_run(next_attempt(self._results_root))
         run.prior_attempts = archived_entries(self._results_root)
         self.current = run
         return run

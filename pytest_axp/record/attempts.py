@@ -24,6 +24,11 @@ def attempt_numbers(results_root: Path) -> list[int]:
     return sorted(int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit())
 
 
+def next_attempt(results_root: Path) -> int:
+    numbers = attempt_numbers(results_root)
+    return numbers[-1] + 1 if numbers else 1
+
+
 def archive_attempt(run: RunPaths, variant_id: str) -> Path:
     """Move what the last attempt wrote (results and staging record) to attempts/<n>/."""
     results = run.results(variant_id).root
