@@ -191,6 +191,8 @@ def _execute(args: argparse.Namespace, file: Path, variants, ulids: list[str],
 
 def _execute_held(args: argparse.Namespace, file: Path, variants, ulids: list[str],
                   repeat: int, image: str, run_ids: list[str]) -> int:
+    from pytest_axp.sandbox.image import ensure_claude_image
+
     runs_dir = _runs_dir(args)
     for rid in run_ids:
         print(f"run {rid}")

@@ -66,7 +66,7 @@ class RetryingRun:
             if not self._retry(run) or not self.provision():
                 return self.current.outcome.agent
 
-    def planned_tests(self) -> Iterator[tuple[str, "TestSpec"]]:
+    def planned_tests(self) -> Iterator[tuple[str, TestSpec]]:
         run = self.current
         if run is None or run.outcome.failure is not None:
             return  # the attempt ended in error before the tests

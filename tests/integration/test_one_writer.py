@@ -62,9 +62,9 @@ def test_a_second_writer_of_a_run_is_refused(project, docker_client):
 
         second = project.axp("local", "run", "--resume", run.run_id)
         assert second.returncode == 4, second.stdout + second.stderr
-        assert second.stderr.strip().splitlines() == [
+        assert second.stderr.strip().splitlines() == [(
             f"axp: run {run.run_id} is being written by process {first.pid}; "
-            "wait for it to end (or stop it) and try again"]
+            "wait for it to end (or stop it) and try again")]
         by_pytest = project.pytest("exp.yaml", "--axp-run-ulids", ulid)
         assert by_pytest.returncode == 4, by_pytest.stdout + by_pytest.stderr
         assert f"run {run.run_id} is being written by process {first.pid}" in by_pytest.stderr

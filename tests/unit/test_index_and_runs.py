@@ -3,7 +3,12 @@ import os
 
 import pytest
 
-from pytest_axp.record.index import build_index, finalize_run, index_matches, rebuild_index
+from pytest_axp.record.index import (
+    build_index,
+    finalize_run,
+    index_matches,
+    rebuild_index,
+)
 from pytest_axp.record.layout import RunPaths
 from pytest_axp.runs import list_runs, split_run_id
 
