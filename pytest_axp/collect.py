@@ -90,6 +90,8 @@ def _verdict_message(run, status: str) -> str:
     if status == "fail":
         failed = [f"{t.kind}/{t.name}" for t in outcome.tests if t.status != "pass"]
         return f"{vid}: fail: {', '.join(failed)}"
+    if outcome.failure is not None:  # e.g. the model API failed the agent (after retries)
+        return f"{vid}: error: {outcome.failure.one_line()}"
     agent = outcome.agent
     code = agent.exit_code if agent else None
     return f"{vid}: error: the agent exited {code} and no tests ran"

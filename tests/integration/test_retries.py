@@ -75,6 +75,7 @@ def test_without_retries_a_model_api_failure_is_an_infrastructure_error(claude_p
     assert s["error"]["phase"] == "model_api" and s["error"]["infrastructure"] is True
     assert "attempts" not in s
     assert not (project.only_run().results("default").root / "attempts").exists()
+    assert "default: error: model_api 'claude' failed (exit 1): the model API failed" in res.stdout
 
 
 RESULTS = """
