@@ -29,7 +29,7 @@ extensions:
             files: [{name: flag, source: flag.txt, dest: flag.txt}]
             setup_checks: [{name: flag-ready, script: "grep -q ready flag.txt"}]
 tests: {application: [{name: out, script: "test -f out.txt"}]}
-limits: {max_time_seconds: 60}
+limits: {max_time_seconds: 240}
 """
 
 
