@@ -1,7 +1,8 @@
 """`axp`: AXP's local commands, run on pytest-axp.
 
 Exit codes: 0 every variant passed (or the command succeeded), 1 a variant did not pass,
-2 invalid input or usage, 3 the sandbox engine is unusable, 130 interrupted.
+2 invalid input or usage, 3 the sandbox engine is unusable, 4 the run is being written by
+another process, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ RUNS_DIR_HELP = "folder of run folders (default: $AXP_RUNS_DIR or ./.axp/runs)"
 # Ctrl-C may land anywhere, and the line must be printed once whatever it cut short.
 _active_runs: list[Path] = []
 _interrupt_reported = False
+
+EXIT_BUSY = 4  # pytest's own exit code for a usage error, which is what pytest says then
 
 
 class CliError(Exception):
@@ -111,6 +114,8 @@ def cmd_local_run(args: argparse.Namespace) -> int:
                         ("--setup-timeout", args.setup_timeout)):
         if value is not None and not 0 < value < float("inf"):
             raise CliError(f"{flag} {value:g}: give a positive number of seconds")
+    if args.retries < 0:
+        raise CliError("--retries must be 0 or more")
     if args.resume:
         return _resume(args)
     if not args.file:
@@ -180,10 +185,29 @@ def _run_folder(args: argparse.Namespace) -> int:
     return worst
 
 
+@contextlib.contextmanager
+def _holding(runs_dir: Path, ulids: list[str], names: list[str]):
+    """This process is the one writer of these runs while the block runs."""
+    from pytest_axp.runlock import RunBusy, acquire, release
+
+    held = []
+    try:
+        for ulid, name in zip(ulids, names):
+            try:
+                acquire(runs_dir, ulid, name)
+            except RunBusy as e:
+                raise CliError(str(e), EXIT_BUSY) from None
+            held.append(ulid)
+        yield
+    finally:
+        for ulid in held:
+            release(runs_dir, ulid)
+
+
 def _resume(args: argparse.Namespace) -> int:
     """Run again, into the same folder, the variants of a run that have no summary or ended
-    as `error`; earlier attempts move to results/<id>/attempts/<n>/."""
-    from pytest_axp.record.jsonio import read_json
+    as `error`; earlier attempts move to results/<id>/attempts/<n>/. An index.json that does
+    not parse or disagrees with the summaries is rebuilt from them."""
     from pytest_axp.record.layout import RunPaths
     from pytest_axp.runs import split_run_id
 
@@ -192,6 +216,18 @@ def _resume(args: argparse.Namespace) -> int:
     selected = run.selected_variants()
     if not selected or ulid is None:
         raise CliError(f"--resume {args.resume}: no such run under {_runs_dir(args)}")
+    with _holding(_runs_dir(args), [ulid], [run.run_id]):
+        return _resume_held(args, run, selected, ulid)
+
+
+def _resume_held(args: argparse.Namespace, run, selected: list[str], ulid: str) -> int:
+    from pytest_axp.record.attempts import archive_attempt
+    from pytest_axp.record.index import index_matches, rebuild_index
+    from pytest_axp.record.jsonio import read_json
+
+    if run.index.exists() and not index_matches(run):
+        # Derived from the summaries: rebuilt below, or when the resumed variants end.
+        print(f"run {run.run_id}: index.json does not match the results; rebuilding it")
     source = args.file or _recorded_source(run, selected[0])
     variants = {v.id: v for v in _load(source)}
     gone = [vid for vid in selected if vid not in variants]
@@ -201,13 +237,12 @@ def _resume(args: argparse.Namespace) -> int:
             if (read_json(run.results(vid).run_summary) or {}).get("status") in (None, "error")]
     if not todo:
         print(f"run {args.resume}: every variant has a result; nothing to resume")
-        from pytest_axp.record.index import finalize_run
-
-        finalize_run(run)
+        if not index_matches(run):
+            rebuild_index(run)
         return _report_runs(run.root.parent, [args.resume], interrupted=False)
     _check_secret_lengths(args, [variants[v] for v in todo])  # before anything moves
     for vid in todo:
-        _archive_attempt(run, vid)
+        archive_attempt(run, vid)
     run.index.unlink(missing_ok=True)  # rebuilt from the summaries when the run completes
     args.variant = todo
     _file_bindings(args, [variants[v] for v in todo])
@@ -223,24 +258,6 @@ def _recorded_source(run, variant_id: str) -> str:
     except (OSError, yaml.YAMLError, KeyError, TypeError):
         raise CliError(f"--resume: cannot tell which file {run.run_id} ran; give it: "
                        f"axp local run FILE --resume {run.run_id}") from None
-
-
-def _archive_attempt(run, variant_id: str) -> None:
-    """Keep what an earlier attempt wrote, never delete it."""
-    import shutil
-
-    results = run.results(variant_id).root
-    attempts = results / "attempts"
-    number = 1 + sum(1 for _ in attempts.iterdir()) if attempts.is_dir() else 1
-    target = attempts / str(number)
-    target.mkdir(parents=True)
-    if results.is_dir():
-        for item in results.iterdir():
-            if item.name != "attempts":
-                shutil.move(str(item), target / item.name)
-    staging = run.staging(variant_id)
-    if staging.exists():
-        shutil.move(str(staging), target / "staging.json")
 
 
 def _execute(args: argparse.Namespace, file: Path, variants, ulids: list[str],
@@ -261,6 +278,15 @@ def _execute(args: argparse.Namespace, file: Path, variants, ulids: list[str],
         raise CliError(str(e), EXIT_ENGINE) from None
     experiment_id = variants[0].experiment_id
     run_ids = [f"{experiment_id}-{u}" for u in ulids]
+    with _holding(runs_dir, ulids, run_ids):
+        return _execute_held(args, file, variants, ulids, repeat, image, run_ids)
+
+
+def _execute_held(args: argparse.Namespace, file: Path, variants, ulids: list[str],
+                  repeat: int, image: str, run_ids: list[str]) -> int:
+    from pytest_axp.sandbox.image import ensure_claude_image
+
+    runs_dir = _runs_dir(args)
     live = sys.stdout.isatty()
     if not live:  # the live view's title says it on a terminal
         for rid in run_ids:
@@ -277,6 +303,8 @@ def _execute(args: argparse.Namespace, file: Path, variants, ulids: list[str],
                           ("--axp-setup-timeout", args.setup_timeout)):
         if value is not None:
             pytest_args += [option, repr(value)]
+    if args.retries:
+        pytest_args += ["--axp-retries", str(args.retries)]
     # Only the plugins a run needs: every other installed pytest plugin would be imported
     # again by each xdist worker (seconds on a small machine). Conftest files still load.
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
@@ -733,6 +761,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run again the variants of RUN_ID with no result or an error")
     run.add_argument("--repeat", type=int, default=1, metavar="N",
                      help="run every variant N times, one run folder per repeat (default 1)")
+    run.add_argument("--retries", type=int, default=0, metavar="N",
+                     help="run a variant again, up to N times, after an infrastructure error")
     run.add_argument("--jobs", "-j", type=int, default=1, metavar="J",
                      help="sandboxes run at the same time (default 1)")
     run.add_argument("--dry-run", action="store_true",

@@ -44,6 +44,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--axp-setup-timeout", default=None, metavar="SECONDS",
                     help="stop a setup step or check after this long; the variant is an "
                          "error (ini axp_setup_timeout, 1800)")
+    group.addoption("--axp-retries", type=int, default=0, metavar="N",
+                    help="run a variant again, up to N times, when it ends in an "
+                         "infrastructure error (never a failure, timeout or agent exit)")
     parser.addini("axp_agent_network", "open: the agent keeps setup's network; gateway: "
                   "it reaches the model gateway only", default="open")
     parser.addini("axp_memory", "memory limit of each sandbox (docker syntax)", default="4g")
@@ -63,6 +66,8 @@ def pytest_configure(config: pytest.Config) -> None:
     repeat = config.getoption("axp_repeat")
     if repeat < 1:
         raise pytest.UsageError("--axp-repeat must be at least 1")
+    if config.getoption("axp_retries") < 0:
+        raise pytest.UsageError("--axp-retries must be 0 or more")
     workerinput = getattr(config, "workerinput", None)
     given = config.getoption("axp_run_ulids")
     if workerinput:
@@ -119,6 +124,8 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"--axp-model-script {script}: no such file")
         session.services["model_script"] = str(path)
     config.stash[SESSION_KEY] = session
+    if given and not workerinput:
+        _hold_runs(session)  # a run id chosen ahead may be another process's run
     _sigterm_as_interrupt()
 
 
@@ -136,6 +143,58 @@ def _seconds(config: pytest.Config, name: str) -> float:
     if not value > 0 or value == float("inf"):
         raise pytest.UsageError(f"{where}: {raw!r} is not a positive number of seconds")
     return value
+
+
+def _hold_runs(session: AxpSession) -> None:
+    """One writer per run: this process (an xdist controller, for its workers) holds the
+    runs of its ULIDs until it ends. Another holder is a usage error (exit 4)."""
+    from .runlock import RunBusy, acquire
+
+    if session.services.get("runs_held"):
+        return
+    for ulid in session.ulids:
+        try:
+            acquire(session.runs_dir, ulid, _run_name(session, ulid))
+        except RunBusy as e:
+            _release_runs(session)
+            raise pytest.UsageError(str(e)) from None
+        session.services.setdefault("runs_held", []).append(ulid)
+
+
+def _run_name(session: AxpSession, ulid: str) -> str:
+    found = sorted(p.name for p in session.runs_dir.glob(f"*-{ulid}") if p.is_dir()) \
+        if session.runs_dir.is_dir() else []
+    return ", ".join(found) or f"*-{ulid}"
+
+
+def _release_runs(session: AxpSession) -> None:
+    from .runlock import release
+
+    for ulid in session.services.pop("runs_held", []):
+        release(session.runs_dir, ulid)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    axp = config.stash.get(SESSION_KEY, None)
+    if axp is not None and "pytest_axp.runlock" in sys.modules:
+        _release_runs(axp)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids) -> None:
+    # Fresh ULIDs: no other process can hold them yet; hold them once experiments show up.
+    if any(i.split("::", 1)[0].endswith((".yaml", ".yml")) for i in ids):
+        _hold_fresh(node.config)
+
+
+def _hold_fresh(config: pytest.Config) -> None:
+    axp = config.stash.get(SESSION_KEY, None)
+    if axp is None or hasattr(config, "workerinput") or axp.services.get("runs_held"):
+        return
+    try:
+        _hold_runs(axp)
+    except pytest.UsageError as e:
+        pytest.exit(str(e), returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -178,6 +237,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     from .collect import SPEC_KEY
     from .runner import write_resolved_variant
 
+    if any(SPEC_KEY in item.stash for item in session.items):
+        _hold_fresh(session.config)
+
     for item in session.items:
         spec = item.stash.get(SPEC_KEY, None)
         if spec is not None:
@@ -188,6 +250,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def _axp_variant_run(request: pytest.FixtureRequest):
     from .collect import SPEC_KEY
     from .record.summary import Failure
+    from .retry import RetryingRun
     from .runner import VariantFailed, VariantRun
     from .sandbox.base import SandboxError
 
@@ -196,9 +259,12 @@ def _axp_variant_run(request: pytest.FixtureRequest):
     axp = item.config.stash[SESSION_KEY]
     item.user_properties.append(("axp.run_id", spec.run.run_id))
     item.user_properties.append(("axp.results_dir", str(spec.run.results(spec.variant.id).root)))
-    run = VariantRun(spec.variant, spec.run, spec.repeat, axp.engine_options(),
-                     image="", services=axp.services)
-    try:
+
+    def new_run(attempt: int) -> VariantRun:
+        return VariantRun(spec.variant, spec.run, spec.repeat, axp.engine_options(),
+                          image="", services=axp.services, attempt=attempt)
+
+    def prepare(run: VariantRun) -> None:
         try:
             run.image = axp.resolve_image(spec.variant.agent.name)
         except SandboxError as e:  # the engine or the image is unusable
@@ -206,13 +272,18 @@ def _axp_variant_run(request: pytest.FixtureRequest):
                                           infrastructure=True)
             raise VariantFailed(run.outcome.failure) from None
         run.provision()
-    except VariantFailed as e:
-        run.finish()
-        item.user_properties.append(("axp.status", "error"))
-        raise AxpVariantError(f"{spec.variant.id}: error: {e}") from None
+
+    run = RetryingRun(spec.run.results(spec.variant.id).root, new_run, prepare,
+                      item.config.getoption("axp_retries"))
+    try:
+        provisioned = run.provision()
     except BaseException:
         run.finish()
         raise
+    if not provisioned:
+        run.finish()
+        item.user_properties.append(("axp.status", "error"))
+        raise AxpVariantError(f"{spec.variant.id}: error: {run.outcome.failure.one_line()}")
     _prefetch_next(axp)
     try:
         yield run
@@ -223,6 +294,7 @@ def _axp_variant_run(request: pytest.FixtureRequest):
 def _prefetch_next(axp: AxpSession) -> None:
     """Start the next item's container while this item runs, if that item may start one."""
     from .collect import SPEC_KEY
+    from .record.attempts import next_attempt
     from .runner import VariantFailed, VariantRun
     from .sandbox.base import SandboxError
     from .sandbox.docker import prefetch
@@ -233,7 +305,8 @@ def _prefetch_next(axp: AxpSession) -> None:
         return
     try:
         upcoming = VariantRun(spec.variant, spec.run, spec.repeat, axp.engine_options(),
-                              image=axp.resolve_image(spec.variant.agent.name))
+                              image=axp.resolve_image(spec.variant.agent.name),
+                              attempt=next_attempt(spec.run.results(spec.variant.id).root))
         upcoming.preflight()
     except (VariantFailed, SandboxError):
         return  # that item fails on its own, before any container, when it runs

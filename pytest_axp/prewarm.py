@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from .record.attempts import next_attempt
 from .record.layout import RunPaths
 from .runner import EngineOptions, VariantFailed, VariantRun, write_resolved_variant
 from .sandbox.base import SandboxError
@@ -36,7 +37,8 @@ class Prewarm:
                 # Options as the run will have them; a container made otherwise (ini
                 # settings the CLI does not see) is not adopted: see take_prefetched.
                 upcoming = VariantRun(variant, run, repeat, options,
-                                      image=image_for(variant.agent.name))
+                                      image=image_for(variant.agent.name),
+                                      attempt=next_attempt(run.results(variant.id).root))
                 upcoming.preflight()
             except (VariantFailed, SandboxError):
                 continue  # that item reports its own error, before any container

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from .agents import AgentContext, AgentNotAvailable, get_agent
 from .agents.command import link_or_copy
+from .record.attempts import attempt_entry
 from .record.commands import CommandLog
 from .record.fsdiff import DEFAULT_MAX_PATCH_BYTES, WorkspaceDiffer
 from .record.jsonio import write_atomic, write_json
@@ -162,7 +163,8 @@ def base_environment(variant: "ResolvedVariant", secrets: Mapping[str, str]) -> 
 
 class VariantRun:
     def __init__(self, variant: "ResolvedVariant", run: RunPaths, repeat: int,
-                 options: EngineOptions, image: str, services: dict | None = None) -> None:
+                 options: EngineOptions, image: str, services: dict | None = None,
+                 attempt: int = 1) -> None:
         self.variant = variant
         self.run = run
         self.repeat = repeat
@@ -185,17 +187,24 @@ class VariantRun:
         self._env: dict[str, str] = {}
         self._secrets: dict[str, str] = {}
         self.redactor = Redactor(())
+        # Attempt n of this variant in this run; earlier ones are under attempts/ and
+        # their `attempts` entries go into this one's summary.
+        self.attempt = attempt
+        self.prior_attempts: list[dict[str, Any]] = []
 
     # -- phases ---------------------------------------------------------------------------
 
     @property
     def sandbox_key(self) -> str:
-        return f"{self.run.run_id}/{self.variant.id}/{self.repeat}"
+        suffix = f"/a{self.attempt}" if self.attempt > 1 else ""
+        return f"{self.run.run_id}/{self.variant.id}/{self.repeat}{suffix}"
 
     @property
     def container_name(self) -> str:
         # Readable in `docker ps`, and how a container created ahead is found again.
-        return f"axp-{self.run.run_id}-{self.variant.id}-{self.repeat}"
+        # A retry gets a fresh container while the last one may still be going away.
+        suffix = f"-a{self.attempt}" if self.attempt > 1 else ""
+        return f"axp-{self.run.run_id}-{self.variant.id}-{self.repeat}{suffix}"
 
     def sandbox_args(self) -> dict[str, Any]:
         return {
@@ -270,7 +279,7 @@ class VariantRun:
                            env=env, timeout=self.variant.limits.max_time_seconds,
                            trace=self.trace, run_id=self.run.run_id, repeat=self.repeat,
                            services=self.services, trace_id=self.trace_id,
-                           gateway_host=gateway_host,
+                           gateway_host=gateway_host, attempt=self.attempt,
                            secret_values=tuple(v for v in self._secrets.values() if v))
         with self.tracer.span("agent", **{"axp.agent": self.variant.agent.name}) as span:
             try:
@@ -398,6 +407,9 @@ class VariantRun:
                     variant_tag=self.variant.tag, experiment_id=self.variant.experiment_id,
                     repeat=self.repeat, fingerprint=self.variant.fingerprint,
                     outcome=self.outcome, started_at=self.started_at, ended_at=time.time())
+                if self.prior_attempts:
+                    summary["attempts"] = [*self.prior_attempts,
+                                           attempt_entry(self.attempt, summary, archived=False)]
                 write_json(self.paths.run_summary, self.redactor.obj(summary))
         finally:
             if self.sandbox is not None:

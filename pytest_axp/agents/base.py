@@ -32,6 +32,7 @@ class AgentContext:
     trace_id: str = ""           # the run's trace id: agent OTLP files are named by it
     secret_values: tuple[str, ...] = ()   # to redact from anything the agent side records
     gateway_host: str = "host.docker.internal"  # how the sandbox reaches the model gateway
+    attempt: int = 1             # 2, 3, ... when an infrastructure error is retried
 
 
 class Agent(Protocol):

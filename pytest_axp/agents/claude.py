@@ -62,7 +62,8 @@ class ClaudeAgent:
         handle = gateway.open_run(
             f"{ctx.run_id}/{variant.id}", bodies_dir=ctx.paths.api_bodies,
             traces_dir=ctx.paths.traces, trace_id=ctx.trace_id,
-            max_cost_usd=limits.max_cost_usd, secrets=list(ctx.secret_values))
+            max_cost_usd=limits.max_cost_usd, secrets=list(ctx.secret_values),
+            attempt=ctx.attempt)
         session_id = str(uuid.uuid4())
         model, extra = _model_fields(variant.agent.model)
         base_url = f"http://{ctx.gateway_host}:{gateway.port}"

@@ -92,6 +92,8 @@ class Turn:
     blocks: tuple[TextBlock | ToolUseBlock, ...] = ()
     error: ErrorSpec | None = None
     usage: Usage | None = None
+    # Played only on these attempts of a run (None: every attempt), to rehearse retries.
+    attempts: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -154,9 +156,10 @@ class ModelScript:
             raise ScriptError(f"{source}: stream_delay_ms must be a non-negative number")
         return cls(turns=turns, usage=usage, side_usage=side_usage, stream_delay_s=delay / 1000.0, source=source)
 
-    def cursor(self) -> "ScriptCursor":
-        """Fresh per-run state: each run consumes its own copy of the turns."""
-        return ScriptCursor(self)
+    def cursor(self, attempt: int = 1) -> "ScriptCursor":
+        """Fresh per-run state: each run consumes its own copy of the turns (those that
+        play on this attempt)."""
+        return ScriptCursor(self, attempt=attempt)
 
 
 def _parse_usage(value: Any, where: str) -> Usage | None:
@@ -180,22 +183,34 @@ def _parse_turn(value: Any, where: str) -> Turn:
     if not isinstance(value, Mapping):
         raise ScriptError(f"{where}: must be a mapping with one of text, tool_use, content, error")
     kinds = [k for k in ("text", "tool_use", "content", "error") if k in value]
-    unknown = set(value) - {"text", "tool_use", "content", "error", "usage"}
+    unknown = set(value) - {"text", "tool_use", "content", "error", "usage", "attempts"}
     if unknown:
         raise ScriptError(f"{where}: unknown key(s): {', '.join(sorted(map(str, unknown)))}")
     if len(kinds) != 1:
         raise ScriptError(f"{where}: needs exactly one of text, tool_use, content, error (found {kinds or 'none'})")
     usage = _parse_usage(value.get("usage"), f"{where}.usage")
+    attempts = _parse_attempts(value.get("attempts"), f"{where}.attempts")
     kind = kinds[0]
     if kind == "error":
-        return Turn(error=_parse_error(value["error"], f"{where}.error"), usage=usage)
+        return Turn(error=_parse_error(value["error"], f"{where}.error"), usage=usage,
+                    attempts=attempts)
     if kind == "content":
         items = value["content"]
         if not isinstance(items, list) or not items:
             raise ScriptError(f"{where}.content: must be a non-empty list of {{text: ...}} / {{tool_use: ...}}")
         blocks = tuple(_parse_block(item, f"{where}.content[{j}]") for j, item in enumerate(items))
-        return Turn(blocks=blocks, usage=usage)
-    return Turn(blocks=(_parse_block({kind: value[kind]}, where),), usage=usage)
+        return Turn(blocks=blocks, usage=usage, attempts=attempts)
+    return Turn(blocks=(_parse_block({kind: value[kind]}, where),), usage=usage,
+                attempts=attempts)
+
+
+def _parse_attempts(value: Any, where: str) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    if (not isinstance(value, list) or not value
+            or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in value)):
+        raise ScriptError(f"{where}: must be a non-empty list of attempt numbers (1, 2, ...)")
+    return tuple(value)
 
 
 def _parse_block(value: Any, where: str) -> TextBlock | ToolUseBlock:
@@ -262,6 +277,7 @@ def _conversation_key(body: Mapping[str, Any]) -> str:
 @dataclass
 class ScriptCursor:
     script: ModelScript
+    attempt: int = 1
     position: int = 0
     _sticky: tuple[str, int, ErrorSpec] | None = None
     _repeat: tuple[int, int, ErrorSpec] | None = None  # (turn index, remaining, spec)
@@ -281,7 +297,10 @@ class ScriptCursor:
             if sticky_key == key:
                 return Reply("error", turn_index=index, error=spec)
             self._sticky = None
-        if self.position >= len(self.script.turns):
+        turns = self.script.turns
+        while self.position < len(turns) and not _plays_on(turns[self.position], self.attempt):
+            self.position += 1
+        if self.position >= len(turns):
             return Reply("exhausted", message=build_message([TextBlock(EXHAUSTED_TEXT)], model, self.script.usage))
         index = self.position
         turn = self.script.turns[index]
@@ -295,6 +314,10 @@ class ScriptCursor:
             return Reply("error", turn_index=index, error=turn.error)
         usage = turn.usage or self.script.usage
         return Reply("turn", turn_index=index, message=build_message(turn.blocks, model, usage))
+
+
+def _plays_on(turn: Turn, attempt: int) -> bool:
+    return turn.attempts is None or attempt in turn.attempts
 
 
 def build_message(blocks: Any, model: str, usage: Usage) -> dict[str, Any]:

@@ -318,12 +318,14 @@ class ModelGateway:
         secrets: Sequence[str] = (),
         script: ModelScript | None = None,
         token: str | None = None,
+        attempt: int = 1,
     ) -> RunHandle:
         """Register a run and return its handle; `handle.token` is what the sandbox gets as its key.
 
         `script` overrides the gateway's script for this run only (None: the gateway's script, or
         forward mode if the gateway has none). `token` fixes the run token (tests, or a gateway
-        acting as somebody's upstream); by default it is random.
+        acting as somebody's upstream); by default it is random. `attempt`: which turns of the
+        script play (a turn may be limited to some attempts of a retried run).
         """
         token = token or "axp-run-" + _secrets.token_urlsafe(24)
         with self._runs_lock:
@@ -339,7 +341,7 @@ class ModelGateway:
             trace_id=trace_id,
             max_cost_usd=max_cost_usd,
             _script=chosen,
-            _cursor=chosen.cursor() if chosen is not None else None,
+            _cursor=chosen.cursor(attempt) if chosen is not None else None,
             _redactor=redactor,
         )
         handle._recorder = BodyRecorder(handle.bodies_dir, redactor)

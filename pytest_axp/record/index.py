@@ -46,3 +46,34 @@ def finalize_run(run: RunPaths) -> bool:
         return False
     write_json(run.index, index)
     return True
+
+
+def index_matches(run: RunPaths) -> bool:
+    """True when index.json parses and says what the summaries on disk say: the same
+    variants, each with its summary's status."""
+    index = read_json(run.index)
+    if not isinstance(index, dict) or not isinstance(index.get("variants"), dict):
+        return False
+    if index.get("run_id") not in (None, run.run_id):
+        return False
+    selected = run.selected_variants()
+    if sorted(index["variants"]) != selected:
+        return False
+    for vid in selected:
+        summary = read_json(run.results(vid).run_summary)
+        entry = index["variants"][vid]
+        if not isinstance(summary, dict) or not isinstance(entry, dict) \
+                or entry.get("status") != summary.get("status"):
+            return False
+    return True
+
+
+def rebuild_index(run: RunPaths) -> bool:
+    """Write index.json again from the summaries (it is derived from them, nothing else).
+    False, and no index, while a selected variant has no summary."""
+    index = build_index(run)
+    if index is None:
+        run.index.unlink(missing_ok=True)
+        return False
+    write_json(run.index, index)
+    return True

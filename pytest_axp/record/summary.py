@@ -160,14 +160,14 @@ def agent_failure(agent: AgentOutcome) -> Failure | None:
     if agent.exit_code == 0:
         return None
     if agent.api_unreachable:
-        return Failure(phase="agent", name=name, infrastructure=True,
+        return Failure(phase="model_api", name=name, infrastructure=True,
                        message=f"model API unreachable: {agent.api_unreachable}")
     status = agent.api_error_status
     if status in _INFRA_API_STATUSES:
-        return Failure(phase="agent", name=name, infrastructure=True,
+        return Failure(phase="model_api", name=name, infrastructure=True,
                        message=f"model API error: status {status} after the agent's retries")
     if status in _CREDENTIAL_API_STATUSES:
-        return Failure(phase="agent", name=name,
+        return Failure(phase="model_api", name=name,
                        message=f"model API refused the credentials: status {status}")
     if agent.exit_code is None:
         return Failure(phase="agent", name=name, infrastructure=True,

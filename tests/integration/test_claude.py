@@ -186,10 +186,10 @@ def test_no_key_and_no_script_is_an_infrastructure_error(project, monkeypatch):
     res = project.pytest("claude-hello.yaml", "-rA")
     assert res.returncode == 1, res.stdout + res.stderr
     reason = "model API unreachable: no ANTHROPIC_API_KEY and no --model-script"
-    assert f"default: error: agent 'claude' failed: {reason}" in res.stdout, res.stdout
+    assert f"default: error: model_api 'claude' failed: {reason}" in res.stdout, res.stdout
     s = summary(project.only_run(), "default")
     assert s["status"] == "error" and s["tests"] == [], "tests must not run"
-    assert s["error"]["phase"] == "agent" and s["error"]["infrastructure"] is True
+    assert s["error"]["phase"] == "model_api" and s["error"]["infrastructure"] is True
     assert s["error"]["message"] == reason
     assert s["agent"]["model_source"] == "none"
     # Refused at once, not retried: one model call reached the gateway.

@@ -144,3 +144,19 @@ def test_validation_errors_name_file_turn_and_problem(text: str, expected: str) 
 def test_missing_file_is_a_script_error(tmp_path: Path) -> None:
     with pytest.raises(ScriptError, match="cannot read model script"):
         ModelScript.load(tmp_path / "nope.yaml")
+
+
+def test_turn_limited_to_an_attempt_rehearses_a_retry() -> None:
+    script = ModelScript.from_yaml(
+        "turns: [{error: {status: 503}, attempts: [1]}, {text: ok}]")
+    first = script.cursor(attempt=1)
+    assert first.next_reply(_main(1)).error.status == 503
+    assert first.next_reply(_main(1)).kind == "error"  # the CLI's own retry: still failing
+    second = script.cursor(attempt=2)
+    assert second.next_reply(_main(1)).message["content"][0]["text"] == "ok"
+
+
+@pytest.mark.parametrize("value", ["1", [], [0], [True], "[1, x]"])
+def test_attempts_must_be_attempt_numbers(value) -> None:
+    with pytest.raises(ScriptError, match=r"turns\[0\]\.attempts: must be a non-empty list"):
+        ModelScript.from_data({"turns": [{"text": "a", "attempts": value}]}, source="m.yaml")

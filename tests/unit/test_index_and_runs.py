@@ -1,7 +1,14 @@
 import json
 import os
 
-from pytest_axp.record.index import build_index, finalize_run
+import pytest
+
+from pytest_axp.record.index import (
+    build_index,
+    finalize_run,
+    index_matches,
+    rebuild_index,
+)
 from pytest_axp.record.layout import RunPaths
 from pytest_axp.runs import list_runs, split_run_id
 
@@ -60,3 +67,54 @@ def test_list_runs_newest_first_with_partial(tmp_path):
 def test_split_run_id():
     assert split_run_id(f"my-exp-{ULID_A}") == ("my-exp", ULID_A)
     assert split_run_id("plain") == ("plain", None)
+
+
+def _finished(tmp_path):
+    run = _make_run(tmp_path, f"exp-{ULID_A}", {"a": "pass", "b": "fail"})
+    assert finalize_run(run)
+    return run
+
+
+def test_index_matches_the_summaries(tmp_path):
+    assert index_matches(_finished(tmp_path))
+
+
+def _corrupt(run, how):
+    if how == "not json":
+        run.index.write_text("{not json")
+    elif how == "truncated":
+        run.index.write_bytes(run.index.read_bytes()[:40])
+    elif how == "status differs":
+        idx = json.loads(run.index.read_text())
+        idx["variants"]["b"]["status"] = "pass"
+        run.index.write_text(json.dumps(idx))
+    elif how == "variant missing":
+        idx = json.loads(run.index.read_text())
+        del idx["variants"]["b"]
+        run.index.write_text(json.dumps(idx))
+    elif how == "variant extra":
+        idx = json.loads(run.index.read_text())
+        idx["variants"]["ghost"] = {"status": "pass"}
+        run.index.write_text(json.dumps(idx))
+    elif how == "not an object":
+        run.index.write_text("[]")
+
+
+@pytest.mark.parametrize("how", ["not json", "truncated", "status differs", "variant missing",
+                                 "variant extra", "not an object"])
+def test_a_stale_index_is_found_and_rebuilt(tmp_path, how):
+    run = _finished(tmp_path)
+    good = json.loads(run.index.read_text())
+    _corrupt(run, how)
+    assert not index_matches(run)
+    assert rebuild_index(run)
+    assert json.loads(run.index.read_text()) == good
+    assert list_runs(tmp_path)[0].status == "fail"
+
+
+def test_rebuild_removes_an_index_while_a_variant_has_no_summary(tmp_path):
+    run = _finished(tmp_path)
+    run.results("b").run_summary.unlink()
+    assert not index_matches(run)
+    assert not rebuild_index(run) and not run.index.exists()
+    assert list_runs(tmp_path)[0].status == "partial"

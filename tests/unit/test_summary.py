@@ -58,9 +58,9 @@ def _agent(**kw) -> AgentOutcome:
 def test_model_api_unreachable_is_an_infrastructure_error():
     f = agent_failure(_agent(exit_code=1, api_error_status=402,
                              api_unreachable="no ANTHROPIC_API_KEY and no --model-script"))
-    assert f is not None and f.infrastructure and f.phase == "agent" and f.name == "claude"
+    assert f is not None and f.infrastructure and f.phase == "model_api" and f.name == "claude"
     assert f.message == "model API unreachable: no ANTHROPIC_API_KEY and no --model-script"
-    assert f.one_line() == ("agent 'claude' failed: model API unreachable: "
+    assert f.one_line() == ("model_api 'claude' failed: model API unreachable: "
                             "no ANTHROPIC_API_KEY and no --model-script")
     assert rollup(VariantOutcome(agent=_agent(exit_code=1), failure=f)) == "error"
 
@@ -104,6 +104,6 @@ def test_summary_carries_notes_model_source_and_the_infrastructure_flag():
     s = build_summary(run_id="r", variant_id="v", variant_tag="V", experiment_id="e",
                       repeat=1, fingerprint="f", outcome=outcome, started_at=0, ended_at=1)
     assert s["status"] == "error"
-    assert s["error"]["infrastructure"] is True and s["error"]["phase"] == "agent"
+    assert s["error"]["infrastructure"] is True and s["error"]["phase"] == "model_api"
     assert s["agent"]["model_source"] == "live" and s["agent"]["api_error_status"] == 503
     assert s["notes"] == ["no tests: status reflects the agent's exit only"]
