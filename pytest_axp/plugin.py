@@ -17,6 +17,12 @@ import pytest
 from .session import SESSION_KEY, AxpSession, new_ulids, runs_dir_from
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("axp", "AXP agent experiments")
     group.addoption("--axp-repeat", type=int, default=1, metavar="N",

@@ -1,0 +1,44 @@
+"""Hook specifications: where third-party plugins extend pytest-axp.
+
+Registered with `pytest_addhooks`, so any pytest plugin (an installed package with a
+`pytest11` entry point, a conftest.py, `-p module`) may implement them. The built-in agents
+and the Docker backend are ordinary `trylast` implementations of these same hooks.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_axp_agent(name: str, config: pytest.Config) -> Any | None:
+    """The agent adapter for an experiment's agent `name`, or None if this plugin has none.
+
+    The first non-None answer wins; the built-in `command` and `claude` agents answer last.
+    """
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_axp_sandbox_backend(config: pytest.Config) -> Any | None:
+    """The sandbox backend that creates this session's sandboxes, or None.
+
+    The first non-None answer wins; the built-in Docker backend answers last.
+    """
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_axp_model_api(name: str) -> Any | None:
+    """The model API (wire format) called `name` that the model gateway serves, or None."""
+
+
+def pytest_axp_variant_finished(run: Any, summary: dict[str, Any]) -> None:
+    """A variant run ended and its run-summary.json was written (`summary` is its content)."""
+
+
+def pytest_axp_run_finished(run_dir: Path, index: dict[str, Any]) -> None:
+    """A run completed: its index.json (`index`) was written under `run_dir`."""
