@@ -140,7 +140,8 @@ def _verdict_message(run, status: str) -> str:
         failed = [t for t in outcome.tests if t.status != "pass"]
         lines = [f"{vid}: fail: {', '.join(f'{t.kind}/{t.name}' for t in failed)}"]
         for t in failed:
-            lines.append(f"{vid}: {t.kind} test '{t.name}' failed (exit {t.exit_code})")
+            why = t.reason or f"exit {t.exit_code}"
+            lines.append(f"{vid}: {t.kind} test '{t.name}' failed ({why})")
             for label, path in (("stdout", t.stdout_log), ("stderr", t.stderr_log)):
                 text = tail(path, 1024).rstrip()
                 if text:

@@ -57,7 +57,7 @@ def test_fields_with_shell_syntax_are_never_expanded(project):
     assert '"type":"result"' in raw.replace(" ", ""), raw + results.agent_log.read_text()
     # ... with each value as one argument, as written
     records = [json.loads(line) for line in results.commands_index.read_text().splitlines()]
-    (agent,) = [r for r in records if r["phase"] == "agent"]
+    (agent,) = [r for r in records if r["phase"] == "agent" and r["name"] == "claude"]
     argv = agent["argv"]
     assert argv[0] == "claude" and "bash" not in argv
     assert argv[argv.index("--model") + 1] == (
