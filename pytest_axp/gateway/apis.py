@@ -7,14 +7,16 @@ into the meter's `TokenUsage`. Authentication, recording, the cost cap, refusals
 and forwarding are the gateway's, the same for every API.
 
 Registering one: `register_model_api(MyApi())` (a plugin does it at import, e.g. from its
-`pytest_configure`); `model_api(name)` finds one by name.
+`pytest_configure`), or a finder asked by name (`add_model_api_finder`, where a pluggy hook
+`pytest_axp_model_api(name)` plugs in); `model_api(name)` finds one by name, and a gateway
+routes by path among those found so far (a run's `model_api` is looked up when it opens).
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -117,12 +119,22 @@ class ModelApi(Protocol):
         """The usage object this API reports, in the meter's shape."""
 
 
+Finder = Callable[[str], "ModelApi | None"]
+
+
 class ModelApiRegistry:
     """Model APIs by name; routes are matched in registration order."""
 
     def __init__(self) -> None:
         self._apis: dict[str, ModelApi] = {}
+        self._finders: list[Finder] = []
         self._lock = threading.Lock()
+
+    def add_finder(self, finder: Finder) -> None:
+        """`finder(name)` is asked for a name not registered yet (the way a pluggy hook such as
+        `pytest_axp_model_api(name)` plugs in); the API it returns is registered."""
+        with self._lock:
+            self._finders.append(finder)
 
     def register(self, api: ModelApi) -> None:
         with self._lock:
@@ -134,8 +146,14 @@ class ModelApiRegistry:
     def get(self, name: str) -> ModelApi:
         with self._lock:
             api = self._apis.get(name)
-            known = ", ".join(sorted(self._apis)) or "none"
+            finders = list(self._finders)
+        for finder in finders if api is None else ():
+            api = finder(name)
+            if api is not None:
+                self.register(api)
+                break
         if api is None:
+            known = ", ".join(sorted(self.names())) or "none"
             raise KeyError(f"unknown model API {name!r} (known: {known})")
         return api
 
@@ -165,3 +183,8 @@ def register_model_api(api: ModelApi) -> None:
 
 def model_api(name: str) -> ModelApi:
     return REGISTRY.get(name)
+
+
+def add_model_api_finder(finder: Finder) -> None:
+    """Let `finder(name)` supply APIs that are not registered yet (e.g. the plugin's hook)."""
+    REGISTRY.add_finder(finder)

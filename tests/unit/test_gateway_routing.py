@@ -200,3 +200,26 @@ def test_registry() -> None:
     assert registry.route("POST", "/v1/messages") is None
     script_reply = SCRIPT.cursor().next_reply(TOOLS)
     assert script_reply.blocks == (ToolUseBlock("shell", {"cmd": "ls"}),)
+
+
+def test_a_finder_supplies_apis_by_name(tmp_path: Path) -> None:
+    registry = ModelApiRegistry()
+    registry.register(MESSAGES)
+    asked: list[str] = []
+
+    def finder(name: str) -> ModelApi | None:  # stands in for the pytest_axp_model_api hook
+        asked.append(name)
+        return EchoApi() if name == "echo" else None
+
+    registry.add_finder(finder)
+    with ModelGateway(bind_host="127.0.0.1", upstream_url="http://127.0.0.1:9", apis=registry) as gw:
+        with client(gw) as c:
+            handle = open_run(gw, tmp_path / "a", script=SCRIPT)
+            before = c.post(ECHO_URL, json=TOOLS, headers={"x-api-key": handle.token})
+            echo_run = open_run(gw, tmp_path / "b", script=SCRIPT, model_api="echo")
+            after = c.post(ECHO_URL, json=TOOLS, headers={"x-api-key": echo_run.token})
+        with pytest.raises(KeyError, match="'other'"):
+            open_run(gw, tmp_path / "c", model_api="other")
+    assert before.json() == {}  # not routed until some run needed the API
+    assert after.json()["parts"] == [{"call": "shell", "args": {"cmd": "ls"}}]
+    assert registry.names() == ["anthropic-messages", "echo"] and asked == ["echo", "other"]
