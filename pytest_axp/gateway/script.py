@@ -257,8 +257,14 @@ def consumes_turn(body: Mapping[str, Any]) -> bool:
     return isinstance(tools, list) and len(tools) > 0
 
 
+# Where each model API keeps the conversation: Messages, OpenAI Responses, Gemini.
+_CONVERSATION_FIELDS = ("messages", "input", "contents")
+
+
 def _conversation_key(body: Mapping[str, Any]) -> str:
-    raw = json.dumps(body.get("messages"), sort_keys=True, separators=(",", ":"), default=str)
+    """Same conversation, same key: a retry of a request, not the next turn."""
+    conversation = next((body[f] for f in _CONVERSATION_FIELDS if f in body), None)
+    raw = json.dumps(conversation, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from pytest_axp.gateway import ModelScript, ScriptError
-from pytest_axp.gateway.script import EXHAUSTED_TEXT, SIDE_TEXT, consumes_turn
+from pytest_axp.gateway.script import EXHAUSTED_TEXT, SIDE_TEXT, TextBlock, consumes_turn
 
 SCRIPT = """
 turns:
@@ -144,3 +144,13 @@ def test_validation_errors_name_file_turn_and_problem(text: str, expected: str) 
 def test_missing_file_is_a_script_error(tmp_path: Path) -> None:
     with pytest.raises(ScriptError, match="cannot read model script"):
         ModelScript.load(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("field", ["messages", "input", "contents"])
+def test_a_sticky_error_tells_retries_from_new_turns_in_each_apis_conversation(field: str) -> None:
+    script = ModelScript.from_yaml("turns: [{error: {status: 500}}, {text: ok}]")
+    cursor = script.cursor()
+    tools = {"tools": [{"name": "x"}]}
+    assert cursor.next_reply({**tools, field: ["one"]}).kind == "error"
+    assert cursor.next_reply({**tools, field: ["one"]}).kind == "error"  # a retry
+    assert cursor.next_reply({**tools, field: ["one", "two"]}).blocks == (TextBlock("ok"),)
