@@ -97,11 +97,18 @@ class Responder:
 Handler = Callable[[Request, Responder], Awaitable[None]]
 
 
-class HttpServer:
-    """Serves `handler` on (host, port) from an event loop in its own thread."""
+Hook = Callable[[], Coroutine[Any, Any, None]]
 
-    def __init__(self, handler: Handler, host: str, port: int = 0) -> None:
+
+class HttpServer:
+    """Serves `handler` on (host, port) from an event loop in its own thread. `on_start` runs on
+    the loop before it listens, `on_stop` after the connections are closed."""
+
+    def __init__(self, handler: Handler, host: str, port: int = 0, *,
+                 on_start: Hook | None = None, on_stop: Hook | None = None) -> None:
         self._handler = handler
+        self._on_start = on_start
+        self._on_stop = on_stop
         self._host = host
         self._requested_port = port
         self.port: int | None = None
@@ -114,8 +121,7 @@ class HttpServer:
     def running(self) -> bool:
         return self._loop is not None and self._loop.is_running()
 
-    def start(self, on_start: Callable[[], Coroutine[Any, Any, None]] | None = None) -> None:
-        """Start the loop thread and listen; `on_start` runs first, on the loop."""
+    def start(self) -> None:
         if self._thread is not None:
             return
         loop = asyncio.new_event_loop()
@@ -123,7 +129,7 @@ class HttpServer:
         self._loop, self._thread = loop, thread
         thread.start()
         try:
-            self.call(self._astart(on_start), timeout=30)
+            self.call(self._astart(), timeout=30)
         except BaseException:
             self.stop()
             raise
@@ -138,20 +144,19 @@ class HttpServer:
         asyncio.set_event_loop(loop)
         loop.run_forever()
 
-    async def _astart(self, on_start: Callable[[], Coroutine[Any, Any, None]] | None) -> None:
-        if on_start is not None:
-            await on_start()
+    async def _astart(self) -> None:
+        if self._on_start is not None:
+            await self._on_start()
         self._server = await asyncio.start_server(self._on_connection, self._host, self._requested_port)
         self.port = self._server.sockets[0].getsockname()[1]
 
-    def stop(self, on_stop: Callable[[], Coroutine[Any, Any, None]] | None = None) -> None:
-        """Close the listener and open connections, run `on_stop` on the loop, end the thread."""
+    def stop(self) -> None:
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return
         if thread.is_alive():
             try:
-                self.call(self._astop(on_stop), timeout=30)
+                self.call(self._astop(), timeout=30)
             except Exception:
                 pass
             loop.call_soon_threadsafe(loop.stop)
@@ -162,15 +167,15 @@ class HttpServer:
         self._server = None
         self.port = None
 
-    async def _astop(self, on_stop: Callable[[], Coroutine[Any, Any, None]] | None) -> None:
+    async def _astop(self) -> None:
         if self._server is not None:
             self._server.close()
         for task in list(self._conn_tasks):
             task.cancel()
         if self._conn_tasks:
             await asyncio.gather(*self._conn_tasks, return_exceptions=True)
-        if on_stop is not None:
-            await on_stop()
+        if self._on_stop is not None:
+            await self._on_stop()
 
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

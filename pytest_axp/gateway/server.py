@@ -72,7 +72,8 @@ class ModelGateway:
         self._runs: dict[str, RunHandle] = {}
         self._runs_lock = threading.Lock()
         self._client: httpx.AsyncClient | None = None
-        self._http = HttpServer(self._dispatch, bind_host, port)
+        self._http = HttpServer(self._dispatch, bind_host, port, on_start=self._open_client,
+                                on_stop=self._close_client)
         self._telemetry = TelemetryIntake(self._lookup)
 
     def __repr__(self) -> str:  # the key stays out of reprs and logs
@@ -110,14 +111,14 @@ class ModelGateway:
         return "live" if self.upstream_for(self._apis.get(handle.model_api)).usable else "none"
 
     def start(self) -> None:
-        self._http.start(on_start=self._open_client)
+        self._http.start()
 
     async def _open_client(self) -> None:
         # No overall timeout on upstream calls: a model turn can stream for minutes.
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(None, connect=30.0), follow_redirects=False)
 
     def stop(self) -> None:
-        self._http.stop(on_stop=self._close_client)
+        self._http.stop()
 
     async def _close_client(self) -> None:
         if self._client is not None:
