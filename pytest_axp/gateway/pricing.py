@@ -64,20 +64,48 @@ def _int(usage: Mapping[str, Any], key: str) -> int:
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
 
 
-def cost_usd(model: str | None, usage: Mapping[str, Any]) -> float:
-    """Cost of one response given its (final, merged) Messages API usage object."""
+@dataclass(frozen=True)
+class TokenUsage:
+    """One response's token counts in the one shape every model API reports to the meter.
+
+    `cache_write_1h_tokens` is the part of `cache_write_tokens` written to the 1-hour cache
+    (billed higher); the rest of the writes are 5-minute ones."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+
+    @classmethod
+    def from_mapping(cls, usage: Mapping[str, Any]) -> "TokenUsage":
+        """From counts named as the run summary names them (which is also the Messages API's
+        `usage` object, with its optional `cache_creation` breakdown)."""
+        cache_write = _int(usage, "cache_creation_input_tokens")
+        breakdown = usage.get("cache_creation")
+        write_1h = _int(breakdown, "ephemeral_1h_input_tokens") if isinstance(breakdown, Mapping) else 0
+        return cls(
+            input_tokens=_int(usage, "input_tokens"),
+            output_tokens=_int(usage, "output_tokens"),
+            cache_write_tokens=cache_write,
+            cache_read_tokens=_int(usage, "cache_read_input_tokens"),
+            cache_write_1h_tokens=min(write_1h, cache_write),
+        )
+
+
+def cost_of(model: str | None, tokens: TokenUsage) -> float:
+    """Cost in USD of one response's tokens at the model's list price."""
     p = price_for_model(model)
-    cache_write = _int(usage, "cache_creation_input_tokens")
-    breakdown = usage.get("cache_creation")
-    write_1h = 0
-    if isinstance(breakdown, Mapping):
-        # The 1-hour cache is billed higher; the rest of the writes use the 5-minute price.
-        write_1h = min(_int(breakdown, "ephemeral_1h_input_tokens"), cache_write)
     total = (
-        _int(usage, "input_tokens") * p.input
-        + _int(usage, "output_tokens") * p.output
-        + (cache_write - write_1h) * p.cache_write
-        + write_1h * p.cache_write_1h
-        + _int(usage, "cache_read_input_tokens") * p.cache_read
+        tokens.input_tokens * p.input
+        + tokens.output_tokens * p.output
+        + (tokens.cache_write_tokens - tokens.cache_write_1h_tokens) * p.cache_write
+        + tokens.cache_write_1h_tokens * p.cache_write_1h
+        + tokens.cache_read_tokens * p.cache_read
     )
     return total / 1_000_000
+
+
+def cost_usd(model: str | None, usage: Mapping[str, Any]) -> float:
+    """Cost of one response given its (final, merged) Messages API usage object."""
+    return cost_of(model, TokenUsage.from_mapping(usage))

@@ -102,8 +102,11 @@ class Reply:
 
     kind: str  # "turn", "side", "exhausted", "error"
     turn_index: int | None = None
-    message: dict[str, Any] | None = None
+    message: dict[str, Any] | None = None  # as the Messages API answers it
     error: ErrorSpec | None = None
+    # The same answer, agent-neutral, for other model APIs to render in their own terms.
+    blocks: tuple[TextBlock | ToolUseBlock, ...] = ()
+    usage: Usage = Usage()
 
     def error_body(self) -> dict[str, Any]:
         assert self.error is not None
@@ -269,8 +272,14 @@ def consumes_turn(body: Mapping[str, Any]) -> bool:
     return isinstance(tools, list) and len(tools) > 0
 
 
+# Where each model API keeps the conversation: Messages, OpenAI Responses, Gemini.
+_CONVERSATION_FIELDS = ("messages", "input", "contents")
+
+
 def _conversation_key(body: Mapping[str, Any]) -> str:
-    raw = json.dumps(body.get("messages"), sort_keys=True, separators=(",", ":"), default=str)
+    """Same conversation, same key: a retry of a request, not the next turn."""
+    conversation = next((body[f] for f in _CONVERSATION_FIELDS if f in body), None)
+    raw = json.dumps(conversation, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
@@ -286,7 +295,7 @@ class ScriptCursor:
     def next_reply(self, body: Mapping[str, Any]) -> Reply:
         model = str(body.get("model") or "claude-scripted")
         if not consumes_turn(body):
-            return Reply("side", message=build_message([TextBlock(SIDE_TEXT)], model, self.script.side_usage))
+            return _reply("side", None, (TextBlock(SIDE_TEXT),), model, self.script.side_usage)
         key = _conversation_key(body)
         if self._repeat is not None:
             index, remaining, spec = self._repeat
@@ -301,7 +310,8 @@ class ScriptCursor:
         while self.position < len(turns) and not _plays_on(turns[self.position], self.attempt):
             self.position += 1
         if self.position >= len(turns):
-            return Reply("exhausted", message=build_message([TextBlock(EXHAUSTED_TEXT)], model, self.script.usage))
+            return _reply("exhausted", None, (TextBlock(EXHAUSTED_TEXT),), model,
+                          self.script.usage)
         index = self.position
         turn = self.script.turns[index]
         self.position += 1
@@ -312,8 +322,12 @@ class ScriptCursor:
             elif turn.error.times > 1:
                 self._repeat = (index, turn.error.times - 1, turn.error)
             return Reply("error", turn_index=index, error=turn.error)
-        usage = turn.usage or self.script.usage
-        return Reply("turn", turn_index=index, message=build_message(turn.blocks, model, usage))
+        return _reply("turn", index, turn.blocks, model, turn.usage or self.script.usage)
+
+
+def _reply(kind: str, index: int | None, blocks: tuple[TextBlock | ToolUseBlock, ...], model: str,
+           usage: Usage) -> Reply:
+    return Reply(kind, turn_index=index, message=build_message(blocks, model, usage), blocks=blocks, usage=usage)
 
 
 def _plays_on(turn: Turn, attempt: int) -> bool:

@@ -7,10 +7,12 @@ import json
 from typing import Any, Iterable
 
 
-def encode_event(event: str, data: Any) -> bytes:
-    """One SSE frame. Claude Code rejects data-only frames, so the `event:` line is always sent."""
+def encode_event(event: str | None, data: Any) -> bytes:
+    """One SSE frame. Claude Code rejects data-only frames, so the `event:` line is sent whenever
+    there is a name; None makes a data-only frame (as Gemini streams)."""
     payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    return f"event: {event}\ndata: {payload}\n\n".encode("utf-8")
+    head = f"event: {event}\n" if event is not None else ""
+    return f"{head}data: {payload}\n\n".encode("utf-8")
 
 
 class SSEParser:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from pytest_axp.gateway import ModelScript, ScriptError
-from pytest_axp.gateway.script import EXHAUSTED_TEXT, SIDE_TEXT, consumes_turn
+from pytest_axp.gateway.script import EXHAUSTED_TEXT, SIDE_TEXT, TextBlock, consumes_turn
 
 SCRIPT = """
 turns:
@@ -160,3 +160,13 @@ def test_turn_limited_to_an_attempt_rehearses_a_retry() -> None:
 def test_attempts_must_be_attempt_numbers(value) -> None:
     with pytest.raises(ScriptError, match=r"turns\[0\]\.attempts: must be a non-empty list"):
         ModelScript.from_data({"turns": [{"text": "a", "attempts": value}]}, source="m.yaml")
+
+
+@pytest.mark.parametrize("field", ["messages", "input", "contents"])
+def test_a_sticky_error_tells_retries_from_new_turns_in_each_apis_conversation(field: str) -> None:
+    script = ModelScript.from_yaml("turns: [{error: {status: 500}}, {text: ok}]")
+    cursor = script.cursor()
+    tools = {"tools": [{"name": "x"}]}
+    assert cursor.next_reply({**tools, field: ["one"]}).kind == "error"
+    assert cursor.next_reply({**tools, field: ["one"]}).kind == "error"  # a retry
+    assert cursor.next_reply({**tools, field: ["one", "two"]}).blocks == (TextBlock("ok"),)
