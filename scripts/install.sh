@@ -4,6 +4,8 @@
 # any, else .venv/ in this checkout, made with $PYTHON (default: python3 on PATH).
 #   --engine  also make sure a Docker engine answers, seed the sandbox's base image and build
 #             the sandbox image (the steps that need root on a fresh machine).
+#   --tests   also install what the test suite drives besides Python packages: Chromium
+#             (Debian's package), which renders the HTML report in a real browser.
 # Running it again is quick: nothing is reinstalled unless pyproject.toml changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,10 +13,12 @@ cd "$(dirname "$0")/.."
 die() { echo "install.sh: $*" >&2; exit 1; }
 
 engine=0
+tests=0
 for arg in "$@"; do
   case "$arg" in
     --engine) engine=1 ;;
-    *) echo "install.sh: unknown argument '$arg' (the only option is --engine)" >&2; exit 2 ;;
+    --tests) tests=1 ;;
+    *) echo "install.sh: unknown argument '$arg' (options: --engine, --tests)" >&2; exit 2 ;;
   esac
 done
 
@@ -79,4 +83,15 @@ if (( engine )); then
   bash scripts/ensure-docker.sh
   bash scripts/seed-base-image.sh
   "$target" -m axp_cli image build
+fi
+
+if (( tests )) && ! command -v chromium >/dev/null 2>&1; then
+  if [ -f /etc/debian_version ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "installing chromium (the tests render the report in it)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq chromium >/dev/null
+  else
+    die "the tests need Chromium: install it (Debian/Ubuntu: sudo apt-get install chromium) and rerun"
+  fi
 fi
