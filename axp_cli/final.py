@@ -37,13 +37,15 @@ def reason(summary: dict[str, Any] | None) -> str:
             parts[-1] = "infrastructure: " + parts[-1]
     if status == "timeout" and not agent.get("stopped_reason"):
         parts.append("the agent ran out of time")
-    if agent.get("stopped_reason"):
-        parts.append(f"agent stopped: {_one_line(agent['stopped_reason'])}")
+    stopped = _one_line(agent.get("stopped_reason") or "")
+    if stopped and not any(stopped in p for p in parts):  # said once, not twice
+        parts.append(f"agent stopped: {stopped}")
     failed = [t for t in summary.get("tests") or [] if t.get("status") != "pass"]
     if failed:
         names = ", ".join(
             f"{t.get('kind')}/{t.get('name')}"
-            + (f" (exit {t['exit_code']})" if t.get("exit_code") is not None else "")
+            + (f" ({t['reason']})" if t.get("reason") else
+               f" (exit {t['exit_code']})" if t.get("exit_code") is not None else "")
             for t in failed)
         parts.append(f"failed test{'s' if len(failed) > 1 else ''}: {names}")
     if not parts and agent.get("exit_code") not in (0, None):

@@ -40,6 +40,17 @@ def test_reason_is_whole_and_says_what_failed():
     assert final.reason(s) == ("agent stopped: max_turns reached: 3; failed tests: "
                                "application/a (exit 1), introspection/c (exit 2)")
     assert final.reason(_summary("timeout")) == "the agent ran out of time"
+    hung = [{"kind": "application", "name": "h", "status": "fail", "exit_code": None,
+             "reason": "timed out after 5 s"}]
+    assert final.reason(_summary("fail", tests=hung)) == (
+        "failed test: application/h (timed out after 5 s)")
+    # The model API's failure and the agent's stop say the same thing: said once.
+    api = {"phase": "model_api", "name": "claude", "message": "model API unreachable: no key",
+           "exit_code": None, "infrastructure": True}
+    s = _summary("error", error=api)
+    s["agent"]["stopped_reason"] = "model API unreachable: no key"
+    assert final.reason(s) == (
+        "infrastructure: model_api 'claude' failed: model API unreachable: no key")
     assert final.reason(None) == "no run-summary.json: the variant did not finish"
 
 
