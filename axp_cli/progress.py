@@ -19,6 +19,9 @@ from pytest_axp.record.layout import RunPaths
 
 _PHASES = {"setup": "setup", "handover": "setup", "setup_check": "setup checks",
            "agent": "agent", "test": "tests", "snapshot": None}
+# A command is recorded when it ends: after a snapshot, the phase under way is the next one.
+_AFTER_SNAPSHOT = {"before_agent": "agent", "after_agent": "tests",
+                   "after_tests": "finishing"}
 
 
 @dataclass
@@ -47,9 +50,15 @@ def _last_phase(path) -> str | None:
         return None
     for line in reversed(lines):
         try:
-            phase = _PHASES.get(json.loads(line).get("phase"), "")
+            record = json.loads(line)
         except ValueError:
             continue
+        if not isinstance(record, dict):
+            continue
+        if record.get("phase") == "snapshot":
+            phase = _AFTER_SNAPSHOT.get(record.get("name"))
+        else:
+            phase = _PHASES.get(record.get("phase"))
         if phase:
             return phase
     return None

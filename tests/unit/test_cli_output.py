@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from axp_cli import final
@@ -130,3 +131,21 @@ def test_experiment_files_of_a_folder_as_pytest_collects_them(tmp_path: Path):
     (tmp_path / "notes.txt").write_text(exp)
     assert [p.relative_to(tmp_path).as_posix() for p in experiment_files(tmp_path)] == [
         "a.yaml", "sub/b.yml"]
+
+
+def test_progress_names_the_phase_under_way(tmp_path):
+    from axp_cli.progress import _last_phase
+
+    log = tmp_path / "commands.jsonl"
+    assert _last_phase(log) is None
+    steps = [({"phase": "setup", "name": "env/0"}, "setup"),
+             ({"phase": "snapshot", "name": "before_agent"}, "agent"),
+             ({"phase": "agent", "name": "command"}, "agent"),
+             ({"phase": "snapshot", "name": "after_agent"}, "tests"),
+             ({"phase": "snapshot", "name": "fetch-changed"}, "tests"),
+             ({"phase": "test", "name": "application/a"}, "tests"),
+             ({"phase": "snapshot", "name": "after_tests"}, "finishing")]
+    for record, expected in steps:
+        with open(log, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        assert _last_phase(log) == expected, record
