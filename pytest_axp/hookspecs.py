@@ -16,11 +16,19 @@ if TYPE_CHECKING:
 
 
 @pytest.hookspec(firstresult=True)
-def pytest_axp_agent(name: str, config: pytest.Config) -> Any | None:
-    """The agent adapter for an experiment's agent `name`, or None if this plugin has none.
+def pytest_axp_agent(name: str, config: pytest.Config | None) -> Any | None:
+    """The agent adapter (see agents.base.Agent) for an experiment's agent `name`, or None
+    if this plugin has none.
 
-    The first non-None answer wins; the built-in `command` and `claude` agents answer last.
+    The first non-None answer wins; the built-in `command` and `claude` agents answer last,
+    so a plugin may replace them. `config` is None when the `axp` CLI checks an experiment
+    outside a pytest session (it then asks the built-ins and the installed plugins).
     """
+
+
+def pytest_axp_agent_names(config: pytest.Config | None) -> list[str]:
+    """The agent names this plugin answers `pytest_axp_agent` for: an unknown name's error
+    lists them as the known agents."""
 
 
 @pytest.hookspec(firstresult=True)

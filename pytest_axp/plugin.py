@@ -19,8 +19,12 @@ from .session import SESSION_KEY, AxpSession, new_ulids, runs_dir_from
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     from . import hookspecs
+    from .agents import builtin
 
     pluginmanager.add_hookspecs(hookspecs)
+    # The built-in agents answer the same hook as a third-party plugin's, last.
+    if pluginmanager.get_plugin("pytest_axp.agents.builtin") is None:
+        pluginmanager.register(builtin, "pytest_axp.agents.builtin")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -129,6 +133,9 @@ def pytest_configure(config: pytest.Config) -> None:
         if not path.is_file():
             raise pytest.UsageError(f"--axp-model-script {script}: no such file")
         session.services["model_script"] = str(path)
+    from .agents.registry import AgentRegistry
+
+    session.agents = AgentRegistry.for_config(config)
     config.stash[SESSION_KEY] = session
     if given and not workerinput:
         _hold_runs(session)  # a run id chosen ahead may be another process's run
