@@ -14,6 +14,8 @@ import pytest
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from .record.layout import RunPaths
+
 
 @pytest.hookspec(firstresult=True)
 def pytest_axp_agent(name: str, config: pytest.Config | None) -> Any | None:
@@ -44,9 +46,13 @@ def pytest_axp_model_api(name: str) -> Any | None:
     """The model API (wire format) called `name` that the model gateway serves, or None."""
 
 
-def pytest_axp_variant_finished(run: Any, summary: dict[str, Any]) -> None:
-    """A variant run ended and its run-summary.json was written (`summary` is its content)."""
+def pytest_axp_variant_finished(run: RunPaths, summary: dict[str, Any]) -> None:
+    """A variant ended and its run-summary.json was just written: `summary` is its content
+    (`summary["variant_id"]`), `run` the run folder (`run.root`, `run.run_id`,
+    `run.results(variant_id).root`). Called in the process that ran the variant (an xdist
+    worker under -n); not called for an interrupted variant, which has no summary."""
 
 
 def pytest_axp_run_finished(run_dir: Path, index: dict[str, Any]) -> None:
-    """A run completed: its index.json (`index`) was written under `run_dir`."""
+    """A run completed: its index.json was just written under `run_dir`; `index` is its
+    content. Called once per run (per repeat), in the controller process."""

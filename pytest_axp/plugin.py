@@ -288,20 +288,26 @@ def _axp_variant_run(request: pytest.FixtureRequest):
 
     run = RetryingRun(spec.run.results(spec.variant.id).root, new_run, prepare,
                       item.config.getoption("axp_retries"))
+
+    def finish() -> None:
+        summary = run.finish()
+        if summary is not None:  # its run-summary.json is written
+            item.config.hook.pytest_axp_variant_finished(run=spec.run, summary=summary)
+
     try:
         provisioned = run.provision()
     except BaseException:
-        run.finish()
+        finish()
         raise
     if not provisioned:
-        run.finish()
+        finish()
         item.user_properties.append(("axp.status", "error"))
         raise AxpVariantError(f"{spec.variant.id}: error: {run.outcome.failure.one_line()}")
     _prefetch_next(axp)
     try:
         yield run
     finally:
-        run.finish()
+        finish()
 
 
 def _prefetch_next(axp: AxpSession) -> None:
@@ -373,9 +379,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if exitstatus == pytest.ExitCode.INTERRUPTED:
         return  # an interrupted run has no index: it is partial
     from .record.index import finalize_run
+    from .record.jsonio import read_json
 
     for run in runs:
-        finalize_run(run)
+        if finalize_run(run):
+            session.config.hook.pytest_axp_run_finished(run_dir=run.root,
+                                                       index=read_json(run.index))
 
 
 def _remove_run_containers(run_ids: list[str]) -> None:
