@@ -31,6 +31,7 @@ def pytest_axp_agent(name: str, config: pytest.Config | None) -> Any | None:
 def pytest_axp_agent_names(config: pytest.Config | None) -> list[str]:
     """The agent names this plugin answers `pytest_axp_agent` for: an unknown name's error
     lists them as the known agents."""
+    raise NotImplementedError  # a specification: pluggy never calls its body
 
 
 @pytest.hookspec(firstresult=True)

@@ -29,7 +29,7 @@ class AgentSandbox(Protocol):
     def exec(self, script: str | None = None, *, argv: Sequence[str] | None = None,
              phase: str, name: str, user: str = "root", workdir: str = "/workspace",
              env: Mapping[str, str] | None = None,
-             timeout: float | None = None) -> "ExecResult": ...
+             timeout: float | None = None) -> ExecResult: ...
 
     def put_file(self, path: str, content: bytes, mode: int = 0o644,
                  uid: int = 0) -> None: ...
@@ -39,7 +39,7 @@ class AgentSandbox(Protocol):
 
 @dataclass
 class AgentContext:
-    variant: "ResolvedVariant"
+    variant: ResolvedVariant
     sandbox: AgentSandbox
     paths: VariantPaths
     env: dict[str, str]          # environment_variables, secrets and AXP_* for the agent
@@ -62,11 +62,11 @@ class Agent(Protocol):
     # when it calls no model through pytest-axp.
     model_api: str | None
 
-    def image_layer(self) -> "ImageLayer | None":
+    def image_layer(self) -> ImageLayer | None:
         """What the agent adds to the base sandbox image, or None (it runs on the base)."""
         ...
 
-    def validate(self, agent_spec: "AgentSpec") -> list[str]:
+    def validate(self, agent_spec: AgentSpec) -> list[str]:
         """Problems with the experiment's agent fields (e.g. `script`), one line each."""
         ...
 

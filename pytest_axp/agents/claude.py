@@ -62,7 +62,7 @@ class ClaudeAgent:
 
         return claude_layer()
 
-    def validate(self, agent_spec: "AgentSpec") -> list[str]:
+    def validate(self, agent_spec: AgentSpec) -> list[str]:
         if getattr(agent_spec, "script", None) is not None:
             return ["script: only the 'command' agent takes a script"]
         return []

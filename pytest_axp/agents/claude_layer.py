@@ -63,7 +63,7 @@ def claude_binary(version: str = CLAUDE_CODE_VERSION,
         log(f"fetching {package} with npm")
     with tempfile.TemporaryDirectory() as tmp:
         res = subprocess.run([npm, "pack", "--silent", "--pack-destination", tmp, package],
-                             capture_output=True, text=True)
+                             capture_output=True, text=True, check=False)
         tgz = sorted(Path(tmp).glob("*.tgz"))
         if res.returncode != 0 or not tgz:
             last = (res.stderr.strip().splitlines() or ["no output"])[-1]

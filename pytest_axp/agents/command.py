@@ -24,7 +24,7 @@ class CommandAgent:
     def image_layer(self) -> ImageLayer | None:
         return None
 
-    def validate(self, agent_spec: "AgentSpec") -> list[str]:
+    def validate(self, agent_spec: AgentSpec) -> list[str]:
         if not getattr(agent_spec, "script", None):
             return ["script: the 'command' agent needs a 'script' (the bash it runs)"]
         return []

@@ -30,12 +30,12 @@ BUILTIN_PLUGIN = "pytest_axp.agents.builtin"
 class AgentRegistry:
     """The agents a plugin manager's `pytest_axp_agent` implementations provide."""
 
-    def __init__(self, hook: Any, config: "pytest.Config | None" = None) -> None:
+    def __init__(self, hook: Any, config: pytest.Config | None = None) -> None:
         self._hook = hook
         self._config = config
 
     @classmethod
-    def for_config(cls, config: "pytest.Config") -> "AgentRegistry":
+    def for_config(cls, config: pytest.Config) -> AgentRegistry:
         return cls(config.pluginmanager.hook, config)
 
     def known(self) -> list[str]:
@@ -50,7 +50,7 @@ class AgentRegistry:
                                     f"(known: {', '.join(self.known())})")
         return adapter  # type: ignore[no-any-return]
 
-    def adapter_for(self, variant: "ResolvedVariant") -> Agent:
+    def adapter_for(self, variant: ResolvedVariant) -> Agent:
         """The variant's agent adapter, once it has accepted the variant's agent fields;
         else AgentNotAvailable with the one line that says what is wrong and where."""
         spec = variant.agent
@@ -66,7 +66,7 @@ class AgentRegistry:
                                     f"{problems[0]}")
         return adapter
 
-    def problems(self, variants: Iterable["ResolvedVariant"]) -> list[str]:
+    def problems(self, variants: Iterable[ResolvedVariant]) -> list[str]:
         """One line per variant whose agent is unknown or refuses its fields."""
         found = []
         for variant in variants:
@@ -120,7 +120,7 @@ def installed_registry() -> AgentRegistry:
             continue
         try:
             plugin = ep.load()
-        except Exception as e:  # a broken plugin is the installation's fault: say which
+        except Exception as e:  # noqa: BLE001 - any import error of a plugin: say which
             raise AgentNotAvailable(f"plugin {ep.name} ({ep.value}) does not load: "
                                     f"{type(e).__name__}: {e}") from None
         pm.register(plugin, ep.name)

@@ -159,8 +159,8 @@ def _site_dirs() -> list[str]:
 def _fresh_venv(path: Path) -> Path:
     subprocess.run([sys.executable, "-m", "venv", str(path)], check=True, timeout=300)
     python = path / "bin" / "python"
-    purelib = subprocess.run([str(python), "-c", "import sysconfig; "
-                              "print(sysconfig.get_path('purelib'))"],
+    show = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    purelib = subprocess.run([str(python), "-c", show],
                              capture_output=True, text=True, check=True).stdout.strip()
     # addsitedir, not a bare path: the .pth files there (editable installs) count too.
     lines = [f"import site; site.addsitedir({d!r})" for d in _site_dirs()]
@@ -173,7 +173,8 @@ def venvs(tmp_path_factory):
     root = tmp_path_factory.mktemp("venvs")
     with_plugin, without = _fresh_venv(root / "with"), _fresh_venv(root / "without")
     res = subprocess.run([str(with_plugin), "-m", "pip", "install", "--no-deps", "-q",
-                          str(EXAMPLE)], capture_output=True, text=True, timeout=600)
+                          str(EXAMPLE)], capture_output=True, text=True, timeout=600,
+                         check=False)
     assert res.returncode == 0, res.stdout + res.stderr
     return with_plugin, without
 
@@ -185,7 +186,7 @@ def _copy_example(project) -> Path:
 
 def _run(project, python: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(python), "-m", *args], cwd=project.root, env=project.env(),
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, check=False)
 
 
 def test_the_example_plugin_runs_under_axp_local_run_after_a_pip_install(project, venvs):

@@ -8,8 +8,7 @@ import textwrap
 import pytest
 
 from pytest_axp import hookspecs
-from pytest_axp.agents import AgentNotAvailable
-from pytest_axp.agents import builtin
+from pytest_axp.agents import AgentNotAvailable, builtin
 from pytest_axp.agents.claude import ClaudeAgent
 from pytest_axp.agents.claude_layer import claude_layer
 from pytest_axp.agents.registry import AgentRegistry, installed_registry
@@ -112,11 +111,11 @@ HEAD = "schema_version: 2\nid: exp\nname: E\ntests: {}\nlimits: {}\nprompts: [go
 
 @pytest.mark.parametrize(("agents", "problem"), [
     ("agents: [{name: claude, script: x}]",
-     "exp.yaml:7:10: variant default: agent claude: script: only the 'command' agent takes "
-     "a script"),
+     ("exp.yaml:7:10: variant default: agent claude: script: only the 'command' agent takes "
+      "a script")),
     ("agents: [command]",
-     "exp.yaml:7:10: variant default: agent command: script: the 'command' agent needs a "
-     "'script' (the bash it runs)"),
+     ("exp.yaml:7:10: variant default: agent command: script: the 'command' agent needs a "
+      "'script' (the bash it runs)")),
     ("agents: [codex]",
      "exp.yaml: variant default: agent 'codex' is not available (known: command, claude)"),
 ])
@@ -137,8 +136,8 @@ def test_v1_agent_fields_are_checked_by_the_adapter(tmp_path):
         limits: {}
     """))
     assert [p.replace(str(tmp_path) + "/", "") for p in found] == [
-        "exp.yaml:5:8: variant default: agent claude: script: only the 'command' agent "
-        "takes a script"]
+        ("exp.yaml:5:8: variant default: agent claude: script: only the 'command' agent "
+         "takes a script")]
 
 
 def test_a_layer_tag_is_a_digest_of_the_base_and_the_key():
