@@ -168,12 +168,26 @@ def _fresh_venv(path: Path) -> Path:
     return python
 
 
+def _isolation() -> list[str]:
+    """Build with this environment's setuptools when it can make a wheel by itself (70.1+,
+    or with `wheel`): nothing is downloaded. Else pip fetches setuptools for the build."""
+    from importlib.metadata import PackageNotFoundError, version
+    from importlib.util import find_spec
+
+    try:
+        major, minor = (int(x) for x in version("setuptools").split(".")[:2])
+    except (PackageNotFoundError, ValueError):
+        return []
+    able = (major, minor) >= (70, 1) or find_spec("wheel") is not None
+    return ["--no-build-isolation"] if able else []
+
+
 @pytest.fixture(scope="module")
 def venvs(tmp_path_factory):
     root = tmp_path_factory.mktemp("venvs")
     with_plugin, without = _fresh_venv(root / "with"), _fresh_venv(root / "without")
     res = subprocess.run([str(with_plugin), "-m", "pip", "install", "--no-deps", "-q",
-                          str(EXAMPLE)], capture_output=True, text=True, timeout=600,
+                          *_isolation(), str(EXAMPLE)], capture_output=True, text=True, timeout=600,
                          check=False)
     assert res.returncode == 0, res.stdout + res.stderr
     return with_plugin, without
