@@ -78,14 +78,17 @@ def _check_sources(variants, bindings=(), slots_bound_later: bool = False) -> No
 
 
 def _check_agents(variants) -> None:
-    """An agent name this installation has no adapter for: invalid input, said up front."""
-    from pytest_axp.agents import AgentNotAvailable, get_agent
+    """An agent this installation has no adapter for, or one refusing its fields: invalid
+    input, said up front (the agents are found as pytest finds them: agents.registry)."""
+    from pytest_axp.agents import AgentNotAvailable
+    from pytest_axp.agents.registry import installed_registry
 
-    for v in variants:
-        try:
-            get_agent(v.agent.name)
-        except AgentNotAvailable as e:
-            raise CliError(f"{v.source_file}: variant {v.id}: {e}") from None
+    try:
+        problems = installed_registry().problems(variants)
+    except AgentNotAvailable as e:
+        raise CliError(str(e)) from None
+    if problems:
+        raise CliError(problems[0])
 
 
 def _secret_names(variants) -> list[str]:
@@ -263,8 +266,9 @@ def _recorded_source(run, variant_id: str) -> str:
 def _execute(args: argparse.Namespace, file: Path, variants, ulids: list[str],
              repeat: int) -> int:
     """Run the variants through pytest (xdist for --jobs) and report; one run per ULID."""
+    from pytest_axp.agents.registry import agent_images
     from pytest_axp.sandbox.base import SandboxError
-    from pytest_axp.sandbox.image import ensure_claude_image, ensure_image
+    from pytest_axp.sandbox.image import ensure_image
 
     runs_dir = _runs_dir(args)
     _reap_orphans()
@@ -272,8 +276,8 @@ def _execute(args: argparse.Namespace, file: Path, variants, ulids: list[str],
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731
     try:
         image = ensure_image(args.image, runs_dir.parent, log=log)
-        if not args.image and any(v.agent.name == "claude" for v in variants):
-            ensure_claude_image(image, runs_dir.parent, log=log)
+        agent_images(image, [v.agent.name for v in variants], runs_dir.parent,
+                     given_image=bool(args.image), log=log)
     except SandboxError as e:
         raise CliError(str(e), EXIT_ENGINE) from None
     experiment_id = variants[0].experiment_id
@@ -284,7 +288,7 @@ def _execute(args: argparse.Namespace, file: Path, variants, ulids: list[str],
 
 def _execute_held(args: argparse.Namespace, file: Path, variants, ulids: list[str],
                   repeat: int, image: str, run_ids: list[str]) -> int:
-    from pytest_axp.sandbox.image import ensure_claude_image
+    from pytest_axp.agents.registry import agent_images, pytest_plugin_args
 
     runs_dir = _runs_dir(args)
     live = sys.stdout.isatty()
@@ -308,7 +312,7 @@ def _execute_held(args: argparse.Namespace, file: Path, variants, ulids: list[st
     # Only the plugins a run needs: every other installed pytest plugin would be imported
     # again by each xdist worker (seconds on a small machine). Conftest files still load.
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    pytest_args += ["-p", "pytest_axp.plugin"]
+    pytest_args += pytest_plugin_args()  # pytest-axp and the installed plugins built on it
     for v in args.variant:
         pytest_args += ["--axp-variant", v]
     for item in args.env:
@@ -339,9 +343,7 @@ def _execute_held(args: argparse.Namespace, file: Path, variants, ulids: list[st
     from .progress import ProgressWatcher
 
     def image_for(agent: str) -> str:
-        if args.image or agent != "claude":
-            return image
-        return ensure_claude_image(image, runs_dir.parent)
+        return agent_images(image, [agent], runs_dir.parent, given_image=bool(args.image))[agent]
 
     runs = [RunPaths(runs_dir / rid) for rid in run_ids]
     prewarm = Prewarm()

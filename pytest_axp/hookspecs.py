@@ -14,13 +14,24 @@ import pytest
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from .record.layout import RunPaths
+
 
 @pytest.hookspec(firstresult=True)
-def pytest_axp_agent(name: str, config: pytest.Config) -> Any | None:
-    """The agent adapter for an experiment's agent `name`, or None if this plugin has none.
+def pytest_axp_agent(name: str, config: pytest.Config | None) -> Any | None:
+    """The agent adapter (see agents.base.Agent) for an experiment's agent `name`, or None
+    if this plugin has none.
 
-    The first non-None answer wins; the built-in `command` and `claude` agents answer last.
+    The first non-None answer wins; the built-in `command` and `claude` agents answer last,
+    so a plugin may replace them. `config` is None when the `axp` CLI checks an experiment
+    outside a pytest session (it then asks the built-ins and the installed plugins).
     """
+
+
+def pytest_axp_agent_names(config: pytest.Config | None) -> list[str]:
+    """The agent names this plugin answers `pytest_axp_agent` for: an unknown name's error
+    lists them as the known agents."""
+    raise NotImplementedError  # a specification: pluggy never calls its body
 
 
 @pytest.hookspec(firstresult=True)
@@ -36,9 +47,13 @@ def pytest_axp_model_api(name: str) -> Any | None:
     """The model API (wire format) called `name` that the model gateway serves, or None."""
 
 
-def pytest_axp_variant_finished(run: Any, summary: dict[str, Any]) -> None:
-    """A variant run ended and its run-summary.json was written (`summary` is its content)."""
+def pytest_axp_variant_finished(run: RunPaths, summary: dict[str, Any]) -> None:
+    """A variant ended and its run-summary.json was just written: `summary` is its content
+    (`summary["variant_id"]`), `run` the run folder (`run.root`, `run.run_id`,
+    `run.results(variant_id).root`). Called in the process that ran the variant (an xdist
+    worker under -n); not called for an interrupted variant, which has no summary."""
 
 
 def pytest_axp_run_finished(run_dir: Path, index: dict[str, Any]) -> None:
-    """A run completed: its index.json (`index`) was written under `run_dir`."""
+    """A run completed: its index.json was just written under `run_dir`; `index` is its
+    content. Called once per run (per repeat), in the controller process."""

@@ -19,8 +19,12 @@ from .session import SESSION_KEY, AxpSession, new_ulids, runs_dir_from
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     from . import hookspecs
+    from .agents import builtin
 
     pluginmanager.add_hookspecs(hookspecs)
+    # The built-in agents answer the same hook as a third-party plugin's, last.
+    if pluginmanager.get_plugin("pytest_axp.agents.builtin") is None:
+        pluginmanager.register(builtin, "pytest_axp.agents.builtin")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -129,6 +133,9 @@ def pytest_configure(config: pytest.Config) -> None:
         if not path.is_file():
             raise pytest.UsageError(f"--axp-model-script {script}: no such file")
         session.services["model_script"] = str(path)
+    from .agents.registry import AgentRegistry
+
+    session.agents = AgentRegistry.for_config(config)
     config.stash[SESSION_KEY] = session
     if given and not workerinput:
         _hold_runs(session)  # a run id chosen ahead may be another process's run
@@ -281,20 +288,26 @@ def _axp_variant_run(request: pytest.FixtureRequest):
 
     run = RetryingRun(spec.run.results(spec.variant.id).root, new_run, prepare,
                       item.config.getoption("axp_retries"))
+
+    def finish() -> None:
+        summary = run.finish()
+        if summary is not None:  # its run-summary.json is written
+            item.config.hook.pytest_axp_variant_finished(run=spec.run, summary=summary)
+
     try:
         provisioned = run.provision()
     except BaseException:
-        run.finish()
+        finish()
         raise
     if not provisioned:
-        run.finish()
+        finish()
         item.user_properties.append(("axp.status", "error"))
         raise AxpVariantError(f"{spec.variant.id}: error: {run.outcome.failure.one_line()}")
     _prefetch_next(axp)
     try:
         yield run
     finally:
-        run.finish()
+        finish()
 
 
 def _prefetch_next(axp: AxpSession) -> None:
@@ -366,9 +379,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if exitstatus == pytest.ExitCode.INTERRUPTED:
         return  # an interrupted run has no index: it is partial
     from .record.index import finalize_run
+    from .record.jsonio import read_json
 
     for run in runs:
-        finalize_run(run)
+        if finalize_run(run):
+            session.config.hook.pytest_axp_run_finished(run_dir=run.root,
+                                                       index=read_json(run.index))
 
 
 def _remove_run_containers(run_ids: list[str]) -> None:

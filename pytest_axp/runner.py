@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from .agents import AgentContext, AgentNotAvailable, get_agent
+from .agents import AgentContext, AgentNotAvailable
 from .agents.command import link_or_copy
 from .record.attempts import attempt_entry
 from .record.commands import CommandLog
@@ -101,6 +101,9 @@ class EngineOptions:
     # "open": the agent has the network setup had; "gateway": it reaches the model
     # gateway and nothing else (see sandbox.network).
     agent_network: str = "open"
+    # Where agent adapters are found (agents.registry.AgentRegistry); None: the built-ins
+    # and the installed plugins, as the CLI sees them.
+    agents: Any = None
 
 
 class VariantFailed(Exception):
@@ -220,8 +223,11 @@ class VariantRun:
     def preflight(self) -> list[tuple[Any, Path, str]]:
         """Host-side checks that must pass before any container starts: the agent exists,
         secrets have values, every file source is bound and present. The staging plan."""
+        from .agents.registry import installed_registry
+
         try:
-            self.agent = get_agent(self.variant.agent.name)
+            self.agent = (self.options.agents or installed_registry()).adapter_for(
+                self.variant)
         except AgentNotAvailable as e:
             self._fail(Failure(phase="agent", name=self.variant.agent.name, message=str(e)))
         self._secrets = secret_values(self.variant, self.options.host_env)

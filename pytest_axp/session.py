@@ -25,6 +25,7 @@ class AxpSession:
     limits: object = None  # sandbox.base.ResourceLimits; None: its defaults
     test_timeout: float | None = None   # seconds; None: the engine's defaults
     setup_timeout: float | None = None
+    agents: object = None  # agents.registry.AgentRegistry of this session's plugins
 
     def engine_options(self):
         from .runner import EngineOptions
@@ -35,7 +36,8 @@ class AxpSession:
                                    ("limits", self.limits),
                                    ("test_timeout_seconds", self.test_timeout),
                                    ("setup_timeout_seconds", self.setup_timeout),
-                                   ("agent_network", self.services.get("agent_network")))
+                                   ("agent_network", self.services.get("agent_network")),
+                                   ("agents", self.agents))
                  if v is not None}
         return EngineOptions(image=self.image, file_bindings=self.file_bindings, **extra)
 
@@ -56,17 +58,25 @@ class AxpSession:
         return found
 
     def resolve_image(self, agent: str = "") -> str:
-        """The sandbox image for an agent: the base image, plus Claude Code for `claude`."""
-        from .sandbox.image import ensure_claude_image, ensure_image
+        """The sandbox image for an agent: the base image plus the agent's own layer."""
+        from .agents import AgentNotAvailable
+        from .agents.registry import AgentRegistry, agent_image, installed_registry
+        from .sandbox.image import ensure_image
 
         if "image" not in self.services:
             self.services["image"] = ensure_image(self.image, self.runs_dir.parent)
-        if agent != "claude" or self.image:
-            return self.services["image"]
-        if "claude_image" not in self.services:
-            self.services["claude_image"] = ensure_claude_image(
-                self.services["image"], self.runs_dir.parent)
-        return self.services["claude_image"]
+        base: str = self.services["image"]
+        images: dict[str, str] = self.services.setdefault("agent_images", {})
+        if agent and agent not in images:
+            registry = self.agents if isinstance(self.agents, AgentRegistry) \
+                else installed_registry()
+            try:
+                adapter = registry.get(agent)
+            except AgentNotAvailable:
+                return base  # the item says so in its preflight, before any container
+            images[agent] = agent_image(base, adapter, self.runs_dir.parent,
+                                        given_image=bool(self.image))
+        return images.get(agent, base)
 
 
 SESSION_KEY = pytest.StashKey[AxpSession]()

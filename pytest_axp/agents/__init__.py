@@ -1,23 +1,22 @@
-"""Agent adapters, looked up by the experiment's agent name."""
+"""Agent adapters, found through the `pytest_axp_agent` hook (see registry.py).
+
+The names below load on first use: the plugin imports `agents.builtin` in every pytest
+session, which must stay cheap.
+"""
 
 from __future__ import annotations
 
-from .base import Agent, AgentContext, AgentNotAvailable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .base import Agent, AgentContext, AgentNotAvailable, AgentSandbox
+
+__all__ = ["Agent", "AgentContext", "AgentNotAvailable", "AgentSandbox"]
 
 
-def get_agent(name: str) -> Agent:
-    if name == "command":
-        from .command import CommandAgent
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from . import base
 
-        return CommandAgent()
-    if name == "claude":
-        try:
-            from .claude import ClaudeAgent
-        except ImportError:
-            raise AgentNotAvailable(
-                "agent 'claude' is not available in this installation") from None
-        return ClaudeAgent()
-    raise AgentNotAvailable(f"agent {name!r} is not available (known: command, claude)")
-
-
-__all__ = ["Agent", "AgentContext", "AgentNotAvailable", "get_agent"]
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

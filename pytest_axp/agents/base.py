@@ -1,7 +1,11 @@
-"""The agent protocol: how the runner hands a prompt to an agent in the sandbox."""
+"""The agent adapter protocol: how the runner hands a prompt to an agent in the sandbox.
+
+Adapters are found through the `pytest_axp_agent` hook (see hookspecs.py and registry.py).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -10,18 +14,33 @@ from ..record.summary import AgentOutcome
 from ..record.trace import TraceWriter
 
 if TYPE_CHECKING:
+    from ..experiment import Agent as AgentSpec
     from ..experiment import ResolvedVariant
-    from ..sandbox.docker import DockerSandbox
+    from ..sandbox.base import ExecResult, ImageLayer
 
 
 class AgentNotAvailable(Exception):
     """The experiment names an agent this installation cannot run."""
 
 
+class AgentSandbox(Protocol):
+    """What an agent may do with its sandbox (every backend's sandbox offers this)."""
+
+    def exec(self, script: str | None = None, *, argv: Sequence[str] | None = None,
+             phase: str, name: str, user: str = "root", workdir: str = "/workspace",
+             env: Mapping[str, str] | None = None,
+             timeout: float | None = None) -> ExecResult: ...
+
+    def put_file(self, path: str, content: bytes, mode: int = 0o644,
+                 uid: int = 0) -> None: ...
+
+    def get_archive(self, path: str) -> Iterator[bytes]: ...
+
+
 @dataclass
 class AgentContext:
-    variant: "ResolvedVariant"
-    sandbox: "DockerSandbox"
+    variant: ResolvedVariant
+    sandbox: AgentSandbox
     paths: VariantPaths
     env: dict[str, str]          # environment_variables, secrets and AXP_* for the agent
     timeout: float | None        # limits.max_time_seconds
@@ -36,7 +55,20 @@ class AgentContext:
 
 
 class Agent(Protocol):
+    """An agent adapter, as `pytest_axp_agent` returns it."""
+
     name: str
+    # The model API the agent speaks through the gateway ("anthropic-messages"), or None
+    # when it calls no model through pytest-axp.
+    model_api: str | None
+
+    def image_layer(self) -> ImageLayer | None:
+        """What the agent adds to the base sandbox image, or None (it runs on the base)."""
+        ...
+
+    def validate(self, agent_spec: AgentSpec) -> list[str]:
+        """Problems with the experiment's agent fields (e.g. `script`), one line each."""
+        ...
 
     def run(self, ctx: AgentContext) -> AgentOutcome:
         """Run to completion or timeout; write agent-raw.json and agent.log; fill the trace."""

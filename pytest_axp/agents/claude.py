@@ -9,14 +9,17 @@ import io
 import json
 import tarfile
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..record.summary import AgentOutcome
-from ..sandbox.base import AGENT_UID, AGENT_USER, SandboxError
+from ..sandbox.base import AGENT_UID, AGENT_USER, ImageLayer, SandboxError
 from ..secrets import Redactor
 from .base import AgentContext
 from .claude_trace import parse_session, session_to_trace
 from .command import link_or_copy
+
+if TYPE_CHECKING:
+    from ..experiment import Agent as AgentSpec
 
 CONFIG_DIR = "/axp/claude-config"
 MCP_CONFIG = f"{CONFIG_DIR}/axp-mcp.json"
@@ -52,6 +55,17 @@ def _mcp_config(variant, env: dict[str, str]) -> dict[str, Any] | None:
 
 class ClaudeAgent:
     name = "claude"
+    model_api: str | None = "anthropic-messages"
+
+    def image_layer(self) -> ImageLayer | None:
+        from .claude_layer import claude_layer
+
+        return claude_layer()
+
+    def validate(self, agent_spec: AgentSpec) -> list[str]:
+        if getattr(agent_spec, "script", None) is not None:
+            return ["script: only the 'command' agent takes a script"]
+        return []
 
     def run(self, ctx: AgentContext) -> AgentOutcome:
         from ..gateway_service import gateway_for

@@ -5,16 +5,29 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..record.summary import AgentOutcome
-from ..sandbox.base import AGENT_USER
+from ..sandbox.base import AGENT_USER, ImageLayer
 from .base import AgentContext
+
+if TYPE_CHECKING:
+    from ..experiment import Agent as AgentSpec
 
 _TRACE_TEXT_LIMIT = 1 << 20
 
 
 class CommandAgent:
     name = "command"
+    model_api: str | None = None
+
+    def image_layer(self) -> ImageLayer | None:
+        return None
+
+    def validate(self, agent_spec: AgentSpec) -> list[str]:
+        if not getattr(agent_spec, "script", None):
+            return ["script: the 'command' agent needs a 'script' (the bash it runs)"]
+        return []
 
     def run(self, ctx: AgentContext) -> AgentOutcome:
         script = ctx.variant.agent.script or ""

@@ -114,30 +114,39 @@ class ModelSpec(_Strict):
         return value
 
 
+class SourcePosition(str):
+    """file:line:column where a value was written. Not part of the value: two agents that
+    say the same are equal wherever they are written (a resolved variant read back from
+    resolved-variant.yaml has no position and equals the one it was written from)."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str)
+
+    def __ne__(self, other: object) -> bool:
+        return not isinstance(other, str)
+
+    __hash__ = str.__hash__
+
+
 class _AgentRules(_Strict):
-    """Rules shared by v2 and v1 agents (ours): only `command` takes a script, and needs it."""
+    """Agent fields beyond the name (e.g. `script`) are accepted here; the agent's adapter
+    decides whether they fit it (agents.base.Agent.validate)."""
 
-    @field_validator("script", check_fields=False)
-    @classmethod
-    def _script_only_for_command(cls, value: str | None, info: Any) -> str | None:
-        name = info.data.get("name")
-        if value is not None and name is not None and name != "command":
-            raise ValueError("only the 'command' agent takes a script")
-        return value
+    _where: str = PrivateAttr(default="")
 
-    @model_validator(mode="after")
-    def _command_needs_script(self) -> "_AgentRules":
-        if getattr(self, "name", None) == "command" and not getattr(self, "script", None):
-            raise ValueError("the 'command' agent needs a 'script'")
-        return self
+    @property
+    def where(self) -> str:
+        """file:line:column of this agent in its experiment file ('' when not from a file)."""
+        return self._where
 
 
 class Agent(_AgentRules):
-    """An agent adapter (`claude`: Claude Code; `command`: a bash script, ours) and its model."""
+    """An agent (`claude`: Claude Code; `command`: a bash script, ours; or a plugin's) and
+    its model."""
 
     name: Name = Field(min_length=1)
     model: ModelSpec | None = None
-    script: str | None = None  # ours: the `command` agent's bash script
+    script: str | None = None  # ours: the `command` agent's bash script (its adapter checks)
 
     @field_validator("model", mode="before", json_schema_input_type=Union[str, ModelSpec, None])
     @classmethod
@@ -149,7 +158,7 @@ class AgentV1(_AgentRules):
     """A v1 agent: the model is given separately, at the top level or in overrides."""
 
     name: Name = Field(min_length=1)
-    script: str | None = None  # ours: the `command` agent's bash script
+    script: str | None = None  # ours: the `command` agent's bash script (its adapter checks)
 
 
 class Prompt(_Strict):

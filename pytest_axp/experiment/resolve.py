@@ -17,6 +17,7 @@ from .errors import ExperimentError, format_path
 from .models import (
     SAFE_NAME, Agent, Environment, EnvVar, Experiment, ExperimentV1, ExperimentV2, Extension,
     FileEntry, Limits, McpServer, MatrixVariant, Product, Prompt, SetupCheck, SetupStep, Tests,
+    SourcePosition,
 )
 from .yamlsource import YamlSource
 
@@ -227,6 +228,8 @@ def _resolve_v2(exp: ExperimentV2, source: YamlSource) -> list[ResolvedVariant]:
                         leaf.loc, f"variant {vid} has no {axis[:-1]}: give '{axis}' at the "
                         "top level or in its extension", path=format_path(leaf.loc))])
             assert agent is not None and prompt is not None
+            if not agent.where:  # shared by several variants: one place in the file
+                agent._where = SourcePosition(source.where(locs["agents"]))
             if "" in parts_id or not SAFE_NAME.match(vid):
                 raise ExperimentError([source.problem(
                     leaf.loc, f"variant {tag!r} gets the id {vid!r}, which is not safe as a "
@@ -304,6 +307,8 @@ def _resolve_v1(exp: ExperimentV1, source: YamlSource) -> list[ResolvedVariant]:
         model = ov.model or exp.model
         agent = Agent(name=base_agent.name if base_agent else "claude",
                       script=base_agent.script if base_agent else None, model=model)
+        agent._where = SourcePosition(source.where(
+            loc + ("overrides", "agent") if ov.agent else ("agent",) if exp.agent else loc))
         prompt_text = ov.prompt if ov.prompt is not None else (exp.flow.prompt if exp.flow
                                                                else None)
         if prompt_text is None:

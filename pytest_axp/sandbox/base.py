@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,3 +54,19 @@ class ExecResult:
     @property
     def ok(self) -> bool:
         return self.exit_code == 0 and not self.timed_out
+
+
+@dataclass(frozen=True)
+class ImageLayer:
+    """What an agent adds to the base sandbox image, built once per (base image, key).
+
+    `key` identifies the content without building it (the Dockerfile's text and any pinned
+    version): a new key is a new image. `context(log)` makes the build context (file name
+    -> bytes or a host path) and is called only when the image must be built (`log`, when
+    not None, takes progress lines); its Dockerfile starts `FROM ${BASE}`: the build
+    argument BASE is the base image's tag.
+    """
+
+    name: str   # the image repository is pytest-axp/<name>
+    key: str
+    context: Callable[[Callable[[str], None] | None], Mapping[str, bytes | Path]]

@@ -6,24 +6,20 @@ import fcntl
 import hashlib
 import io
 import os
-import platform
-import shutil
-import subprocess
 import tarfile
 import tempfile
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
 from docker.errors import BuildError, DockerException, ImageNotFound
 
-from .base import SandboxError
+from .base import ImageLayer, SandboxError
 from .docker import client
 
 IMAGE_REPO = "pytest-axp/base"
-CLAUDE_IMAGE_REPO = "pytest-axp/claude"
+LAYER_REPO_PREFIX = "pytest-axp/"  # an agent's layer is pytest-axp/<layer name>:<digest>
 DEFAULT_BASE_IMAGE = "debian:bookworm"
-# The Claude Code release the `claude` agent runs; pinned so runs are comparable.
-CLAUDE_CODE_VERSION = "2.1.328"
 
 
 def _image_dir(name: str = "image"):
@@ -119,67 +115,18 @@ def _build_once(tag: str, lock_dir: Path, build) -> str:
     return tag
 
 
-# -- Claude Code layer ---------------------------------------------------------------------
+# -- agent layers -------------------------------------------------------------------------
 
-def claude_image_tag(base_tag: str, version: str = CLAUDE_CODE_VERSION) -> str:
-    h = hashlib.sha256(f"{base_tag}\0{version}".encode())
-    for name, data in _context_files("claude_image").items():
-        h.update(name.encode() + b"\0" + data)
-    return f"{CLAUDE_IMAGE_REPO}:{h.hexdigest()[:12]}"
-
-
-def claude_binary(version: str = CLAUDE_CODE_VERSION, log=None) -> Path:
-    """The native Claude Code binary for this machine's architecture.
-
-    $AXP_CLAUDE_BINARY wins; else a cached copy; else `npm pack` of the platform package,
-    which uses the host's own npm configuration (registry, proxy, certificates).
-    """
-    given = os.environ.get("AXP_CLAUDE_BINARY")
-    if given:
-        path = Path(given)
-        if not path.is_file():
-            raise SandboxError(f"AXP_CLAUDE_BINARY={given} is not a file")
-        return path
-    arch = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}.get(
-        platform.machine().lower())
-    if arch is None:
-        raise SandboxError(f"no Claude Code build for {platform.machine()}")
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pytest-axp"
-    target = cache / f"claude-code-{version}-linux-{arch}" / "claude"
-    if target.is_file():
-        return target
-    npm = shutil.which("npm")
-    if npm is None:
-        raise SandboxError("the claude agent needs the Claude Code binary: install npm "
-                           "(Node.js) or set AXP_CLAUDE_BINARY=/path/to/claude")
-    package = f"@anthropic-ai/claude-code-linux-{arch}@{version}"
-    if log:
-        log(f"fetching {package} with npm")
-    with tempfile.TemporaryDirectory() as tmp:
-        res = subprocess.run([npm, "pack", "--silent", "--pack-destination", tmp, package],
-                             capture_output=True, text=True)
-        tgz = sorted(Path(tmp).glob("*.tgz"))
-        if res.returncode != 0 or not tgz:
-            last = (res.stderr.strip().splitlines() or ["no output"])[-1]
-            raise SandboxError(f"npm pack {package} failed: {last}")
-        with tarfile.open(tgz[0]) as tar:
-            member = tar.getmember("package/claude")
-            src = tar.extractfile(member)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            # A file of its own per writer, renamed into place: parallel workers fetching at
-            # once each end with a whole binary.
-            fd, partial = tempfile.mkstemp(dir=target.parent, prefix=".claude-")
-            with os.fdopen(fd, "wb") as out:
-                shutil.copyfileobj(src, out)
-            os.chmod(partial, 0o755)
-            os.replace(partial, target)
-    return target
+def layer_tag(base_tag: str, layer: ImageLayer) -> str:
+    """The layer's image tag: a digest of the base image's tag and the layer's key."""
+    digest = hashlib.sha256(f"{base_tag}\0{layer.name}\0{layer.key}".encode()).hexdigest()
+    return f"{LAYER_REPO_PREFIX}{layer.name}:{digest[:12]}"
 
 
-def ensure_claude_image(base_tag: str, lock_dir: Path, log=None) -> str:
+def ensure_layer(base_tag: str, layer: ImageLayer, lock_dir: Path,
+                 log: Callable[[str], None] | None = None) -> str:
+    """`base_tag` plus `layer`, built once (its context is made only then) and reused."""
     def build(tag: str) -> None:
-        context: dict[str, bytes | Path] = dict(_context_files("claude_image"))
-        context["claude"] = claude_binary(log=log)
-        _docker_build(context, tag, {"BASE": base_tag}, base_tag, log)
+        _docker_build(dict(layer.context(log)), tag, {"BASE": base_tag}, base_tag, log)
 
-    return _build_once(claude_image_tag(base_tag), lock_dir, build)
+    return _build_once(layer_tag(base_tag, layer), lock_dir, build)

@@ -40,7 +40,7 @@ def cli() -> Path:
     import tempfile
 
     from pytest_axp.agents.command import link_or_copy
-    from pytest_axp.sandbox.image import claude_binary
+    from pytest_axp.agents.claude_layer import claude_binary
 
     folder = Path(tempfile.mkdtemp(prefix="axp-cli-"))
     folder.chmod(0o755)

@@ -94,10 +94,8 @@ matrix:
         "legacy.yaml:18:12: matrix.variant[1].id: duplicate variant id 'a'")
 
 
-def test_v1_agent_rules_and_missing_prompt(tmp_path):
-    with pytest.raises(ExperimentError) as err:
-        load_and_resolve(write(tmp_path, V1 + "agent: {name: claude, script: x}\n"))
-    assert "agent.script: only the 'command' agent takes a script" in str(err.value)
+def test_v1_missing_prompt(tmp_path):
+    # (an agent's own fields are its adapter's to check: tests/unit/test_agent_registry.py)
     with pytest.raises(ExperimentError) as err:
         load_and_resolve(write(tmp_path, V1.replace("flow: {prompt: Do the thing.}\n", "")))
     assert "has no prompt" in str(err.value)
