@@ -13,6 +13,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from .errors import CliError
+
 RUNS_DIR_HELP = "folder of run folders (default: $AXP_RUNS_DIR or ./.axp/runs)"
 
 
@@ -21,8 +23,6 @@ def _runs_dir(args: argparse.Namespace) -> Path:
 
 
 def _error(message: str, code: int = 2) -> Exception:
-    from .main import CliError  # lazily: main imports this module
-
     return CliError(message, code)
 
 

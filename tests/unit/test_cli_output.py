@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from axp_cli import final
-from axp_cli.main import build_parser, experiment_files
+from axp_cli.main import build_parser
+from axp_cli.run import experiment_files
 from axp_cli.query_cmds import _results_priority
 from axp_cli.table import fit, fitted, render
 from pytest_axp.experiment import experiment_json_schema
