@@ -104,7 +104,7 @@ def pytest_configure(config: pytest.Config) -> None:
     agent_network = str(config.getini("axp_agent_network"))
     if agent_network not in ("open", "gateway"):
         raise pytest.UsageError(f"axp_agent_network: {agent_network!r}: use open or gateway")
-    session.services["agent_network"] = agent_network
+    session.services.agent_network = agent_network
     cwd = config.invocation_params.dir
     env_args, env_files = config.getoption("axp_env"), config.getoption("axp_env_file")
     file_args = config.getoption("axp_file")
@@ -128,7 +128,7 @@ def pytest_configure(config: pytest.Config) -> None:
         path = (config.invocation_params.dir / script).resolve()
         if not path.is_file():
             raise pytest.UsageError(f"--axp-model-script {script}: no such file")
-        session.services["model_script"] = str(path)
+        session.services.model_script = str(path)
     config.stash[SESSION_KEY] = session
     if given and not workerinput:
         _hold_runs(session)  # a run id chosen ahead may be another process's run
@@ -156,7 +156,7 @@ def _hold_runs(session: AxpSession) -> None:
     runs of its ULIDs until it ends. Another holder is a usage error (exit 4)."""
     from .runlock import RunBusy, acquire
 
-    if session.services.get("runs_held"):
+    if session.services.runs_held:
         return
     for ulid in session.ulids:
         try:
@@ -164,7 +164,7 @@ def _hold_runs(session: AxpSession) -> None:
         except RunBusy as e:
             _release_runs(session)
             raise pytest.UsageError(str(e)) from None
-        session.services.setdefault("runs_held", []).append(ulid)
+        session.services.runs_held.append(ulid)
 
 
 def _run_name(session: AxpSession, ulid: str) -> str:
@@ -176,7 +176,8 @@ def _run_name(session: AxpSession, ulid: str) -> str:
 def _release_runs(session: AxpSession) -> None:
     from .runlock import release
 
-    for ulid in session.services.pop("runs_held", []):
+    held, session.services.runs_held = session.services.runs_held, []
+    for ulid in held:
         release(session.runs_dir, ulid)
 
 
@@ -195,7 +196,7 @@ def pytest_xdist_node_collection_finished(node, ids) -> None:
 
 def _hold_fresh(config: pytest.Config) -> None:
     axp = config.stash.get(SESSION_KEY, None)
-    if axp is None or hasattr(config, "workerinput") or axp.services.get("runs_held"):
+    if axp is None or hasattr(config, "workerinput") or axp.services.runs_held:
         return
     try:
         _hold_runs(axp)
@@ -305,7 +306,7 @@ def _prefetch_next(axp: AxpSession) -> None:
     from .sandbox.base import SandboxError
     from .sandbox.docker import prefetch
 
-    nxt = axp.services.get("next_item")
+    nxt = axp.services.next_item
     spec = nxt.stash.get(SPEC_KEY, None) if nxt is not None else None
     if spec is None:
         return
@@ -323,7 +324,7 @@ def _prefetch_next(axp: AxpSession) -> None:
 def pytest_runtest_protocol(item, nextitem):
     axp = item.config.stash.get(SESSION_KEY, None)
     if axp is not None:
-        axp.services["next_item"] = nextitem
+        axp.services.next_item = nextitem
     return (yield)
 
 

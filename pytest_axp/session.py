@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from .record.layout import RunPaths
+from .services import Services
 
 
 @dataclass
@@ -17,7 +18,7 @@ class AxpSession:
     runs_dir: Path
     variant_filter: tuple[str, ...]
     image: str | None
-    services: dict = field(default_factory=dict)
+    services: Services = field(default_factory=Services)
     max_patch_bytes: int | None = None       # None: the engine's defaults
     max_workspace_bytes: int | None = None
     env_source: dict[str, str] | None = None  # None: the process environment
@@ -35,7 +36,7 @@ class AxpSession:
                                    ("limits", self.limits),
                                    ("test_timeout_seconds", self.test_timeout),
                                    ("setup_timeout_seconds", self.setup_timeout),
-                                   ("agent_network", self.services.get("agent_network")))
+                                   ("agent_network", self.services.agent_network))
                  if v is not None}
         return EngineOptions(image=self.image, file_bindings=self.file_bindings, **extra)
 
@@ -59,14 +60,14 @@ class AxpSession:
         """The sandbox image for an agent: the base image, plus Claude Code for `claude`."""
         from .sandbox.image import ensure_claude_image, ensure_image
 
-        if "image" not in self.services:
-            self.services["image"] = ensure_image(self.image, self.runs_dir.parent)
+        if self.services.image is None:
+            self.services.image = ensure_image(self.image, self.runs_dir.parent)
         if agent != "claude" or self.image:
-            return self.services["image"]
-        if "claude_image" not in self.services:
-            self.services["claude_image"] = ensure_claude_image(
-                self.services["image"], self.runs_dir.parent)
-        return self.services["claude_image"]
+            return self.services.image
+        if self.services.claude_image is None:
+            self.services.claude_image = ensure_claude_image(
+                self.services.image, self.runs_dir.parent)
+        return self.services.claude_image
 
 
 SESSION_KEY = pytest.StashKey[AxpSession]()
