@@ -7,9 +7,10 @@ import json
 import sys
 from pathlib import Path
 
+from pytest_axp.render.table import render
+
 from .common import _check_agents, _check_sources, _load, _secret_names
 from .errors import EXIT_INVALID, EXIT_OK, CliError
-from .table import render
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

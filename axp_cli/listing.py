@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
+from pytest_axp.render.table import render
+
 from .common import _runs_dir
 from .errors import EXIT_INVALID, EXIT_OK, CliError
 from .query_cmds import no_runs
-from .table import render
 
 
 def cmd_list(args: argparse.Namespace) -> int:

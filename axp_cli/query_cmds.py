@@ -96,7 +96,7 @@ def cmd_query(args: argparse.Namespace) -> int:
                      for r in rows])
         sys.stdout.write(buf.getvalue())
     else:
-        from .table import render
+        from pytest_axp.render.table import render
 
         def cell(c: Any) -> str:
             text = json.dumps(c, ensure_ascii=False) if isinstance(c, (list, dict)) else (
@@ -125,7 +125,7 @@ def cmd_results(args: argparse.Namespace) -> int:
         what = f" of experiment {args.experiment}" if args.experiment else ""
         raise no_runs(_runs_dir(args), f"finished variant runs{what}")
     if args.format == "table":
-        from .table import fitted, terminal_width
+        from pytest_axp.render.table import fitted, terminal_width
 
         width = terminal_width()
         text = R.render_text(res, table=lambda head, rows: fitted(head, rows, width,

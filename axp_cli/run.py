@@ -10,11 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+from pytest_axp.render.table import render
+
 from .common import _check_agents, _check_sources, _load, _runs_dir, _secret_names
 from .errors import (
     EXIT_BUSY, EXIT_ENGINE, EXIT_INTERRUPTED, EXIT_NOT_PASSED, EXIT_OK, CliError,
 )
-from .table import render
 
 
 # The run folders of the run under way and whether the interrupt line was printed: a second
@@ -406,7 +407,7 @@ def _report_runs(runs_dir: Path, run_ids: list[str], interrupted: bool,
     from pytest_axp.record.layout import RunPaths
 
     from . import final
-    from .table import terminal_width
+    from pytest_axp.render.table import terminal_width
 
     folders = [RunPaths(runs_dir / rid) for rid in run_ids]
     if interrupted:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pytest_axp.render.table import render
+
 from .errors import EXIT_ENGINE, EXIT_OK, CliError
-from .table import render
 
 
 def cmd_sandbox_clean(args: argparse.Namespace) -> int:
