@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from .errors import CliError
@@ -12,7 +11,9 @@ RUNS_DIR_HELP = "folder of run folders (default: $AXP_RUNS_DIR or ./.axp/runs)"
 
 
 def _runs_dir(args: argparse.Namespace) -> Path:
-    return Path(args.runs_dir or os.environ.get("AXP_RUNS_DIR") or ".axp/runs").resolve()
+    from pytest_axp.runs import resolve_runs_dir
+
+    return resolve_runs_dir(args.runs_dir, Path.cwd())
 
 
 def _load(path: str):

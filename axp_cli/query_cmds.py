@@ -6,21 +6,14 @@ import argparse
 import csv
 import io
 import json
-import os
 import sys
 from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from .common import RUNS_DIR_HELP, _runs_dir
 from .errors import CliError
-
-RUNS_DIR_HELP = "folder of run folders (default: $AXP_RUNS_DIR or ./.axp/runs)"
-
-
-def _runs_dir(args: argparse.Namespace) -> Path:
-    return Path(args.runs_dir or os.environ.get("AXP_RUNS_DIR") or ".axp/runs").resolve()
-
 
 def _error(message: str, code: int = 2) -> Exception:
     return CliError(message, code)

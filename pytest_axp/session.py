@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,8 +79,9 @@ def new_ulids(n: int) -> list[str]:
 
 
 def runs_dir_from(config: pytest.Config) -> Path:
-    raw = config.getoption("axp_runs_dir") or os.environ.get("AXP_RUNS_DIR") or ".axp/runs"
-    return (config.invocation_params.dir / raw).resolve()
+    from .runs import resolve_runs_dir
+
+    return resolve_runs_dir(config.getoption("axp_runs_dir"), config.invocation_params.dir)
 
 
 def parse_file_bindings(items: list[str], cwd: Path) -> tuple[tuple[str, str, str], ...]:

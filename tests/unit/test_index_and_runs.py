@@ -118,3 +118,15 @@ def test_rebuild_removes_an_index_while_a_variant_has_no_summary(tmp_path):
     assert not index_matches(run)
     assert not rebuild_index(run) and not run.index.exists()
     assert list_runs(tmp_path)[0].status == "partial"
+
+
+def test_runs_dir_resolution_order(tmp_path):
+    from pytest_axp.runs import resolve_runs_dir
+
+    # the option wins, then $AXP_RUNS_DIR, then ./.axp/runs; relative paths from cwd
+    assert resolve_runs_dir("out", tmp_path, {"AXP_RUNS_DIR": "/elsewhere"}) == tmp_path / "out"
+    assert resolve_runs_dir(None, tmp_path, {"AXP_RUNS_DIR": "env-runs"}) == tmp_path / "env-runs"
+    assert resolve_runs_dir(None, tmp_path, {"AXP_RUNS_DIR": str(tmp_path / "abs")}) \
+        == tmp_path / "abs"
+    assert resolve_runs_dir(None, tmp_path, {}) == tmp_path / ".axp" / "runs"
+    assert resolve_runs_dir("", tmp_path, {}) == tmp_path / ".axp" / "runs"
