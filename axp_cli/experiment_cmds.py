@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pytest_axp.render.table import render
 
-from .common import _check_agents, _check_sources, _load, _secret_names
+from .common import _check_agents, _load
 from .errors import EXIT_INVALID, EXIT_OK, CliError
 
 
@@ -24,8 +24,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     except OSError as e:
         raise CliError(f"{args.file}: {e.strerror}") from None
+    from pytest_axp.plan import source_problems
+
+    problems = source_problems(variants, slots_bound_later=True)  # slots bound at run time
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        return EXIT_INVALID
     try:
-        _check_sources(variants, slots_bound_later=True)  # slots are bound at run time
         _check_agents(variants)
     except CliError as e:
         print(e, file=sys.stderr)
@@ -39,14 +45,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
               "exit only", file=sys.stderr)
     print(f"{args.file}: valid ({len(variants)} variant(s))")
     # Secret values come at run time, so a missing one is not a fault of the file.
-    from pytest_axp.secrets import EnvError, resolve_values
+    from pytest_axp.plan import PlanError, unset_secrets
 
-    names = _secret_names(variants)
     try:
-        values = resolve_values(names, cwd=Path.cwd()) if names else {}
-    except EnvError as e:
+        unset = unset_secrets(variants, Path.cwd())
+    except PlanError as e:
         raise CliError(str(e)) from None
-    unset = [n for n in names if not values.get(n)]
     if unset:
         print(f"note: no value here for secret(s) {', '.join(unset)}: a run needs them "
               "(environment, ./.env, --env-file or --env)")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pytest_axp.render.table import render
 
-from .common import _check_agents, _check_sources, _load, _runs_dir, _secret_names
+from .common import _check_agents, _load, _runs_dir, refuse
 from .errors import (
     EXIT_BUSY, EXIT_ENGINE, EXIT_INTERRUPTED, EXIT_NOT_PASSED, EXIT_OK, CliError,
 )
@@ -62,8 +62,7 @@ def cmd_local_run(args: argparse.Namespace) -> int:
     bindings = _file_bindings(args, variants)
     if args.dry_run:
         return _dry_run(args, variants, bindings)
-    _check_sources(variants, bindings)
-    _check_secret_lengths(args, variants)
+    _check_inputs(args, variants, bindings)
     from pytest_axp.session import new_ulids
 
     return _execute(args, Path(args.file), variants, new_ulids(args.repeat), args.repeat)
@@ -106,7 +105,7 @@ def _run_folder(args: argparse.Namespace) -> int:
         plans.append((file, variants, _file_bindings(args, variants)))
     if not args.dry_run:
         for _, variants, bindings in plans:
-            _check_sources(variants, bindings)
+            _check_inputs(args, variants, bindings)
     from pytest_axp.session import new_ulids
 
     worst = EXIT_OK
@@ -141,58 +140,43 @@ def _holding(runs_dir: Path, ulids: list[str], names: list[str]):
 
 def _resume(args: argparse.Namespace) -> int:
     """Run again, into the same folder, the variants of a run that have no summary or ended
-    as `error`; earlier attempts move to results/<id>/attempts/<n>/. An index.json that does
-    not parse or disagrees with the summaries is rebuilt from them."""
-    from pytest_axp.record.layout import RunPaths
-    from pytest_axp.runs import split_run_id
-
-    run = RunPaths(_runs_dir(args) / args.resume)
-    experiment_id, ulid = split_run_id(args.resume)
-    selected = run.selected_variants()
-    if not selected or ulid is None:
-        raise CliError(f"--resume {args.resume}: no such run under {_runs_dir(args)}")
-    with _holding(_runs_dir(args), [ulid], [run.run_id]):
-        return _resume_held(args, run, selected, ulid)
-
-
-def _resume_held(args: argparse.Namespace, run, selected: list[str], ulid: str) -> int:
-    from pytest_axp.record.attempts import archive_attempt
-    from pytest_axp.record.index import index_matches, rebuild_index
-    from pytest_axp.record.jsonio import read_json
-
-    if run.index.exists() and not index_matches(run):
-        # Derived from the summaries: rebuilt below, or when the resumed variants end.
-        print(f"run {run.run_id}: index.json does not match the results; rebuilding it")
-    source = args.file or _recorded_source(run, selected[0])
-    variants = {v.id: v for v in _load(source)}
-    gone = [vid for vid in selected if vid not in variants]
-    if gone:
-        raise CliError(f"--resume: {source} no longer has variant(s) {', '.join(gone)}")
-    todo = [vid for vid in selected
-            if (read_json(run.results(vid).run_summary) or {}).get("status") in (None, "error")]
-    if not todo:
-        print(f"run {args.resume}: every variant has a result; nothing to resume")
-        if not index_matches(run):
-            rebuild_index(run)
-        return _report_runs(run.root.parent, [args.resume], interrupted=False)
-    _check_secret_lengths(args, [variants[v] for v in todo])  # before anything moves
-    for vid in todo:
-        archive_attempt(run, vid)
-    run.index.unlink(missing_ok=True)  # rebuilt from the summaries when the run completes
-    args.variant = todo
-    _file_bindings(args, [variants[v] for v in todo])
-    return _execute(args, Path(source), [variants[v] for v in todo], [ulid], 1)
-
-
-def _recorded_source(run, variant_id: str) -> str:
-    import yaml
+    as `error` (see pytest_axp.resume)."""
+    from pytest_axp.resume import ResumeError, find_run
 
     try:
-        data = yaml.safe_load(run.resolved_variant(variant_id).read_text())
-        return data["source_file"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        target = find_run(_runs_dir(args), args.resume)
+    except ResumeError as e:
+        raise CliError(str(e)) from None
+    with _holding(_runs_dir(args), [target.ulid], [target.run.run_id]):
+        return _resume_held(args, target)
+
+
+def _resume_held(args: argparse.Namespace, target) -> int:
+    from pytest_axp import resume
+
+    run = target.run
+    if resume.index_is_stale(run):
+        # Derived from the summaries: rebuilt below, or when the resumed variants end.
+        print(f"run {run.run_id}: index.json does not match the results; rebuilding it")
+    source = args.file or resume.recorded_source(run, target.selected[0])
+    if source is None:
         raise CliError(f"--resume: cannot tell which file {run.run_id} ran; give it: "
-                       f"axp local run FILE --resume {run.run_id}") from None
+                       f"axp local run FILE --resume {run.run_id}")
+    variants = {v.id: v for v in _load(source)}
+    gone = [vid for vid in target.selected if vid not in variants]
+    if gone:
+        raise CliError(f"--resume: {source} no longer has variant(s) {', '.join(gone)}")
+    todo = resume.variants_to_rerun(run, target.selected)
+    if not todo:
+        print(f"run {args.resume}: every variant has a result; nothing to resume")
+        resume.repair_index(run)
+        return _report_runs(run.root.parent, [args.resume], interrupted=False)
+    chosen = [variants[v] for v in todo]
+    bindings = _file_bindings(args, chosen)  # checked before anything moves
+    _check_inputs(args, chosen, bindings, sources=False)
+    resume.set_aside(run, todo)
+    args.variant = todo
+    return _execute(args, Path(source), chosen, [target.ulid], 1)
 
 
 def _execute(args: argparse.Namespace, file: Path, variants, ulids: list[str],
@@ -316,20 +300,16 @@ def _execute_held(args: argparse.Namespace, file: Path, variants, ulids: list[st
                         wall_seconds=time.monotonic() - started, order=[v.id for v in variants])
 
 
-def _check_secret_lengths(args: argparse.Namespace, variants) -> None:
-    """A value too short to redact safely is refused before any container (a missing one is
-    the variant's error, reported in its summary)."""
-    from pytest_axp.secrets import EnvError, resolve_values, too_short, too_short_message
+def _check_inputs(args: argparse.Namespace, variants, bindings, sources: bool = True) -> None:
+    """Sources that are missing or linked, and secret values too short to redact safely,
+    are refused before any container (a missing secret is the variant's own error)."""
+    from pytest_axp.plan import PlanError, secret_problems, source_problems
 
-    names = list(dict.fromkeys(n for v in variants for n in v.secrets))
     try:
-        values = resolve_values(names, cwd=Path.cwd(), env_files=args.env_file,
-                                env_args=args.env)
-    except EnvError as e:
+        refuse((source_problems(variants, bindings) if sources else [])
+               + secret_problems(variants, Path.cwd(), args.env_file, args.env))
+    except PlanError as e:
         raise CliError(str(e)) from None
-    short = too_short(values)
-    if short:
-        raise CliError(too_short_message(short[0], values[short[0]]))
 
 
 def _engine_options(args: argparse.Namespace):
@@ -461,73 +441,42 @@ def _remove_run_containers(run_ids: list[str]) -> None:
 
 
 def _file_bindings(args: argparse.Namespace, variants):
-    from pytest_axp.session import parse_file_bindings
-    from pytest_axp.staging import unknown_bindings
+    from pytest_axp.plan import PlanError, bind_files
 
     try:
-        bindings = parse_file_bindings(args.files, Path.cwd())
-    except ValueError as e:
+        return bind_files(args.files, Path.cwd(), variants)
+    except PlanError as e:
         raise CliError(str(e)) from None
-    files = [f for v in variants for f in v.files]
-    unknown = unknown_bindings(files, bindings)
-    if unknown:
-        named = sorted({f.name for f in files if f.name})
-        raise CliError(f"--file {unknown[0]}=...: no file entry is named {unknown[0]!r} "
-                       f"(named entries: {', '.join(named) or 'none'})")
-    return bindings
 
 
 def _dry_run(args: argparse.Namespace, variants, bindings) -> int:
     """The plan, written nowhere: variants, staging and secrets. Exit 1 if anything is
     missing, so CI can check an experiment's inputs before paying for a run."""
-    from pytest_axp.secrets import MIN_SECRET_LENGTH, EnvError, resolve_values, too_short
-    from pytest_axp.staging import StagingError, build_entry, plan_entries
+    from pytest_axp.plan import dry_run_plan
+    from pytest_axp.secrets import MIN_SECRET_LENGTH
 
-    print(f"experiment {variants[0].experiment_id}: {len(variants)} variant(s) x "
-          f"{args.repeat} repeat(s) = {len(variants) * args.repeat} sandbox run(s)")
-    print(f"image: {args.image or 'bundled base image (built on first use)'}")
+    plan = dry_run_plan(variants, bindings=bindings, repeat=args.repeat, image=args.image,
+                        cwd=Path.cwd(), env_files=args.env_file, env_args=args.env)
+    refuse(plan.problems)
+    print(f"experiment {plan.experiment_id}: {len(plan.variants)} variant(s) x "
+          f"{plan.repeat} repeat(s) = {plan.sandbox_runs} sandbox run(s)")
+    print(f"image: {plan.image or 'bundled base image (built on first use)'}")
     print()
     print(render(("variant", "tag", "agent", "model", "prompt", "environment", "product"),
                  [(v.id, v.tag, v.agent.name, v.matrix.get("model", ""), v.prompt.id,
                    v.matrix.get("environment", ""), v.matrix.get("product", ""))
-                  for v in variants]))
-    rows, seen, missing = [], set(), []
-    for v in variants:
-        for p in plan_entries(v.files, Path(v.source_file).parent, bindings):
-            key = (p.entry.name, p.source, p.entry.dest)
-            if key in seen:
-                continue
-            seen.add(key)
-            files = size = ""
-            if p.state == "SYMLINK":
-                raise CliError(f"{p.entry.where or v.source_file}: files: source "
-                               f"{p.entry.source or p.source}: {p.problem}")
-            if p.state == "OK":
-                try:  # counted and hashed as it streams: nothing is held or written
-                    staged = build_entry(Path(p.source), p.entry.dest)
-                    files, size = staged.file_count, staged.size_bytes
-                except (StagingError, OSError):
-                    pass
-            if p.state in ("MISSING", "UNBOUND"):
-                missing.append(f"file {p.entry.name or p.source}")
-            rows.append((p.entry.name or "", p.source or "", p.entry.dest, files, size, p.state))
-    if rows:
+                  for v in plan.variants]))
+    if plan.staging:
         print("\nstaging:")
-        print(render(("name", "source", "dest", "files", "bytes", "state"), rows))
-    names = _secret_names(variants)
-    if names:
-        try:
-            values = resolve_values(names, cwd=Path.cwd(), env_files=args.env_file,
-                                    env_args=args.env)
-        except EnvError as e:
-            raise CliError(str(e)) from None
-        short = set(too_short(values))
+        print(render(("name", "source", "dest", "files", "bytes", "state"),
+                     [(r.name, r.source, r.dest, "" if r.files is None else r.files,
+                       "" if r.size_bytes is None else r.size_bytes, r.state)
+                      for r in plan.staging]))
+    if plan.secrets:
         print("\nsecrets:")
         print(render(("name", "state"), [
-            (n, f"too short (under {MIN_SECRET_LENGTH} characters)" if n in short
-             else "set" if values.get(n) else "missing") for n in names]))
-        missing += [f"secret {n}" for n in names if not values.get(n)]
-        missing += [f"secret {n} (too short)" for n in names if n in short and values.get(n)]
-    print("\ndry run: nothing was written" + (f"; missing: {', '.join(missing)}"
-                                                if missing else ""))
-    return EXIT_NOT_PASSED if missing else EXIT_OK
+            (r.name, f"too short (under {MIN_SECRET_LENGTH} characters)"
+             if r.state == "too short" else r.state) for r in plan.secrets]))
+    print("\ndry run: nothing was written" + (f"; missing: {', '.join(plan.missing)}"
+                                                if plan.missing else ""))
+    return EXIT_NOT_PASSED if plan.missing else EXIT_OK
