@@ -210,43 +210,35 @@ def _execute_held(args: argparse.Namespace, file: Path, variants, ulids: list[st
     if not live:  # the live view's title says it on a terminal
         for rid in run_ids:
             print(f"run {rid}", flush=True)
-    pytest_args = [
-        str(file.resolve()), "-q", "--no-header", "-p", "no:cacheprovider",
-        "--rootdir", str(file.resolve().parent),
-        "--axp-runs-dir", str(runs_dir), "--axp-repeat", str(repeat),
-        "--axp-run-ulids", ",".join(ulids),
-    ]
-    if args.image:
-        pytest_args += ["--axp-image", args.image]
-    for option, value in (("--axp-test-timeout", args.test_timeout),
-                          ("--axp-setup-timeout", args.setup_timeout)):
-        if value is not None:
-            pytest_args += [option, repr(value)]
-    if args.retries:
-        pytest_args += ["--axp-retries", str(args.retries)]
-    # Only the plugins a run needs: every other installed pytest plugin would be imported
-    # again by each xdist worker (seconds on a small machine). Conftest files still load.
-    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    pytest_args += ["-p", "pytest_axp.plugin"]
-    for v in args.variant:
-        pytest_args += ["--axp-variant", v]
-    for item in args.env:
-        pytest_args += ["--axp-env", item]
-    for item in args.env_file:
-        pytest_args += ["--axp-env-file", str(Path(item).resolve())]
-    for item in args.files:
-        pytest_args += ["--axp-file", item]
-    for ini, value in (("axp_memory", args.memory), ("axp_cpus", args.cpus),
-                       ("axp_pids_limit", args.pids_limit),
-                       ("axp_agent_network", args.agent_network)):
-        if value is not None:
-            pytest_args += ["-o", f"{ini}={value}"]
     if args.model_script:
         script = Path(args.model_script)
         if not script.is_file():
             raise CliError(f"--model-script {args.model_script}: no such file")
         _check_model_script(script)
-        pytest_args += ["--axp-model-script", str(script.resolve())]
+    # What the plugin is told, by option dest and ini name; the same values give the
+    # engine options of the sandboxes created ahead below.
+    options = {
+        "axp_runs_dir": str(runs_dir), "axp_repeat": repeat, "axp_run_ulids": ",".join(ulids),
+        "axp_image": args.image, "axp_test_timeout": args.test_timeout,
+        "axp_setup_timeout": args.setup_timeout, "axp_retries": args.retries or None,
+        "axp_variant": args.variant, "axp_env": args.env,
+        "axp_env_file": [str(Path(item).resolve()) for item in args.env_file],
+        "axp_file": args.files,
+        "axp_model_script": str(Path(args.model_script).resolve()) if args.model_script
+        else None,
+    }
+    ini = {name: value for name, value in (
+        ("axp_memory", args.memory), ("axp_cpus", args.cpus),
+        ("axp_pids_limit", args.pids_limit), ("axp_agent_network", args.agent_network))
+        if value is not None}
+    pytest_args = [
+        str(file.resolve()), "-q", "--no-header", "-p", "no:cacheprovider",
+        "--rootdir", str(file.resolve().parent),
+    ]
+    # Only the plugins a run needs: every other installed pytest plugin would be imported
+    # again by each xdist worker (seconds on a small machine). Conftest files still load.
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    pytest_args += ["-p", "pytest_axp.plugin"] + _as_pytest_args(options, ini)
     if args.jobs > 1:
         pytest_args += ["-p", "xdist.plugin", "-n",
                         str(min(args.jobs, len(variants) * repeat))]
@@ -273,7 +265,7 @@ def _execute_held(args: argparse.Namespace, file: Path, variants, ulids: list[st
     _signalled.clear()
     try:
         prewarm.start(variants, runs, min(args.jobs, len(variants) * repeat), image_for,
-                      _engine_options(args))
+                      _engine_options(options, ini))
         watcher.start()
         _active_runs[:] = [r.root for r in runs]
         # axp shows its own progress and final table; pytest's report is kept for the
@@ -312,26 +304,27 @@ def _check_inputs(args: argparse.Namespace, variants, bindings, sources: bool = 
         raise CliError(str(e)) from None
 
 
-def _engine_options(args: argparse.Namespace):
-    """What the run's items will use, as far as the command line says (ini settings are
-    the plugin's to read)."""
-    from pytest_axp.runner import EngineOptions
-    from pytest_axp.sandbox.base import ResourceLimits
-    from pytest_axp.secrets import EnvError, layered_environment
-    from pytest_axp.session import parse_file_bindings
+def _as_pytest_args(options: dict, ini: dict) -> list[str]:
+    """--axp-NAME VALUE per option (repeated for a list, left out when unset) and
+    -o NAME=VALUE per ini setting."""
+    out: list[str] = []
+    for dest, value in options.items():
+        flag = "--" + dest.replace("_", "-")
+        for one in value if isinstance(value, list) else [value]:
+            if one is not None:
+                out += [flag, repr(one) if isinstance(one, float) else str(one)]
+    for name, value in ini.items():
+        out += ["-o", f"{name}={value}"]
+    return out
 
-    defaults = ResourceLimits()
+
+def _engine_options(options: dict, ini: dict):
+    from pytest_axp.session import engine_options_from
+
     try:
-        limits = ResourceLimits(
-            memory=args.memory or defaults.memory,
-            cpus=float(args.cpus) if args.cpus else defaults.cpus,
-            pids=int(args.pids_limit) if args.pids_limit else defaults.pids)
-        env = layered_environment(cwd=Path.cwd(), env_files=args.env_file, env_args=args.env)
-        bindings = parse_file_bindings(args.files, Path.cwd())
-    except (ValueError, EnvError) as e:
+        return engine_options_from(options, ini, Path.cwd())
+    except ValueError as e:
         raise CliError(str(e)) from None
-    return EngineOptions(image=args.image, limits=limits, host_env=env,
-                         file_bindings=bindings, agent_network=args.agent_network or "open")
 
 
 def _print_pytest_summary(output: str, code: int, runs) -> None:
