@@ -16,6 +16,7 @@ from pathlib import Path
 
 from docker.errors import BuildError, DockerException, ImageNotFound
 
+from ..record.jsonio import atomic_file
 from .base import SandboxError
 from .docker import client
 
@@ -165,14 +166,9 @@ def claude_binary(version: str = CLAUDE_CODE_VERSION, log=None) -> Path:
         with tarfile.open(tgz[0]) as tar:
             member = tar.getmember("package/claude")
             src = tar.extractfile(member)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            # A file of its own per writer, renamed into place: parallel workers fetching at
-            # once each end with a whole binary.
-            fd, partial = tempfile.mkstemp(dir=target.parent, prefix=".claude-")
-            with os.fdopen(fd, "wb") as out:
+            # Parallel workers fetching at once each end with a whole binary.
+            with atomic_file(target, mode=0o755) as out:
                 shutil.copyfileobj(src, out)
-            os.chmod(partial, 0o755)
-            os.replace(partial, target)
     return target
 
 

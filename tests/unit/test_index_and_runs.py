@@ -130,3 +130,21 @@ def test_runs_dir_resolution_order(tmp_path):
         == tmp_path / "abs"
     assert resolve_runs_dir(None, tmp_path, {}) == tmp_path / ".axp" / "runs"
     assert resolve_runs_dir("", tmp_path, {}) == tmp_path / ".axp" / "runs"
+
+
+def test_atomic_file_replaces_whole_or_not_at_all(tmp_path):
+    import pytest as _pytest
+
+    from pytest_axp.record.jsonio import atomic_file, write_atomic
+
+    target = tmp_path / "sub" / "out.bin"
+    write_atomic(target, "first")
+    with _pytest.raises(RuntimeError), atomic_file(target) as f:
+        f.write(b"half of a second")
+        raise RuntimeError("cut short")
+    assert target.read_text() == "first"  # the failed writer left the old file whole
+    assert [p.name for p in target.parent.iterdir()] == ["out.bin"]  # and no temp file
+    write_atomic(target, b"second", mode=0o644)
+    assert target.read_bytes() == b"second" and target.stat().st_mode & 0o777 == 0o644
+    write_atomic(target, "third")
+    assert target.stat().st_mode & 0o777 == 0o600
