@@ -68,29 +68,12 @@ def cmd_local_run(args: argparse.Namespace) -> int:
     return _execute(args, Path(args.file), variants, new_ulids(args.repeat), args.repeat)
 
 
-# pytest's default norecursedirs, less the dot rule checked apart.
-_SKIPPED_DIRS = {"build", "dist", "node_modules", "venv", "CVS", "_darcs", "{arch}"}
-
-
-def experiment_files(folder: Path) -> list[Path]:
-    """The experiment files pytest would collect under `folder`, in path order."""
-    from pytest_axp.experiment import sniff_experiment
-
-    found = []
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder).parts
-        if any(p.startswith(".") or p in _SKIPPED_DIRS or p.endswith(".egg")
-               for p in rel[:-1]) or rel[-1].startswith("."):
-            continue
-        if path.suffix in (".yaml", ".yml") and path.is_file() and sniff_experiment(path):
-            found.append(path)
-    return found
-
-
 def _run_folder(args: argparse.Namespace) -> int:
     """Every experiment file in a folder, each as its own run. All are checked before the
     first one starts."""
     folder = Path(args.file)
+    from pytest_axp.collect import experiment_files
+
     files = experiment_files(folder)
     if not files:
         raise CliError(f"{args.file}: a folder with no experiment files in it (.yaml or .yml "
@@ -378,9 +361,9 @@ def _report_runs(runs_dir: Path, run_ids: list[str], interrupted: bool,
     the run folder(s). Interrupted: one line, the folders kept."""
     from pytest_axp.record.jsonio import read_json
     from pytest_axp.record.layout import RunPaths
+    from pytest_axp.render.table import terminal_width
 
     from . import final
-    from pytest_axp.render.table import terminal_width
 
     folders = [RunPaths(runs_dir / rid) for rid in run_ids]
     if interrupted:

@@ -8,7 +8,7 @@ from pathlib import Path
 from axp_cli import final
 from axp_cli.main import build_parser
 from axp_cli.query_cmds import _results_priority
-from axp_cli.run import experiment_files
+from pytest_axp.collect import experiment_files
 from pytest_axp.experiment import experiment_json_schema
 from pytest_axp.render.table import fit, fitted, render
 
