@@ -71,9 +71,9 @@ def cmd_local_run(args: argparse.Namespace) -> int:
 def _run_folder(args: argparse.Namespace) -> int:
     """Every experiment file in a folder, each as its own run. All are checked before the
     first one starts."""
-    folder = Path(args.file)
     from pytest_axp.collect import experiment_files
 
+    folder = Path(args.file)
     files = experiment_files(folder)
     if not files:
         raise CliError(f"{args.file}: a folder with no experiment files in it (.yaml or .yml "
