@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .table import render
+from pytest_axp.render.table import render
 
 ORDER = ("pass", "fail", "timeout", "error", "no result")
 

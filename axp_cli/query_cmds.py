@@ -6,23 +6,16 @@ import argparse
 import csv
 import io
 import json
-import os
 import sys
 from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-RUNS_DIR_HELP = "folder of run folders (default: $AXP_RUNS_DIR or ./.axp/runs)"
-
-
-def _runs_dir(args: argparse.Namespace) -> Path:
-    return Path(args.runs_dir or os.environ.get("AXP_RUNS_DIR") or ".axp/runs").resolve()
-
+from .common import RUNS_DIR_HELP, _runs_dir
+from .errors import CliError
 
 def _error(message: str, code: int = 2) -> Exception:
-    from .main import CliError  # lazily: main imports this module
-
     return CliError(message, code)
 
 
@@ -96,7 +89,7 @@ def cmd_query(args: argparse.Namespace) -> int:
                      for r in rows])
         sys.stdout.write(buf.getvalue())
     else:
-        from .table import render
+        from pytest_axp.render.table import render
 
         def cell(c: Any) -> str:
             text = json.dumps(c, ensure_ascii=False) if isinstance(c, (list, dict)) else (
@@ -125,7 +118,7 @@ def cmd_results(args: argparse.Namespace) -> int:
         what = f" of experiment {args.experiment}" if args.experiment else ""
         raise no_runs(_runs_dir(args), f"finished variant runs{what}")
     if args.format == "table":
-        from .table import fitted, terminal_width
+        from pytest_axp.render.table import fitted, terminal_width
 
         width = terminal_width()
         text = R.render_text(res, table=lambda head, rows: fitted(head, rows, width,

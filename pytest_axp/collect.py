@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -150,3 +151,22 @@ def _verdict_message(run, status: str) -> str:
     agent = outcome.agent
     code = agent.exit_code if agent else None
     return f"{vid}: error: the agent exited {code} and no tests ran"
+
+
+# pytest's default norecursedirs, less the dot rule checked apart.
+_SKIPPED_DIRS = {"build", "dist", "node_modules", "venv", "CVS", "_darcs", "{arch}"}
+
+
+def experiment_files(folder: Path) -> list[Path]:
+    """The experiment files pytest would collect under `folder`, in path order."""
+    from .experiment import sniff_experiment
+
+    found = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder).parts
+        if any(p.startswith(".") or p in _SKIPPED_DIRS or p.endswith(".egg")
+               for p in rel[:-1]) or rel[-1].startswith("."):
+            continue
+        if path.suffix in (".yaml", ".yml") and path.is_file() and sniff_experiment(path):
+            found.append(path)
+    return found

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import atexit
 import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .gateway import ModelGateway
+    from .services import Services
 
 _lock = threading.Lock()
 
@@ -20,16 +25,16 @@ def bridge_address() -> str:
         return "0.0.0.0"
 
 
-def gateway_for(services: dict):
+def gateway_for(services: Services) -> ModelGateway:
     """The process's ModelGateway, started on first use (scripted when a script is set)."""
     with _lock:
-        gateway = services.get("gateway")
+        gateway = services.gateway
         if gateway is None:
             from .gateway import ModelGateway, ModelScript
 
-            script_path = services.get("model_script")
+            script_path = services.model_script
             script = ModelScript.load(script_path) if script_path else None
-            if services.get("agent_network") == "gateway":
+            if services.agent_network == "gateway":
                 # Isolated sandboxes reach the host only on the agent network.
                 from .sandbox.network import ensure_agent_network
 
@@ -39,11 +44,11 @@ def gateway_for(services: dict):
             gateway = ModelGateway(script=script, bind_host=bind)
             gateway.start()
             atexit.register(gateway.stop)
-            services["gateway"] = gateway
+            services.gateway = gateway
         return gateway
 
 
-def stop_gateway(services: dict) -> None:
-    gateway = services.pop("gateway", None)
+def stop_gateway(services: Services) -> None:
+    gateway, services.gateway = services.gateway, None
     if gateway is not None:
         gateway.stop()

@@ -14,7 +14,9 @@ import sys
 
 import pytest
 
-from .session import SESSION_KEY, AxpSession, new_ulids, runs_dir_from
+from .session import (
+    INI_DEFAULTS, SESSION_KEY, AxpSession, apply_options, new_ulids, runs_dir_from,
+)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -58,15 +60,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run a variant again, up to N times, when it ends in an "
                          "infrastructure error (never a failure, timeout or agent exit)")
     parser.addini("axp_agent_network", "open: the agent keeps setup's network; gateway: "
-                  "it reaches the model gateway only", default="open")
-    parser.addini("axp_memory", "memory limit of each sandbox (docker syntax)", default="4g")
-    parser.addini("axp_cpus", "CPU limit of each sandbox", default="2")
-    parser.addini("axp_pids_limit", "process limit of each sandbox", default="2048")
+                  "it reaches the model gateway only", default=INI_DEFAULTS["axp_agent_network"])
+    parser.addini("axp_memory", "memory limit of each sandbox (docker syntax)",
+                  default=INI_DEFAULTS["axp_memory"])
+    parser.addini("axp_cpus", "CPU limit of each sandbox", default=INI_DEFAULTS["axp_cpus"])
+    parser.addini("axp_pids_limit", "process limit of each sandbox",
+                  default=INI_DEFAULTS["axp_pids_limit"])
     parser.addini("axp_output_limit_bytes", "bytes kept per output stream of a command",
-                  default=str(64 * 1024 * 1024))
-    parser.addini("axp_test_timeout", "seconds a test may run", default="900")
+                  default=INI_DEFAULTS["axp_output_limit_bytes"])
+    parser.addini("axp_test_timeout", "seconds a test may run",
+                  default=INI_DEFAULTS["axp_test_timeout"])
     parser.addini("axp_setup_timeout", "seconds each setup step or setup check may run",
-                  default="1800")
+                  default=INI_DEFAULTS["axp_setup_timeout"])
     # For `axp local run`, which names the runs itself so it can report them.
     group.addoption("--axp-run-ulids", default=None, help=argparse.SUPPRESS)
 
@@ -95,44 +100,9 @@ def pytest_configure(config: pytest.Config) -> None:
         max_patch_bytes=config.getoption("axp_max_patch_bytes"),
         max_workspace_bytes=config.getoption("axp_max_workspace_bytes"))
     try:
-        from .sandbox.base import ResourceLimits
-
-        session.limits = ResourceLimits(
-            memory=str(config.getini("axp_memory")), cpus=float(config.getini("axp_cpus")),
-            pids=int(config.getini("axp_pids_limit")),
-            output_bytes=int(config.getini("axp_output_limit_bytes")))
+        apply_options(session, config.getoption, config.getini, config.invocation_params.dir)
     except ValueError as e:
-        raise pytest.UsageError(f"axp resource limits: {e}") from None
-    session.test_timeout = _seconds(config, "axp_test_timeout")
-    session.setup_timeout = _seconds(config, "axp_setup_timeout")
-    agent_network = str(config.getini("axp_agent_network"))
-    if agent_network not in ("open", "gateway"):
-        raise pytest.UsageError(f"axp_agent_network: {agent_network!r}: use open or gateway")
-    session.services["agent_network"] = agent_network
-    cwd = config.invocation_params.dir
-    env_args, env_files = config.getoption("axp_env"), config.getoption("axp_env_file")
-    file_args = config.getoption("axp_file")
-    if env_args or env_files or (cwd / ".env").is_file():
-        from .secrets import EnvError, layered_environment
-
-        try:
-            session.env_source = layered_environment(
-                cwd=cwd, env_files=[cwd / f for f in env_files], env_args=env_args)
-        except EnvError as e:
-            raise pytest.UsageError(str(e)) from None
-    if file_args:
-        from .session import parse_file_bindings
-
-        try:
-            session.file_bindings = parse_file_bindings(file_args, cwd)
-        except ValueError as e:
-            raise pytest.UsageError(str(e)) from None
-    script = config.getoption("axp_model_script")
-    if script:
-        path = (config.invocation_params.dir / script).resolve()
-        if not path.is_file():
-            raise pytest.UsageError(f"--axp-model-script {script}: no such file")
-        session.services["model_script"] = str(path)
+        raise pytest.UsageError(str(e)) from None
     from .agents.registry import AgentRegistry
 
     session.agents = AgentRegistry.for_config(config)
@@ -142,28 +112,12 @@ def pytest_configure(config: pytest.Config) -> None:
     _sigterm_as_interrupt()
 
 
-def _seconds(config: pytest.Config, name: str) -> float:
-    """A timeout from --axp-NAME (wins) or ini NAME: a positive number of seconds."""
-    option = "--" + name.replace("_", "-")
-    raw = config.getoption(name)
-    where = option if raw is not None else f"ini {name}"
-    if raw is None:
-        raw = config.getini(name)
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise pytest.UsageError(f"{where}: {raw!r} is not a positive number of seconds")
-    return value
-
-
 def _hold_runs(session: AxpSession) -> None:
     """One writer per run: this process (an xdist controller, for its workers) holds the
     runs of its ULIDs until it ends. Another holder is a usage error (exit 4)."""
     from .runlock import RunBusy, acquire
 
-    if session.services.get("runs_held"):
+    if session.services.runs_held:
         return
     for ulid in session.ulids:
         try:
@@ -171,7 +125,7 @@ def _hold_runs(session: AxpSession) -> None:
         except RunBusy as e:
             _release_runs(session)
             raise pytest.UsageError(str(e)) from None
-        session.services.setdefault("runs_held", []).append(ulid)
+        session.services.runs_held.append(ulid)
 
 
 def _run_name(session: AxpSession, ulid: str) -> str:
@@ -183,7 +137,8 @@ def _run_name(session: AxpSession, ulid: str) -> str:
 def _release_runs(session: AxpSession) -> None:
     from .runlock import release
 
-    for ulid in session.services.pop("runs_held", []):
+    held, session.services.runs_held = session.services.runs_held, []
+    for ulid in held:
         release(session.runs_dir, ulid)
 
 
@@ -202,7 +157,7 @@ def pytest_xdist_node_collection_finished(node, ids) -> None:
 
 def _hold_fresh(config: pytest.Config) -> None:
     axp = config.stash.get(SESSION_KEY, None)
-    if axp is None or hasattr(config, "workerinput") or axp.services.get("runs_held"):
+    if axp is None or hasattr(config, "workerinput") or axp.services.runs_held:
         return
     try:
         _hold_runs(axp)
@@ -318,7 +273,7 @@ def _prefetch_next(axp: AxpSession) -> None:
     from .sandbox.base import SandboxError
     from .sandbox.docker import prefetch
 
-    nxt = axp.services.get("next_item")
+    nxt = axp.services.next_item
     spec = nxt.stash.get(SPEC_KEY, None) if nxt is not None else None
     if spec is None:
         return
@@ -336,7 +291,7 @@ def _prefetch_next(axp: AxpSession) -> None:
 def pytest_runtest_protocol(item, nextitem):
     axp = item.config.stash.get(SESSION_KEY, None)
     if axp is not None:
-        axp.services["next_item"] = nextitem
+        axp.services.next_item = nextitem
     return (yield)
 
 

@@ -37,6 +37,7 @@ from .sandbox.base import (
     ResourceLimits, SandboxError,
 )
 from .secrets import Redactor, too_short, too_short_message
+from .services import Services
 from .staging import (
     StagedEntry, StagingError, build_entry, is_url, plan_entries, unknown_bindings,
 )
@@ -166,14 +167,14 @@ def base_environment(variant: "ResolvedVariant", secrets: Mapping[str, str]) -> 
 
 class VariantRun:
     def __init__(self, variant: "ResolvedVariant", run: RunPaths, repeat: int,
-                 options: EngineOptions, image: str, services: dict | None = None,
+                 options: EngineOptions, image: str, services: Services | None = None,
                  attempt: int = 1) -> None:
         self.variant = variant
         self.run = run
         self.repeat = repeat
         self.options = options
         self.image = image
-        self.services = services if services is not None else {}
+        self.services = services if services is not None else Services()
         self.paths = run.results(variant.id)
         self.outcome = VariantOutcome()
         self.sandbox: DockerSandbox | None = None

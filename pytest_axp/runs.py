@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -9,6 +11,18 @@ from typing import Any
 
 from .record.jsonio import read_json
 from .record.layout import RunPaths
+
+DEFAULT_RUNS_DIR = ".axp/runs"
+RUNS_DIR_ENV = "AXP_RUNS_DIR"
+
+
+def resolve_runs_dir(given: str | None, cwd: Path,
+                     environ: Mapping[str, str] | None = None) -> Path:
+    """The folder of run folders, for the plugin and the CLI alike: the option given
+    (--axp-runs-dir, --runs-dir), else $AXP_RUNS_DIR, else ./.axp/runs; relative to `cwd`."""
+    env = os.environ if environ is None else environ
+    return (cwd / (given or env.get(RUNS_DIR_ENV) or DEFAULT_RUNS_DIR)).resolve()
+
 
 # Worst first: a run's status is the worst of its variants'.
 _SEVERITY = ("error", "timeout", "fail", "pass")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from .record.layout import RunPaths
+from .services import Services
 
 
 @dataclass
@@ -17,7 +19,7 @@ class AxpSession:
     runs_dir: Path
     variant_filter: tuple[str, ...]
     image: str | None
-    services: dict = field(default_factory=dict)
+    services: Services = field(default_factory=Services)
     max_patch_bytes: int | None = None       # None: the engine's defaults
     max_workspace_bytes: int | None = None
     env_source: dict[str, str] | None = None  # None: the process environment
@@ -36,7 +38,7 @@ class AxpSession:
                                    ("limits", self.limits),
                                    ("test_timeout_seconds", self.test_timeout),
                                    ("setup_timeout_seconds", self.setup_timeout),
-                                   ("agent_network", self.services.get("agent_network")),
+                                   ("agent_network", self.services.agent_network),
                                    ("agents", self.agents))
                  if v is not None}
         return EngineOptions(image=self.image, file_bindings=self.file_bindings, **extra)
@@ -63,10 +65,10 @@ class AxpSession:
         from .agents.registry import AgentRegistry, agent_image, installed_registry
         from .sandbox.image import ensure_image
 
-        if "image" not in self.services:
-            self.services["image"] = ensure_image(self.image, self.runs_dir.parent)
-        base: str = self.services["image"]
-        images: dict[str, str] = self.services.setdefault("agent_images", {})
+        if self.services.image is None:
+            self.services.image = ensure_image(self.image, self.runs_dir.parent)
+        base = self.services.image
+        images = self.services.agent_images
         if agent and agent not in images:
             registry = self.agents if isinstance(self.agents, AgentRegistry) \
                 else installed_registry()
@@ -81,6 +83,82 @@ class AxpSession:
 
 SESSION_KEY = pytest.StashKey[AxpSession]()
 
+# The ini settings' defaults, for the plugin's addini and for callers that build options
+# without a pytest config (`axp local run` before pytest starts).
+INI_DEFAULTS = {
+    "axp_agent_network": "open",
+    "axp_memory": "4g",
+    "axp_cpus": "2",
+    "axp_pids_limit": "2048",
+    "axp_output_limit_bytes": str(64 * 1024 * 1024),
+    "axp_test_timeout": "900",
+    "axp_setup_timeout": "1800",
+}
+
+
+def apply_options(session: AxpSession, getoption: Callable[[str], Any],
+                  getini: Callable[[str], Any], cwd: Path) -> None:
+    """The engine settings from pytest options and ini values, the one place they are read
+    (the plugin passes its config's getters). ValueError says what is wrong."""
+    from .sandbox.base import ResourceLimits
+
+    try:
+        session.limits = ResourceLimits(
+            memory=str(getini("axp_memory")), cpus=float(getini("axp_cpus")),
+            pids=int(getini("axp_pids_limit")),
+            output_bytes=int(getini("axp_output_limit_bytes")))
+    except ValueError as e:
+        raise ValueError(f"axp resource limits: {e}") from None
+    session.test_timeout = _seconds(getoption, getini, "axp_test_timeout")
+    session.setup_timeout = _seconds(getoption, getini, "axp_setup_timeout")
+    agent_network = str(getini("axp_agent_network"))
+    if agent_network not in ("open", "gateway"):
+        raise ValueError(f"axp_agent_network: {agent_network!r}: use open or gateway")
+    session.services.agent_network = agent_network
+    env_args, env_files = getoption("axp_env") or [], getoption("axp_env_file") or []
+    file_args = getoption("axp_file") or []
+    if env_args or env_files or (cwd / ".env").is_file():
+        from .secrets import layered_environment
+
+        session.env_source = layered_environment(   # EnvError is a ValueError
+            cwd=cwd, env_files=[cwd / f for f in env_files], env_args=env_args)
+    if file_args:
+        session.file_bindings = parse_file_bindings(file_args, cwd)
+    script = getoption("axp_model_script")
+    if script:
+        path = (cwd / script).resolve()
+        if not path.is_file():
+            raise ValueError(f"--axp-model-script {script}: no such file")
+        session.services.model_script = str(path)
+
+
+def _seconds(getoption: Callable[[str], Any], getini: Callable[[str], Any],
+             name: str) -> float:
+    """A timeout from --axp-NAME (wins) or ini NAME: a positive number of seconds."""
+    option = "--" + name.replace("_", "-")
+    raw = getoption(name)
+    where = option if raw is not None else f"ini {name}"
+    if raw is None:
+        raw = getini(name)
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{where}: {raw!r} is not a positive number of seconds")
+    return value
+
+
+def engine_options_from(options: Mapping[str, Any], ini: Mapping[str, Any], cwd: Path):
+    """EngineOptions as the plugin will build them from these pytest options (by dest
+    name) and ini values, for a caller that has not started pytest yet."""
+    session = AxpSession(ulids=[], runs_dir=cwd, variant_filter=(),
+                         image=options.get("axp_image"),
+                         max_patch_bytes=options.get("axp_max_patch_bytes"),
+                         max_workspace_bytes=options.get("axp_max_workspace_bytes"))
+    apply_options(session, options.get, lambda name: ini.get(name, INI_DEFAULTS[name]), cwd)
+    return session.engine_options()
+
 
 def new_ulids(n: int) -> list[str]:
     from ulid import ULID
@@ -89,8 +167,9 @@ def new_ulids(n: int) -> list[str]:
 
 
 def runs_dir_from(config: pytest.Config) -> Path:
-    raw = config.getoption("axp_runs_dir") or os.environ.get("AXP_RUNS_DIR") or ".axp/runs"
-    return (config.invocation_params.dir / raw).resolve()
+    from .runs import resolve_runs_dir
+
+    return resolve_runs_dir(config.getoption("axp_runs_dir"), config.invocation_params.dir)
 
 
 def parse_file_bindings(items: list[str], cwd: Path) -> tuple[tuple[str, str, str], ...]:

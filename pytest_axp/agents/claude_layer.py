@@ -12,6 +12,7 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
+from ..record.jsonio import atomic_file
 from ..sandbox.base import ImageLayer, SandboxError
 
 # The Claude Code release the `claude` agent runs; pinned so runs are comparable.
@@ -73,12 +74,7 @@ def claude_binary(version: str = CLAUDE_CODE_VERSION,
             src = tar.extractfile(member)
             if src is None:
                 raise SandboxError(f"npm pack {package}: package/claude is not a file")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            # A file of its own per writer, renamed into place: parallel workers fetching at
-            # once each end with a whole binary.
-            fd, partial = tempfile.mkstemp(dir=target.parent, prefix=".claude-")
-            with os.fdopen(fd, "wb") as out:
+            # Parallel workers fetching at once each end with a whole binary.
+            with atomic_file(target, mode=0o755) as out:
                 shutil.copyfileobj(src, out)
-            os.chmod(partial, 0o755)
-            os.replace(partial, target)
     return target

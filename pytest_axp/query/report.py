@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ..record.jsonio import write_atomic
 from .results import (Results, VariantResult, _labels, aggregate, comparison_line, summary_rows,
                       test_rows)
 
@@ -266,8 +267,6 @@ def build_report(runs_dir: Path, selectors: list[str], output: Path,
         links = _run_links(con, runs_dir, output.parent, run_ids)
     finally:
         con.close()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
-    tmp.write_text(render_html(results, links), encoding="utf-8")
-    os.replace(tmp, output)
+    # A page to open and pass around: readable as a file written plainly would be.
+    write_atomic(output, render_html(results, links), mode=0o644)
     return results

@@ -295,7 +295,7 @@ def comparison_line(results: Results) -> str | None:
 
 def render_text(results: Results, table: Any = None) -> str:
     """`table(head, rows)` lays out a table as text (the CLI's fits the terminal)."""
-    from axp_cli.table import render
+    from pytest_axp.render.table import render
 
     table = table or render
     out = [f"{len(results.run_ids)} run(s), {len(results.variants)} variant(s)", ""]

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..record.jsonio import json_records, read_json
+from ..record.jsonio import json_records, read_json, write_atomic
 from ..record.layout import RunPaths
 from ..runs import read_run
 
@@ -564,7 +564,5 @@ def ensure_derived(run_root: Path, dest: Path, *, force: bool = False) -> dict[s
     manifest = {"version": DERIVE_VERSION, "run_id": run_root.name, "digest": digest,
                 "files": count, "derived_at": datetime.now(timezone.utc).isoformat(),
                 "rows": {t: len(r) for t, r in rows.items()}}
-    tmp_manifest = dest / f".{MANIFEST}.{os.getpid()}"
-    tmp_manifest.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp_manifest, dest / MANIFEST)
+    write_atomic(dest / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return files

@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 
 from axp_cli import final
-from axp_cli.main import build_parser, experiment_files
+from axp_cli.main import build_parser
 from axp_cli.query_cmds import _results_priority
-from axp_cli.table import fit, fitted, render
+from pytest_axp.collect import experiment_files
 from pytest_axp.experiment import experiment_json_schema
+from pytest_axp.render.table import fit, fitted, render
 
 LONG = ("secret(s) GITHUB_TOKEN, API_KEY, SOME_OTHER_TOKEN have no value: set them in the "
         "environment, ./.env, an --env-file or with --env before running the experiment")

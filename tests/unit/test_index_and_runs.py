@@ -118,3 +118,33 @@ def test_rebuild_removes_an_index_while_a_variant_has_no_summary(tmp_path):
     assert not index_matches(run)
     assert not rebuild_index(run) and not run.index.exists()
     assert list_runs(tmp_path)[0].status == "partial"
+
+
+def test_runs_dir_resolution_order(tmp_path):
+    from pytest_axp.runs import resolve_runs_dir
+
+    # the option wins, then $AXP_RUNS_DIR, then ./.axp/runs; relative paths from cwd
+    assert resolve_runs_dir("out", tmp_path, {"AXP_RUNS_DIR": "/elsewhere"}) == tmp_path / "out"
+    assert resolve_runs_dir(None, tmp_path, {"AXP_RUNS_DIR": "env-runs"}) == tmp_path / "env-runs"
+    assert resolve_runs_dir(None, tmp_path, {"AXP_RUNS_DIR": str(tmp_path / "abs")}) \
+        == tmp_path / "abs"
+    assert resolve_runs_dir(None, tmp_path, {}) == tmp_path / ".axp" / "runs"
+    assert resolve_runs_dir("", tmp_path, {}) == tmp_path / ".axp" / "runs"
+
+
+def test_atomic_file_replaces_whole_or_not_at_all(tmp_path):
+    import pytest as _pytest
+
+    from pytest_axp.record.jsonio import atomic_file, write_atomic
+
+    target = tmp_path / "sub" / "out.bin"
+    write_atomic(target, "first")
+    with _pytest.raises(RuntimeError), atomic_file(target) as f:
+        f.write(b"half of a second")
+        raise RuntimeError("cut short")
+    assert target.read_text() == "first"  # the failed writer left the old file whole
+    assert [p.name for p in target.parent.iterdir()] == ["out.bin"]  # and no temp file
+    write_atomic(target, b"second", mode=0o644)
+    assert target.read_bytes() == b"second" and target.stat().st_mode & 0o777 == 0o644
+    write_atomic(target, "third")
+    assert target.stat().st_mode & 0o777 == 0o600

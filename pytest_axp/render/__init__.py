@@ -1,0 +1,1 @@
+"""Text layout shared by the library and the CLI."""
