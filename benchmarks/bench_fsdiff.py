@@ -50,13 +50,13 @@ def main() -> None:
             try:
                 assert sandbox.exec(MAKE_TREE, phase="bench", name="tree").exit_code == 0
                 differ = WorkspaceDiffer(sandbox, paths)
-                first.append(timed(lambda: differ.snapshot("before_agent")))
+                first.append(timed(lambda d=differ: d.snapshot("before_agent")))
                 sandbox.exec(CHANGE_TEN, phase="bench", name="change")
                 records = []
-                changed.append(timed(lambda: records.append(differ.snapshot("after_agent"))))
+                changed.append(timed(lambda d=differ, r=records: r.append(d.snapshot("after_agent"))))
                 assert len(records[0]["changes"]) == 10, records[0]
-                unchanged.append(timed(lambda: differ.snapshot("after_tests", keep_state=False)))
-                archive.append(timed(lambda: [None for _ in sandbox.get_archive("/workspace")]))
+                unchanged.append(timed(lambda d=differ: d.snapshot("after_tests", keep_state=False)))
+                archive.append(timed(lambda s=sandbox: [None for _ in s.get_archive("/workspace")]))
                 record = differ.snapshot("check", keep_state=False)
                 assert record is not None and record["file_count"] == FILES
             finally:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import difflib
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -56,7 +57,7 @@ def problems_from_validation(file: str, model: type[BaseModel], err: ValidationE
     errors = err.errors(include_url=False)
     # A misspelt field is one mistake: "unknown field (did you mean 'x'?)" says it, so the
     # "x: field required" it also causes is left out.
-    suggested = {tuple(e["loc"][:-1]) + (_suggestion(model, tuple(e["loc"])),)
+    suggested = {(*tuple(e["loc"][:-1]), _suggestion(model, tuple(e["loc"])))
                  for e in errors if e["type"] == "extra_forbidden"}
     for e in errors:
         loc = tuple(e["loc"])

@@ -13,9 +13,10 @@ import itertools
 import json
 import os
 import secrets as _secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -122,7 +123,7 @@ class ModelScript:
     source: str = "<script>"
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "ModelScript":
+    def load(cls, path: str | os.PathLike[str]) -> ModelScript:
         p = Path(path)
         try:
             text = p.read_text(encoding="utf-8")
@@ -131,7 +132,7 @@ class ModelScript:
         return cls.from_yaml(text, source=str(p))
 
     @classmethod
-    def from_yaml(cls, text: str, *, source: str = "<script>") -> "ModelScript":
+    def from_yaml(cls, text: str, *, source: str = "<script>") -> ModelScript:
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
@@ -142,7 +143,7 @@ class ModelScript:
         return cls.from_data(data, source=source)
 
     @classmethod
-    def from_data(cls, data: Any, *, source: str = "<script>") -> "ModelScript":
+    def from_data(cls, data: Any, *, source: str = "<script>") -> ModelScript:
         if not isinstance(data, Mapping):
             raise ScriptError(f"{source}: a model script must be a mapping with a 'turns' list")
         unknown = set(data) - {"turns", "usage", "side_usage", "stream_delay_ms"}
@@ -159,7 +160,7 @@ class ModelScript:
             raise ScriptError(f"{source}: stream_delay_ms must be a non-negative number")
         return cls(turns=turns, usage=usage, side_usage=side_usage, stream_delay_s=delay / 1000.0, source=source)
 
-    def cursor(self, attempt: int = 1) -> "ScriptCursor":
+    def cursor(self, attempt: int = 1) -> ScriptCursor:
         """Fresh per-run state: each run consumes its own copy of the turns (those that
         play on this attempt)."""
         return ScriptCursor(self, attempt=attempt)

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Self
 
 import httpx
 
@@ -125,7 +126,7 @@ class ModelGateway:
             await self._client.aclose()
             self._client = None
 
-    def __enter__(self) -> ModelGateway:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

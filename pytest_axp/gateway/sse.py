@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 
 def encode_event(event: str | None, data: Any) -> bytes:
@@ -12,7 +13,7 @@ def encode_event(event: str | None, data: Any) -> bytes:
     there is a name; None makes a data-only frame (as Gemini streams)."""
     payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
     head = f"event: {event}\n" if event is not None else ""
-    return f"{head}data: {payload}\n\n".encode("utf-8")
+    return f"{head}data: {payload}\n\n".encode()
 
 
 class SSEParser:

@@ -5,13 +5,20 @@ from __future__ import annotations
 import html
 import os
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .results import (Results, VariantResult, _labels, aggregate, comparison_line, summary_rows,
-                      test_rows)
+from .results import (
+    Results,
+    VariantResult,
+    _labels,
+    aggregate,
+    comparison_line,
+    summary_rows,
+    test_rows,
+)
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;
@@ -212,7 +219,7 @@ def render_html(results: Results, links_html: str, title: str = "AXP results") -
     labels = _labels(results)
     head, rows = summary_rows(results)
     thead, trows = test_rows(results)
-    generated = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    generated = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     comparison = comparison_line(results)
     parts = [
         "<!DOCTYPE html>",

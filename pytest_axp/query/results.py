@@ -165,7 +165,7 @@ def aggregate(con: Any, run_ids: list[str], experiment: str | None = None) -> Re
           FROM runs r JOIN experiment_runs e USING (run_id) {where}
          ORDER BY r.experiment_id, r.variant_id, e.created, r.run_id""", params)
     names = [d[0] for d in cur.description]
-    rows = [dict(zip(names, row)) for row in cur.fetchall()]
+    rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
     for r in rows:
         r["created"] = r["created"].timestamp() if r["created"] is not None else None
     cur = con.execute("SELECT run_id, variant_id, kind, name, status FROM tests "

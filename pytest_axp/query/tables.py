@@ -14,7 +14,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +111,7 @@ def _ts(epoch: float | None) -> str | None:
     if epoch is None:
         return None
     try:
-        return datetime.fromtimestamp(float(epoch), timezone.utc).replace(tzinfo=None).isoformat()
+        return datetime.fromtimestamp(float(epoch), UTC).replace(tzinfo=None).isoformat()
     except (TypeError, ValueError, OverflowError, OSError):
         return None
 
@@ -235,7 +235,7 @@ def _model_of(run: RunPaths, vid: str) -> str | None:
         data = yaml.safe_load(path.read_text())
         model = (data.get("agent") or {}).get("model")
         return str(model) if model else None
-    except Exception:  # noqa: BLE001 - a best-effort fallback only
+    except Exception:
         return None
 
 
@@ -562,7 +562,7 @@ def ensure_derived(run_root: Path, dest: Path, *, force: bool = False) -> dict[s
     finally:
         con.close()
     manifest = {"version": DERIVE_VERSION, "run_id": run_root.name, "digest": digest,
-                "files": count, "derived_at": datetime.now(timezone.utc).isoformat(),
+                "files": count, "derived_at": datetime.now(UTC).isoformat(),
                 "rows": {t: len(r) for t, r in rows.items()}}
     tmp_manifest = dest / f".{MANIFEST}.{os.getpid()}"
     tmp_manifest.write_text(json.dumps(manifest, indent=2) + "\n")

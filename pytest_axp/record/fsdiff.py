@@ -152,7 +152,7 @@ class WorkspaceDiffer:
         """Record this point; `keep_state=False` on the last one saves the state tar."""
         try:
             return self._snapshot(point, keep_state)
-        except Exception as e:  # noqa: BLE001 - capture is best effort by contract
+        except Exception as e:
             # A lost exit code too: seed 004 says a snapshot never stops the run.
             log.warning("fs-diff snapshot %s failed: %s", point, e)
             return self._failed(point, e)

@@ -44,7 +44,7 @@ class VariantTracer:
         self.redact: Callable[[Any], Any] = lambda doc: doc  # set once secrets are known
 
     @contextmanager
-    def span(self, name: str, **attributes: Any) -> Iterator["SpanHandle"]:
+    def span(self, name: str, **attributes: Any) -> Iterator[SpanHandle]:
         parent = self._stack[-1] if self._stack else self.root
         ctx = self._trace.set_span_in_context(parent)
         span = self._tracer.start_span(name, context=ctx,

@@ -84,7 +84,7 @@ def test_bundled_example_runs_offline(claude_project):
 
 
 def test_sandbox_never_sees_the_key(claude_project):
-    res, run, s, res_dir = _run(claude_project, _experiment("{max_time_seconds: 120}"), """
+    _res, _run_dir, _s, res_dir = _run(claude_project, _experiment("{max_time_seconds: 120}"), """
 turns:
   - tool_use: {name: Bash, input: {command: "env > /workspace/agent-env.txt"}}
   - text: done
@@ -98,7 +98,7 @@ turns:
 
 
 def test_max_turns_stops_the_agent(claude_project):
-    res, run, s, _ = _run(claude_project, _experiment(
+    _res, _run_dir, s, _ = _run(claude_project, _experiment(
         "{max_turns: 2, max_time_seconds: 120}",
         "{application: [{name: never, script: 'test -f never.txt'}]}"), """
 turns:
@@ -114,7 +114,7 @@ turns:
 
 
 def test_max_time_is_a_timeout(claude_project):
-    res, run, s, res_dir = _run(claude_project, _experiment(
+    _res, _run_dir, s, res_dir = _run(claude_project, _experiment(
         "{max_time_seconds: 8}", "{application: [{name: t, script: 'true'}]}"), """
 turns:
   - tool_use: {name: Bash, input: {command: "python3 -c 'import time; time.sleep(100)'", timeout: 600000}}
@@ -130,7 +130,7 @@ usage: {input_tokens: 120, output_tokens: 30}
 
 
 def test_max_cost_stops_the_run(claude_project):
-    res, run, s, res_dir = _run(claude_project, _experiment("{max_time_seconds: 120, max_cost_usd: 0.01}"), """
+    _res, _run_dir, s, _res_dir = _run(claude_project, _experiment("{max_time_seconds: 120, max_cost_usd: 0.01}"), """
 turns:
   - tool_use: {name: Bash, input: {command: "echo 1"}}
   - tool_use: {name: Bash, input: {command: "echo 2"}}
@@ -145,7 +145,7 @@ usage: {input_tokens: 2000, output_tokens: 500}
 
 
 def test_upstream_500_is_recorded(claude_project):
-    res, run, s, res_dir = _run(claude_project, _experiment("{max_time_seconds: 120}"), """
+    _res, _run_dir, s, res_dir = _run(claude_project, _experiment("{max_time_seconds: 120}"), """
 turns:
   - error: {status: 500, message: overloaded}
 """)
@@ -164,7 +164,7 @@ def test_secret_is_redacted_in_api_bodies_session_and_trace(claude_project, monk
     monkeypatch.setenv("MY_TOKEN", secret)
     experiment = _experiment("{max_time_seconds: 120}").replace(
         "tests: {}", "secrets: [MY_TOKEN]\ntests: {}")
-    res, run, s, res_dir = _run(claude_project, experiment, """
+    res, _run_dir, s, res_dir = _run(claude_project, experiment, """
 turns:
   - tool_use: {name: Bash, input: {command: "echo token=$MY_TOKEN"}}
   - text: done

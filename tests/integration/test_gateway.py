@@ -13,10 +13,11 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -245,7 +246,7 @@ def test_scripted_write_and_bash(gateway: ModelGateway, sandbox: Sandbox, run_as
         assert req["headers"]["x-api-key"] == "[REDACTED]"
         assert req["body"]["model"] == SONNET and req["body"]["stream"] is True
         assert resp["status"] == 200 and resp["script"] == {"kind": "turn", "turn_index": i}
-        assert [e["event"] for e in resp["events"]][0] == "message_start"
+        assert next(e["event"] for e in resp["events"]) == "message_start"
         assert resp["events"][-1]["event"] == "message_stop"
     write_id = pairs[0][1]["message"]["content"][0]["id"]
     tool_results = [
@@ -336,8 +337,8 @@ def test_parallel_runs_each_consume_their_own_turns(gateway: ModelGateway, run_a
     try:
         handles = [open_run(gateway, box, write_and_bash(box)) for box in boxes]
         with ThreadPoolExecutor(2) as pool:
-            results = list(pool.map(lambda hb: run_cli(gateway, hb[0], hb[1], run_as), zip(handles, boxes)))
-        for handle, box, res in zip(handles, boxes, results):
+            results = list(pool.map(lambda hb: run_cli(gateway, hb[0], hb[1], run_as), zip(handles, boxes, strict=True)))
+        for handle, box, res in zip(handles, boxes, results, strict=True):
             gateway.close_run(handle)
             assert res.rc == 0, res.stderr
             assert (box.workspace / "hello.txt").read_text() == "hello\n"

@@ -10,7 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_axp.experiment import (
-    ExperimentError, experiment_json_schema, load_and_resolve, sniff_experiment,
+    ExperimentError,
+    experiment_json_schema,
+    load_and_resolve,
+    sniff_experiment,
 )
 
 BASE = """\
@@ -211,7 +214,7 @@ def test_broken_files(tmp_path, raw, expected):
 def test_alias_bomb_and_huge_file(tmp_path):
     bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
         f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
-        for p, c in zip("abcdefg", "bcdefgh"))
+        for p, c in zip("abcdefg", "bcdefgh", strict=True))
     (tmp_path / "exp.yaml").write_text("schema_version: 2\n" + bomb)
     with pytest.raises(ExperimentError, match="too many values"):
         load_and_resolve(tmp_path / "exp.yaml")

@@ -5,7 +5,13 @@ import os
 import stat
 from pathlib import Path
 
-from pytest_axp.gateway.recorder import REDACTED, BodyRecorder, Redactor, atomic_write_text, redact_headers
+from pytest_axp.gateway.recorder import (
+    REDACTED,
+    BodyRecorder,
+    Redactor,
+    atomic_write_text,
+    redact_headers,
+)
 
 
 def test_redacts_secrets_in_nested_values_and_keys() -> None:

@@ -50,7 +50,7 @@ def test_parser_and_assembler_roundtrip_with_arbitrary_chunking() -> None:
         pairs += parser.close()
         for name, data in pairs:
             assembler.add(name, json.loads(data))
-        assert [p[0] for p in pairs][0] == "message_start"
+        assert next(p[0] for p in pairs) == "message_start"
         rebuilt = assembler.message
         assert rebuilt["content"] == message["content"]
         assert rebuilt["stop_reason"] == "tool_use"

@@ -70,7 +70,7 @@ def test_pass_hat_k():
     groups = [[True, True, True], [True, False, True], [True, True, True], [False, False, False]]
     assert stats.pass_hat_k(groups, 3) == 0.5
     # A set cut short does not count as a complete one.
-    assert stats.pass_hat_k(groups + [[True]], 3) == 0.5
+    assert stats.pass_hat_k([*groups, [True]], 3) == 0.5
     assert stats.pass_hat_k([[True], [False], [True], [True]], 1) == 0.75
     assert stats.pass_hat_k([[True, True]], 3) is None
     with pytest.raises(ValueError):
