@@ -314,4 +314,11 @@ def _check_shape(source: YamlSource) -> None:
                                        "values nested too deeply")]) from None
 
 
-__all__ = ["MAX_EXPANDED_BYTES", "MAX_FILE_BYTES", "YamlSource", "load_yaml", "parse_yaml", "read_text"]
+__all__ = [
+    "MAX_EXPANDED_BYTES",
+    "MAX_FILE_BYTES",
+    "YamlSource",
+    "load_yaml",
+    "parse_yaml",
+    "read_text",
+]

@@ -84,7 +84,9 @@ class TokenUsage:
         `usage` object, with its optional `cache_creation` breakdown)."""
         cache_write = _int(usage, "cache_creation_input_tokens")
         breakdown = usage.get("cache_creation")
-        write_1h = _int(breakdown, "ephemeral_1h_input_tokens") if isinstance(breakdown, Mapping) else 0
+        write_1h = (
+            _int(breakdown, "ephemeral_1h_input_tokens") if isinstance(breakdown, Mapping) else 0
+        )
         return cls(
             input_tokens=_int(usage, "input_tokens"),
             output_tokens=_int(usage, "output_tokens"),

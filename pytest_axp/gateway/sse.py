@@ -34,7 +34,8 @@ class SSEParser:
             text = data[: exc.start].decode("utf-8")
             self._decoder_tail = data[exc.start :]
         text = self._cr + text
-        # A CR at the end may be half of a CRLF split across chunks: decide when the next chunk comes.
+        # A CR at the end may be half of a CRLF split across chunks: decide when the next chunk
+        # comes.
         self._cr = "\r" if text.endswith("\r") else ""
         if self._cr:
             text = text[:-1]
@@ -163,8 +164,12 @@ def events_of_message(message: dict[str, Any]) -> Iterable[tuple[str, dict[str, 
     for index, block in enumerate(message.get("content") or []):
         if block.get("type") == "tool_use":
             start = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
-            yield "content_block_start", {"type": "content_block_start", "index": index, "content_block": start}
-            # Tool input only counts when it arrives as input_json_delta; split it to look like a real stream.
+            yield (
+                "content_block_start",
+                {"type": "content_block_start", "index": index, "content_block": start},
+            )
+            # Tool input only counts when it arrives as input_json_delta; split it to look like a
+            # real stream.
             raw = json.dumps(block.get("input") or {}, ensure_ascii=False)
             for piece in _split(raw):
                 yield "content_block_delta", {

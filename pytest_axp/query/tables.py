@@ -385,17 +385,26 @@ def _commands_rows(run: RunPaths, vid: str) -> Iterator[dict[str, Any]]:
     v = run.results(vid)
     for r in _jsonl(v.commands_index):
         yield {
-            "run_id": run.run_id, "variant_id": vid, "id": r.get("id"), "seq": _int(r.get("seq")),
-            "phase": r.get("phase"), "name": r.get("name"), "argv": r.get("argv"),
-            "user": r.get("user"), "workdir": r.get("workdir"),
+            "run_id": run.run_id,
+            "variant_id": vid,
+            "id": r.get("id"),
+            "seq": _int(r.get("seq")),
+            "phase": r.get("phase"),
+            "name": r.get("name"),
+            "argv": r.get("argv"),
+            "user": r.get("user"),
+            "workdir": r.get("workdir"),
             "started_at": _ts(r.get("started_at_epoch")),
             "duration_seconds": _float(r.get("duration_seconds")),
-            "exit_code": _int(r.get("exit_code")), "timed_out": bool(r.get("timed_out")),
-            "stdout_bytes": _int(r.get("stdout_bytes")), "stderr_bytes": _int(r.get("stderr_bytes")),
+            "exit_code": _int(r.get("exit_code")),
+            "timed_out": bool(r.get("timed_out")),
+            "stdout_bytes": _int(r.get("stdout_bytes")),
+            "stderr_bytes": _int(r.get("stderr_bytes")),
             # Relative to the run folder, like every other path column.
             "stdout_path": _rel(run, v.root / r["stdout_path"]) if r.get("stdout_path") else None,
             "stderr_path": _rel(run, v.root / r["stderr_path"]) if r.get("stderr_path") else None,
-            "span_id": r.get("span_id"), "extra": r.get("extra"),
+            "span_id": r.get("span_id"),
+            "extra": r.get("extra"),
         }
 
 
@@ -418,7 +427,11 @@ def _api_rows(run: RunPaths, vid: str) -> Iterator[dict[str, Any]]:
                 resp["body"].get("type") == "message":
             message = resp["body"]
         error = resp.get("error")
-        if error is None and isinstance(resp.get("body"), dict) and resp["body"].get("type") == "error":
+        if (
+            error is None
+            and isinstance(resp.get("body"), dict)
+            and resp["body"].get("type") == "error"
+        ):
             error = (resp["body"].get("error") or {}).get("message")
         yield {
             "run_id": run.run_id, "variant_id": vid,

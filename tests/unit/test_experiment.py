@@ -235,7 +235,9 @@ def test_fingerprint_ignores_order_and_names_but_not_behaviour(tmp_path):
 
 
 def test_resolved_yaml_keeps_secret_names_only(tmp_path):
-    v = load_and_resolve(write(tmp_path, BASE + "agents: [claude]\nprompts: [go]\nsecrets: [API_TOKEN]\n"))[0]
+    v = load_and_resolve(
+        write(tmp_path, BASE + "agents: [claude]\nprompts: [go]\nsecrets: [API_TOKEN]\n")
+    )[0]
     data = yaml.safe_load(v.resolved_yaml())
     assert data["secrets"] == ["API_TOKEN"] and data["id"] == "default"
     assert data["prompt"]["prompt"] == "go"
@@ -259,7 +261,9 @@ _docs = st.recursive(_scalars, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.dictionaries(_keys, inner, max_size=6)), max_leaves=30)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(doc=st.dictionaries(_keys, _docs, max_size=8), version=st.sampled_from([1, 2, 3, "2"]))
 def test_parser_never_crashes_on_random_documents(tmp_path, doc, version):
     doc["schema_version"] = version
@@ -271,7 +275,9 @@ def test_parser_never_crashes_on_random_documents(tmp_path, doc, version):
         assert e.problems and all(p.line >= 1 and p.column >= 1 for p in e.problems)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(raw=st.binary(max_size=300))
 def test_parser_never_crashes_on_random_bytes(tmp_path, raw):
     path = tmp_path / "bytes.yaml"

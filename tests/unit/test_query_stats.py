@@ -62,8 +62,12 @@ def test_fisher_other_tables():
     assert stats.fisher_exact([[0, 0], [2, 3]]) == 1.0
     assert stats.fisher_exact([[4, 0], [2, 0]]) == 1.0
     # Symmetric in the rows and in the columns.
-    assert stats.fisher_exact([[1, 9], [8, 2]]) == pytest.approx(stats.fisher_exact([[8, 2], [1, 9]]))
-    assert stats.fisher_exact([[2, 8], [9, 1]]) == pytest.approx(stats.fisher_exact([[8, 2], [1, 9]]))
+    assert stats.fisher_exact([[1, 9], [8, 2]]) == pytest.approx(
+        stats.fisher_exact([[8, 2], [1, 9]])
+    )
+    assert stats.fisher_exact([[2, 8], [9, 1]]) == pytest.approx(
+        stats.fisher_exact([[8, 2], [1, 9]])
+    )
 
 
 def test_pass_hat_k():
