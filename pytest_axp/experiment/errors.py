@@ -143,7 +143,11 @@ def _shown(value: Any) -> str:
     if isinstance(value, (str, bool, int, float)):
         text = repr(value)
         return text if len(text) <= 40 else text[:37] + "..."
-    return {dict: "a mapping", list: "a list"}.get(type(value), type(value).__name__)
+    if type(value) is dict:
+        return "a mapping"
+    if type(value) is list:
+        return "a list"
+    return type(value).__name__
 
 
 def plain_message(e: Any) -> str:

@@ -501,8 +501,8 @@ def parse_experiment(source: YamlSource) -> Experiment:
         raise ExperimentError([source.problem(("schema_version",), "field required (2, or 1 "
                                               "for legacy files)", at="parent")])
     version = data["schema_version"]
-    model: type[ExperimentV1 | ExperimentV2] | None = (
-        {1: ExperimentV1, 2: ExperimentV2}.get(version) if type(version) is int else None)
+    models: dict[int, type[ExperimentV1 | ExperimentV2]] = {1: ExperimentV1, 2: ExperimentV2}
+    model = models.get(version) if type(version) is int else None
     if model is None:
         raise ExperimentError([source.problem(("schema_version",), f"unsupported schema_version "
                                               f"{version!r}: use 2 (or 1 for legacy files)")])

@@ -125,7 +125,8 @@ class _Parts:
     secrets: list[str] = field(default_factory=list)
     mcp: list[McpServer] = field(default_factory=list)
 
-    def add_steps(self, steps: list[SetupStep], phase: str, loc: tuple[Any, ...],
+    def add_steps(self, steps: list[SetupStep], phase: Literal["environment", "product"],
+                  loc: tuple[Any, ...],
                   source: YamlSource) -> None:
         for i, step in enumerate(steps):
             self.setup.append(ResolvedStep(phase=phase, **dict(step)))
@@ -197,14 +198,16 @@ def _value_id(axis: str, value: Any) -> str:
     if axis == "agents":
         return _agent_id(value)
     if axis == "prompts":
-        return value.id
+        prompt_id: str = value.id
+        return prompt_id
     return slug(value.name)
 
 
 def _value_label(axis: str, value: Any) -> str:
     if axis == "agents":
         return _agent_label(value)
-    return value.id if axis == "prompts" else value.name
+    label: str = value.id if axis == "prompts" else value.name
+    return label
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,19 +47,19 @@ class _Loader(yaml.SafeLoader):
         self.nodes[id(obj)] = node
         self.keep.append(obj)
 
-    def construct_yaml_map(self, node: MappingNode) -> Iterator[dict[Any, Any]]:
+    def construct_yaml_map(self, node: MappingNode) -> Generator[dict[Any, Any], None, None]:
         data: dict[Any, Any] = {}
         self._remember(data, node)
         yield data
         data.update(self.construct_mapping(node))
 
-    def construct_yaml_seq(self, node: SequenceNode) -> Iterator[list[Any]]:
+    def construct_yaml_seq(self, node: SequenceNode) -> Generator[list[Any], None, None]:
         data: list[Any] = []
         self._remember(data, node)
         yield data
         data.extend(self.construct_sequence(node))
 
-    def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, MappingNode):
             seen: set[str] = set()
             for key_node, _ in node.value:

@@ -57,7 +57,7 @@ class Redactor:
         correctly."""
         if not self._secrets or not any(flag for _, flag in self._split_blocks(events).values()):
             return events
-        copied = json.loads(json.dumps(events, default=str))
+        copied: list[dict[str, Any]] = json.loads(json.dumps(events, default=str))
         for parts, has_secret in self._split_blocks(copied).values():
             if not has_secret:
                 continue

@@ -113,7 +113,8 @@ class MessageAssembler:
         content = self.message["content"]
         while len(content) <= index:
             content.append({})
-        return content[index]
+        block: dict[str, Any] = content[index]
+        return block
 
     def _apply_delta(self, index: int, delta: dict[str, Any]) -> None:
         block = self._block(index)

@@ -124,7 +124,7 @@ def metric_chart(variants: list[VariantResult], labels: dict[str, str], metric: 
         return f"${x:.{digits}f}" if unit == "$" else f"{x:.{digits}f}{unit}"
 
     height = _TOP + _BOTTOM + _ROW_H * max(1, len(variants))
-    values = [r.get(metric) for v in variants for r in v.runs if r.get(metric) is not None]
+    values = [x for v in variants for r in v.runs if (x := r.get(metric)) is not None]
     top = max(values) if values else 0.0
     top = top * 1.1 if top > 0 else 1.0
     ticks = [(f, fmt(f * top)) for f in (0, 0.5, 1)]
@@ -136,7 +136,7 @@ def metric_chart(variants: list[VariantResult], labels: dict[str, str], metric: 
         m = v.metrics.get(metric)
         out.append(f'<text x="{_LABEL_W - 8}" y="{mid + 4:.1f}" text-anchor="end">'
                    f"{_e(labels[v.key])}</text>")
-        if m is None or m.mean is None:
+        if m is None or m.mean is None or m.median is None:
             out.append(f'<text x="{_LABEL_W + 6}" y="{mid + 4:.1f}">no data</text>')
             continue
         out.append(f'<rect class="bar" x="{_LABEL_W}" y="{y + 7}" '

@@ -170,7 +170,7 @@ def aggregate(con: Any, run_ids: list[str], experiment: str | None = None) -> Re
         r["created"] = r["created"].timestamp() if r["created"] is not None else None
     cur = con.execute("SELECT run_id, variant_id, kind, name, status FROM tests "
                       "ORDER BY kind, name")
-    tests_by_variant_run: dict[tuple[str, str], list[tuple]] = defaultdict(list)
+    tests_by_variant_run: dict[tuple[str, str], list[tuple[str, str, str]]] = defaultdict(list)
     for run_id, vid, kind, name, status in cur.fetchall():
         tests_by_variant_run[(run_id, vid)].append((kind, name, status))
 

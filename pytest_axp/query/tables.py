@@ -123,6 +123,11 @@ def _int(value: Any) -> int | None:
         return None
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    """`value` if it is a JSON object, else an empty one: records are read as found."""
+    return value if isinstance(value, dict) else {}
+
+
 def _float(value: Any) -> float | None:
     try:
         return None if value is None or isinstance(value, bool) else float(value)
@@ -181,7 +186,7 @@ def _runs_rows(run: RunPaths, vid: str, experiment_id: str) -> Iterator[dict[str
     summary = summary if isinstance(summary, dict) else {}
     layout = read_json(v.layout)
     layout = layout if isinstance(layout, dict) else {}
-    agent = summary.get("agent") if isinstance(summary.get("agent"), dict) else {}
+    agent = _mapping(summary.get("agent"))
     tests = [t for t in summary.get("tests") or [] if isinstance(t, dict)]
     started, ended = summary.get("started_at_epoch"), summary.get("ended_at_epoch")
     duration = (summary["duration_ms"] / 1000 if _float(summary.get("duration_ms")) is not None
@@ -269,7 +274,10 @@ def _update(event: dict[str, Any]) -> dict[str, Any]:
     return update if isinstance(update, dict) else {}
 
 
-def _trace_rows(run: RunPaths, vid: str) -> tuple[list[dict], list[dict], list[dict]]:
+_Rows = list[dict[str, Any]]
+
+
+def _trace_rows(run: RunPaths, vid: str) -> tuple[_Rows, _Rows, _Rows]:
     """agent_events, tool_calls and messages, all from one pass over agent-trace.jsonl."""
     events, messages = [], []
     calls: dict[str, dict[str, Any]] = {}
@@ -330,7 +338,7 @@ def _trace_rows(run: RunPaths, vid: str) -> tuple[list[dict], list[dict], list[d
     return events, sorted(calls.values(), key=lambda c: c["seq"]), messages
 
 
-def _span_value(value: dict[str, Any]) -> Any:
+def _span_value(value: Any) -> Any:
     """An OTLP/JSON AnyValue as a plain value."""
     if not isinstance(value, dict):
         return value
@@ -420,8 +428,8 @@ def _api_rows(run: RunPaths, vid: str) -> Iterator[dict[str, Any]]:
         resp = read_json(resp_path) if resp_path.exists() else None
         req = req if isinstance(req, dict) else {}
         resp = resp if isinstance(resp, dict) else {}
-        body = req.get("body") if isinstance(req.get("body"), dict) else {}
-        usage = resp.get("usage") if isinstance(resp.get("usage"), dict) else {}
+        body = _mapping(req.get("body"))
+        usage = _mapping(resp.get("usage"))
         message = resp.get("message") if isinstance(resp.get("message"), dict) else None
         if message is None and isinstance(resp.get("body"), dict) and \
                 resp["body"].get("type") == "message":
