@@ -27,7 +27,9 @@ MAKE_TREE = (f"cd /workspace && python3 -c \"import os\n"
              f"    d = f'pkg{{i // 100:03d}}'\n"
              f"    os.makedirs(d, exist_ok=True)\n"
              f"    open(f'{{d}}/mod{{i:05d}}.py', 'w').write(f'value = {{i}}\\\\n' * 20)\"")
-CHANGE_TEN = "cd /workspace && for i in 0 1 2 3 4 5 6 7 8 9; do echo changed >> pkg000/mod0000$i.py; done"
+CHANGE_TEN = (
+    "cd /workspace && for i in 0 1 2 3 4 5 6 7 8 9; do echo changed >> pkg000/mod0000$i.py; done"
+)
 
 
 def timed(fn) -> float:
@@ -50,13 +52,17 @@ def main() -> None:
             try:
                 assert sandbox.exec(MAKE_TREE, phase="bench", name="tree").exit_code == 0
                 differ = WorkspaceDiffer(sandbox, paths)
-                first.append(timed(lambda: differ.snapshot("before_agent")))
+                first.append(timed(lambda d=differ: d.snapshot("before_agent")))
                 sandbox.exec(CHANGE_TEN, phase="bench", name="change")
                 records = []
-                changed.append(timed(lambda: records.append(differ.snapshot("after_agent"))))
+                changed.append(
+                    timed(lambda d=differ, r=records: r.append(d.snapshot("after_agent")))
+                )
                 assert len(records[0]["changes"]) == 10, records[0]
-                unchanged.append(timed(lambda: differ.snapshot("after_tests", keep_state=False)))
-                archive.append(timed(lambda: [None for _ in sandbox.get_archive("/workspace")]))
+                unchanged.append(
+                    timed(lambda d=differ: d.snapshot("after_tests", keep_state=False))
+                )
+                archive.append(timed(lambda s=sandbox: [None for _ in s.get_archive("/workspace")]))
                 record = differ.snapshot("check", keep_state=False)
                 assert record is not None and record["file_count"] == FILES
             finally:
@@ -65,9 +71,18 @@ def main() -> None:
                                                ("unchanged", unchanged), ("archive", archive))}
     print(f"{FILES} files, medians of {args.rounds}")
     print(f"full get_archive('/workspace'):       {m['archive']:.3f} s")
-    print(f"first snapshot (list + state tar):    {m['first']:.3f} s  ratio {m['first'] / m['archive']:.2f}")
-    print(f"snapshot after 10 files changed:      {m['changed']:.3f} s  ratio {m['changed'] / m['archive']:.2f}")
-    print(f"snapshot with no change (last point): {m['unchanged']:.3f} s  ratio {m['unchanged'] / m['archive']:.2f}")
+    print(
+        f"first snapshot (list + state tar):    {m['first']:.3f} s  "
+        f"ratio {m['first'] / m['archive']:.2f}"
+    )
+    print(
+        f"snapshot after 10 files changed:      {m['changed']:.3f} s  "
+        f"ratio {m['changed'] / m['archive']:.2f}"
+    )
+    print(
+        f"snapshot with no change (last point): {m['unchanged']:.3f} s  "
+        f"ratio {m['unchanged'] / m['archive']:.2f}"
+    )
     print("target: a snapshot under 0.3 s")
 
 

@@ -130,8 +130,13 @@ def main() -> None:
             base.append(baseline_once(image))
             ours.append(axp_once(workdir))
     b, o = statistics.median(base), statistics.median(ours)
-    print(f"docker SDK script ({VARIANTS} variants, {JOBS} threads): {b:.2f} s (median of {args.rounds})")
-    print(f"axp local run --jobs {JOBS}:                        {o:.2f} s (median of {args.rounds})")
+    print(
+        f"docker SDK script ({VARIANTS} variants, {JOBS} threads): {b:.2f} s "
+        f"(median of {args.rounds})"
+    )
+    print(
+        f"axp local run --jobs {JOBS}:                        {o:.2f} s (median of {args.rounds})"
+    )
     print(f"ratio: {o / b:.2f}  (target <= 1.5)")
 
 

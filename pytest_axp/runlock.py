@@ -84,7 +84,8 @@ def _holder_pid(path: Path) -> int | None:
             data = json.loads(path.read_text() or "null")
         except (OSError, ValueError):
             data = None
-        if isinstance(data, dict) and isinstance(data.get("pid"), int):
-            return data["pid"]
+        pid = data.get("pid") if isinstance(data, dict) else None
+        if isinstance(pid, int):
+            return pid
         time.sleep(0.05)
     return None

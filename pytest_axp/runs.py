@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ class RunRow:
             "experiment_id": self.experiment_id,
             "status": self.status,
             "type": "local",
-            "created": datetime.fromtimestamp(self.created_epoch, timezone.utc)
+            "created": datetime.fromtimestamp(self.created_epoch, UTC)
             .isoformat(timespec="seconds").replace("+00:00", "Z"),
             "variants": self.variants,
             "path": str(self.path),

@@ -7,6 +7,7 @@ environment, --env NAME=VALUE / --env NAME. Only declared names are taken.
 from __future__ import annotations
 
 import base64
+import builtins
 import json
 import os
 import re
@@ -170,7 +171,7 @@ class Redactor:
         """The secret values themselves (a new Redactor(values_text) is an equal one)."""
         return list(self.secrets)
 
-    def bytes(self, data: bytes) -> bytes:
+    def bytes(self, data: builtins.bytes) -> builtins.bytes:
         for value in self.values:
             if value in data:
                 data = data.replace(value, MARKER)
@@ -194,7 +195,7 @@ class Redactor:
             return [self.obj(v) for v in value]
         return value
 
-    def feed(self, chunk: bytes) -> bytes:
+    def feed(self, chunk: builtins.bytes) -> builtins.bytes:
         if not self.values:
             return chunk
         data = self.bytes(self._pending + chunk)
@@ -209,13 +210,13 @@ class Redactor:
         self._pending = data[cut:]
         return data[:cut]
 
-    def flush(self, cut: bool = False) -> bytes:
+    def flush(self, cut: bool = False) -> builtins.bytes:
         """What is held back. With `cut` (the stream was cut short there), an end that is
         the beginning of a form is masked too: its rest was never seen."""
         rest, self._pending = self.bytes(self._pending), b""
         return self.mask_cut_end(rest) if cut else rest
 
-    def mask_cut_end(self, data: bytes) -> bytes:
+    def mask_cut_end(self, data: builtins.bytes) -> builtins.bytes:
         """`data` with a trailing beginning of any form replaced by the marker."""
         start = len(data)
         for value in self.values:

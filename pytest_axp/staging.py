@@ -155,7 +155,10 @@ def build_entry(source_path: Path, dest: str, *, name: str | None = None,
     out = _Digest(sink)
     try:
         st = os.fstat(fd)
-        with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        # typeshed asks any fileobj for read/seek/close; mode "w" only calls write and tell.
+        with tarfile.open(  # type: ignore[call-overload]
+            fileobj=out, mode="w", format=tarfile.PAX_FORMAT
+        ) as tar:
             def add_parents(path: str) -> None:
                 parts = [] if path == "." else path.split("/")
                 for i in range(1, len(parts) + 1):

@@ -6,15 +6,31 @@ Every public function raises ExperimentError and nothing else for a bad file.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import ValidationError
 
 from .errors import ExperimentError, Problem
 from .models import (
-    AXES_KEYS, Agent, Environment, EnvVar, Experiment, ExperimentV1, ExperimentV2, FileEntry,
-    Limits, McpServer, ModelSpec, Product, Prompt, SetupCheck, SetupStep, Tests, TestSpec,
+    AXES_KEYS,
+    Agent,
+    Environment,
+    EnvVar,
+    Experiment,
+    ExperimentV1,
+    ExperimentV2,
+    FileEntry,
+    Limits,
+    McpServer,
+    ModelSpec,
+    Product,
+    Prompt,
+    SetupCheck,
+    SetupStep,
+    Tests,
+    TestSpec,
     parse_experiment,
 )
 from .resolve import ResolvedStep, ResolvedVariant, resolve
@@ -81,9 +97,31 @@ def sniff_experiment(path: str | os.PathLike[str]) -> bool:
 
 
 __all__ = [
-    "Agent", "Environment", "EnvVar", "Experiment", "ExperimentError", "ExperimentV1",
-    "ExperimentV2", "FileEntry", "Limits", "McpServer", "ModelSpec", "Problem", "Product",
-    "Prompt", "ResolvedStep", "ResolvedVariant", "SetupCheck", "SetupStep", "TestSpec", "Tests",
-    "experiment_json_schema", "is_experiment_document", "load_and_resolve", "load_experiment",
-    "parse_yaml", "resolve_variants", "sniff_experiment",
+    "Agent",
+    "EnvVar",
+    "Environment",
+    "Experiment",
+    "ExperimentError",
+    "ExperimentV1",
+    "ExperimentV2",
+    "FileEntry",
+    "Limits",
+    "McpServer",
+    "ModelSpec",
+    "Problem",
+    "Product",
+    "Prompt",
+    "ResolvedStep",
+    "ResolvedVariant",
+    "SetupCheck",
+    "SetupStep",
+    "TestSpec",
+    "Tests",
+    "experiment_json_schema",
+    "is_experiment_document",
+    "load_and_resolve",
+    "load_experiment",
+    "parse_yaml",
+    "resolve_variants",
+    "sniff_experiment",
 ]

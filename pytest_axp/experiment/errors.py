@@ -5,8 +5,9 @@ from __future__ import annotations
 import difflib
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -56,7 +57,7 @@ def problems_from_validation(file: str, model: type[BaseModel], err: ValidationE
     errors = err.errors(include_url=False)
     # A misspelt field is one mistake: "unknown field (did you mean 'x'?)" says it, so the
     # "x: field required" it also causes is left out.
-    suggested = {tuple(e["loc"][:-1]) + (_suggestion(model, tuple(e["loc"])),)
+    suggested = {(*tuple(e["loc"][:-1]), _suggestion(model, tuple(e["loc"])))
                  for e in errors if e["type"] == "extra_forbidden"}
     for e in errors:
         loc = tuple(e["loc"])
@@ -142,7 +143,11 @@ def _shown(value: Any) -> str:
     if isinstance(value, (str, bool, int, float)):
         text = repr(value)
         return text if len(text) <= 40 else text[:37] + "..."
-    return {dict: "a mapping", list: "a list"}.get(type(value), type(value).__name__)
+    if type(value) is dict:
+        return "a mapping"
+    if type(value) is list:
+        return "a list"
+    return type(value).__name__
 
 
 def plain_message(e: Any) -> str:

@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import posixpath
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator,
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -148,7 +154,7 @@ class Agent(_AgentRules):
     model: ModelSpec | None = None
     script: str | None = None  # ours: the `command` agent's bash script (its adapter checks)
 
-    @field_validator("model", mode="before", json_schema_input_type=Union[str, ModelSpec, None])
+    @field_validator("model", mode="before", json_schema_input_type=str | ModelSpec | None)
     @classmethod
     def _model(cls, value: Any) -> Any:
         return _model_shorthand(value)
@@ -272,7 +278,7 @@ class FileEntry(_Strict):
         return workspace_relative(value)
 
     @model_validator(mode="after")
-    def _slot_needs_name(self) -> "FileEntry":
+    def _slot_needs_name(self) -> FileEntry:
         if self.source is None and not self.name:
             raise ValueError("an entry without a source is a slot and needs a 'name' "
                              "(bound at run time with --file NAME=PATH)")
@@ -302,7 +308,7 @@ class SetupStep(_Strict):
 
 
 
-_SetupInput = Union[str, list[SetupStep]]
+_SetupInput = str | list[SetupStep]
 
 
 class Environment(_Strict):
@@ -355,8 +361,8 @@ class Limits(_Strict):
     max_cost_usd: float | None = Field(default=None, ge=0, strict=True)
 
 
-_AgentsInput = Union[str, Agent, list[Union[str, Agent]], None]
-_PromptsInput = Union[str, Prompt, list[Union[str, Prompt]], None]
+_AgentsInput = str | Agent | list[str | Agent] | None
+_PromptsInput = str | Prompt | list[str | Prompt] | None
 
 
 class Extension(_Strict):
@@ -427,8 +433,8 @@ class Flow(_Strict):
     prompt: str
 
 
-_ModelInput = Union[str, ModelSpec, None]
-_AgentV1Input = Union[str, AgentV1, None]
+_ModelInput = str | ModelSpec | None
+_AgentV1Input = str | AgentV1 | None
 
 
 class _V1Shorthands(_Strict):
@@ -490,7 +496,7 @@ class ExperimentV1(_Experiment, _V1Shorthands):
     _id = field_validator("id")(classmethod(lambda cls, v: _kebab(v)))
 
 
-Experiment = Union[ExperimentV1, ExperimentV2]
+Experiment = ExperimentV1 | ExperimentV2
 AXES_KEYS = ("agents", "prompts", "environments", "products", "extensions", "matrix", "flow")
 
 
@@ -504,8 +510,8 @@ def parse_experiment(source: YamlSource) -> Experiment:
         raise ExperimentError([source.problem(("schema_version",), "field required (2, or 1 "
                                               "for legacy files)", at="parent")])
     version = data["schema_version"]
-    model: type[ExperimentV1] | type[ExperimentV2] | None = (
-        {1: ExperimentV1, 2: ExperimentV2}.get(version) if type(version) is int else None)
+    models: dict[int, type[ExperimentV1 | ExperimentV2]] = {1: ExperimentV1, 2: ExperimentV2}
+    model = models.get(version) if type(version) is int else None
     if model is None:
         raise ExperimentError([source.problem(("schema_version",), f"unsupported schema_version "
                                               f"{version!r}: use 2 (or 1 for legacy files)")])

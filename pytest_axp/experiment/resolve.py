@@ -15,9 +15,24 @@ from pydantic import BaseModel, ConfigDict
 
 from .errors import ExperimentError, format_path
 from .models import (
-    SAFE_NAME, Agent, Environment, EnvVar, Experiment, ExperimentV1, ExperimentV2, Extension,
-    FileEntry, Limits, McpServer, MatrixVariant, Product, Prompt, SetupCheck, SetupStep, Tests,
+    SAFE_NAME,
+    Agent,
+    Environment,
+    EnvVar,
+    Experiment,
+    ExperimentV1,
+    ExperimentV2,
+    Extension,
+    FileEntry,
+    Limits,
+    MatrixVariant,
+    McpServer,
+    Product,
+    Prompt,
+    SetupCheck,
+    SetupStep,
     SourcePosition,
+    Tests,
 )
 from .yamlsource import YamlSource
 
@@ -111,11 +126,12 @@ class _Parts:
     secrets: list[str] = field(default_factory=list)
     mcp: list[McpServer] = field(default_factory=list)
 
-    def add_steps(self, steps: list[SetupStep], phase: str, loc: tuple[Any, ...],
+    def add_steps(self, steps: list[SetupStep], phase: Literal["environment", "product"],
+                  loc: tuple[Any, ...],
                   source: YamlSource) -> None:
         for i, step in enumerate(steps):
             self.setup.append(ResolvedStep(phase=phase, **dict(step)))
-            self.files += _located(step.files, loc + (i, "files"), source)
+            self.files += _located(step.files, (*loc, i, "files"), source)
             self.env += step.environment_variables
             self.secrets += step.secrets
             self.mcp += step.mcp_servers
@@ -127,7 +143,7 @@ def _located(entries: list[FileEntry], loc: tuple[Any, ...],
     for j, entry in enumerate(entries):
         # Entries are frozen; the private position is set once, and an entry shared by several
         # variants comes from one place in the file.
-        entry._where = source.where(loc + (j,))
+        entry._where = source.where((*loc, j))
     return list(entries)
 
 
@@ -154,16 +170,16 @@ def _leaves(exp: ExperimentV2) -> list[_Leaf]:
 
     def walk(parent: _Leaf, exts: list[Extension], loc: tuple[Any, ...]) -> None:
         for i, ext in enumerate(exts):
-            here = loc + (i,)
-            leaf = _Leaf(parent.path + [ext.id], here, parent.tags + list(ext.tags),
+            here = (*loc, i)
+            leaf = _Leaf([*parent.path, ext.id], here, parent.tags + list(ext.tags),
                          dict(parent.axes), dict(parent.axis_locs))
             for axis in AXES:
                 values = getattr(ext, axis)
                 if values is not None:  # given, even empty, replaces the parent's axis
                     leaf.axes[axis] = list(values) or [None]
-                    leaf.axis_locs[axis] = here + (axis,)
+                    leaf.axis_locs[axis] = (*here, axis)
             if ext.extensions:
-                walk(leaf, ext.extensions, here + ("extensions",))
+                walk(leaf, ext.extensions, (*here, "extensions"))
             else:
                 out.append(leaf)
 
@@ -183,14 +199,16 @@ def _value_id(axis: str, value: Any) -> str:
     if axis == "agents":
         return _agent_id(value)
     if axis == "prompts":
-        return value.id
+        prompt_id: str = value.id
+        return prompt_id
     return slug(value.name)
 
 
 def _value_label(axis: str, value: Any) -> str:
     if axis == "agents":
         return _agent_label(value)
-    return value.id if axis == "prompts" else value.name
+    label: str = value.id if axis == "prompts" else value.name
+    return label
 
 
 @dataclass
@@ -211,7 +229,7 @@ def _resolve_v2(exp: ExperimentV2, source: YamlSource) -> list[ResolvedVariant]:
     for leaf in leaves:
         varying = [a for a in AXES if len(leaf.axes[a]) > 1]
         for picks in itertools.product(*(list(enumerate(leaf.axes[a])) for a in AXES)):
-            chosen = dict(zip(AXES, picks))
+            chosen = dict(zip(AXES, picks, strict=True))
             locs = {a: leaf.axis_locs[a] + ((i,) if leaf.axes[a][i] is not None else ())
                     for a, (i, _) in chosen.items()}
             parts_id = list(leaf.path) + [_value_id(a, chosen[a][1]) for a in varying]
@@ -299,7 +317,7 @@ def _resolve_v1(exp: ExperimentV1, source: YamlSource) -> list[ResolvedVariant]:
     for i, mv in enumerate(entries):
         loc: tuple[Any, ...] = ("matrix", "variant", i) if exp.matrix else ()
         if mv.id in seen:
-            raise ExperimentError([source.problem(loc + ("id",),
+            raise ExperimentError([source.problem((*loc, "id"),
                                                   f"duplicate variant id {mv.id!r}")])
         seen.add(mv.id)
         ov = mv.overrides
@@ -318,12 +336,12 @@ def _resolve_v1(exp: ExperimentV1, source: YamlSource) -> list[ResolvedVariant]:
         # Overrides of lists add to the top-level list; setup replaces.
         parts = _Parts(
             files=_located(exp.files, ("files",), source)
-            + _located(ov.files, loc + ("overrides", "files"), source),
+            + _located(ov.files, (*loc, "overrides", "files"), source),
             secrets=list(exp.secrets) + list(ov.secrets),
             mcp=list(exp.mcp_servers) + list(ov.mcp_servers),
             checks=list(exp.setup_checks) + list(ov.setup_checks))
         if ov.setup is not None:
-            parts.add_steps(ov.setup, "environment", loc + ("overrides", "setup"), source)
+            parts.add_steps(ov.setup, "environment", (*loc, "overrides", "setup"), source)
         else:
             parts.add_steps(exp.setup, "environment", ("setup",), source)
         matrix = {"agent": agent.name}

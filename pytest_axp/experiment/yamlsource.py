@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -46,19 +47,19 @@ class _Loader(yaml.SafeLoader):
         self.nodes[id(obj)] = node
         self.keep.append(obj)
 
-    def construct_yaml_map(self, node: MappingNode) -> Iterator[dict[Any, Any]]:
+    def construct_yaml_map(self, node: MappingNode) -> Generator[dict[Any, Any], None, None]:
         data: dict[Any, Any] = {}
         self._remember(data, node)
         yield data
         data.update(self.construct_mapping(node))
 
-    def construct_yaml_seq(self, node: SequenceNode) -> Iterator[list[Any]]:
+    def construct_yaml_seq(self, node: SequenceNode) -> Generator[list[Any], None, None]:
         data: list[Any] = []
         self._remember(data, node)
         yield data
         data.extend(self.construct_sequence(node))
 
-    def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, MappingNode):
             seen: set[str] = set()
             for key_node, _ in node.value:
@@ -234,7 +235,7 @@ def _refuse_amplification(text: str, file: str) -> None:
         return  # _check_shape applies the same bound after the parse
     try:
         root = yaml.compose(text, Loader=yaml.CSafeLoader)
-    except Exception:  # noqa: BLE001 - any failure: the full parse reports it
+    except Exception:
         return
     sizes: dict[int, tuple[int, int]] = {}
     on_path: set[int] = set()
@@ -254,7 +255,7 @@ def _refuse_amplification(text: str, file: str) -> None:
         total, nbytes = 1, 0
         for i, (key_node, child) in enumerate(pairs):
             step = key_node.value if isinstance(key_node, ScalarNode) else i
-            values, more = size(child, loc + (step,))
+            values, more = size(child, (*loc, step))
             total += values
             nbytes += more + (len(key_node.value) if isinstance(key_node, ScalarNode) else 0)
             if total > MAX_EXPANDED_VALUES or nbytes > MAX_EXPANDED_BYTES:
@@ -293,7 +294,7 @@ def _check_shape(source: YamlSource) -> None:
         on_path.add(key)
         total, nbytes = 1, 0
         for k, v in (obj.items() if isinstance(obj, dict) else enumerate(obj)):
-            values, more = size(v, loc + (k,))
+            values, more = size(v, (*loc, k))
             total += values
             nbytes += more + (_scalar_bytes(k) if isinstance(obj, dict) else 0)
             if total > MAX_EXPANDED_VALUES:
@@ -313,4 +314,11 @@ def _check_shape(source: YamlSource) -> None:
                                        "values nested too deeply")]) from None
 
 
-__all__ = ["MAX_EXPANDED_BYTES", "MAX_FILE_BYTES", "YamlSource", "load_yaml", "parse_yaml", "read_text"]
+__all__ = [
+    "MAX_EXPANDED_BYTES",
+    "MAX_FILE_BYTES",
+    "YamlSource",
+    "load_yaml",
+    "parse_yaml",
+    "read_text",
+]

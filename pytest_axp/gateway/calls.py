@@ -99,7 +99,9 @@ async def _serve(handle: RunHandle, api: ModelApi, route: Route, req: Request, r
     record: dict[str, Any] = {"seq": seq}
 
     def finish(status: int, **extra: Any) -> None:
-        record.update(status=status, duration_ms=round((time.monotonic() - started) * 1000), **extra)
+        record.update(
+            status=status, duration_ms=round((time.monotonic() - started) * 1000), **extra
+        )
         recorder.write(seq, "response", record)
 
     if not isinstance(body, dict):
@@ -137,7 +139,9 @@ def _event_records(events: Sequence[tuple[str | None, Any]]) -> list[dict[str, A
     return [{"event": name, "data": data} for name, data in events]
 
 
-async def _scripted(handle: RunHandle, api: ModelApi, call: Call, resp: Responder, finish: Finish) -> None:
+async def _scripted(
+    handle: RunHandle, api: ModelApi, call: Call, resp: Responder, finish: Finish
+) -> None:
     assert handle._cursor is not None and handle._script is not None
     if not call.route.model_call:
         answer_body = api.side_answer(call)
@@ -148,16 +152,26 @@ async def _scripted(handle: RunHandle, api: ModelApi, call: Call, resp: Responde
     script_info = {"kind": reply.kind, "turn_index": reply.turn_index}
     if reply.error is not None:
         err = api.error(reply.error.status, reply.error.message, reply.error.type)
-        await resp.send_json(err.status, err.body)  # as the real API would: retries are the client's call
-        handle._error(f"request {call.seq}: scripted error {reply.error.status} at turn {reply.turn_index}: "
-                      f"{reply.error.message}")
+        # as the real API would: retries are the client's call
+        await resp.send_json(err.status, err.body)
+        handle._error(
+            f"request {call.seq}: scripted error {reply.error.status} at turn {reply.turn_index}: "
+            f"{reply.error.message}"
+        )
         finish(err.status, mode="scripted", script=script_info, body=err.body)
         return
     answer = api.render(call, reply)
     if answer.events is None:
         await resp.send_json(200, answer.message)
         cost = _meter(handle, api, call, answer)
-        finish(200, mode="scripted", script=script_info, usage=answer.usage, cost_usd=cost, body=answer.message)
+        finish(
+            200,
+            mode="scripted",
+            script=script_info,
+            usage=answer.usage,
+            cost_usd=cost,
+            body=answer.message,
+        )
         return
     await resp.start(200, _SSE_HEADERS)
     sent: list[tuple[str | None, Any]] = []
@@ -171,8 +185,13 @@ async def _scripted(handle: RunHandle, api: ModelApi, call: Call, resp: Responde
         await resp.end()
     except ConnectionError as exc:
         handle._error(f"request {call.seq}: client disconnected mid-stream")
-        finish(200, mode="scripted", script=script_info, events=handle._redactor.events(_event_records(sent)),
-               error=f"client disconnected mid-stream ({type(exc).__name__})")
+        finish(
+            200,
+            mode="scripted",
+            script=script_info,
+            events=handle._redactor.events(_event_records(sent)),
+            error=f"client disconnected mid-stream ({type(exc).__name__})",
+        )
         raise
     cost = _meter(handle, api, call, answer)
     finish(200, mode="scripted", script=script_info, usage=answer.usage, cost_usd=cost,
@@ -188,7 +207,9 @@ async def _forward(handle: RunHandle, api: ModelApi, call: Call, resp: Responder
         headers += api.upstream_headers(upstream.key)
     # Identity encoding so the SSE can be parsed (and recorded) while it is passed through.
     headers.append(("accept-encoding", "identity"))
-    upstream_req = client.build_request(req.method, upstream.url + req.target, headers=headers, content=req.body)
+    upstream_req = client.build_request(
+        req.method, upstream.url + req.target, headers=headers, content=req.body
+    )
     try:
         answer = await client.send(upstream_req, stream=True)
     except httpx.HTTPError as exc:
@@ -214,8 +235,14 @@ def _passed_headers(answer: httpx.Response) -> list[tuple[str, str]]:
     return [(k, v) for k, v in answer.headers.multi_items() if k.lower() not in _HOP_BY_HOP]
 
 
-async def _forward_stream(handle: RunHandle, api: ModelApi, call: Call, resp: Responder, finish: Finish,
-                          answer: httpx.Response) -> None:
+async def _forward_stream(
+    handle: RunHandle,
+    api: ModelApi,
+    call: Call,
+    resp: Responder,
+    finish: Finish,
+    answer: httpx.Response,
+) -> None:
     await resp.start(answer.status_code, _passed_headers(answer))
     parser = SSEParser()
     events: list[tuple[str, Any]] = []
@@ -256,12 +283,22 @@ async def _forward_stream(handle: RunHandle, api: ModelApi, call: Call, resp: Re
         raise ConnectionResetError(client_gone)
 
 
-async def _forward_whole(handle: RunHandle, api: ModelApi, call: Call, resp: Responder, finish: Finish,
-                         answer: httpx.Response) -> None:
+async def _forward_whole(
+    handle: RunHandle,
+    api: ModelApi,
+    call: Call,
+    resp: Responder,
+    finish: Finish,
+    answer: httpx.Response,
+) -> None:
     data = await answer.aread()
     content_type = answer.headers.get("content-type", "")
-    await resp.send_bytes(answer.status_code, data, content_type or "application/json",
-                          [(k, v) for k, v in _passed_headers(answer) if k.lower() != "content-type"])
+    await resp.send_bytes(
+        answer.status_code,
+        data,
+        content_type or "application/json",
+        [(k, v) for k, v in _passed_headers(answer) if k.lower() != "content-type"],
+    )
     try:
         parsed: Any = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):

@@ -90,7 +90,9 @@ class Responder:
         await self.send(body)
         await self.end()
 
-    async def send_json(self, status: int, obj: Any, headers: Iterable[tuple[str, str]] = ()) -> None:
+    async def send_json(
+        self, status: int, obj: Any, headers: Iterable[tuple[str, str]] = ()
+    ) -> None:
         await self.send_bytes(status, json.dumps(obj).encode("utf-8"), "application/json", headers)
 
 
@@ -125,7 +127,9 @@ class HttpServer:
         if self._thread is not None:
             return
         loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=self._run_loop, args=(loop,), name="axp-model-gateway", daemon=True)
+        thread = threading.Thread(
+            target=self._run_loop, args=(loop,), name="axp-model-gateway", daemon=True
+        )
         self._loop, self._thread = loop, thread
         thread.start()
         try:
@@ -147,7 +151,9 @@ class HttpServer:
     async def _astart(self) -> None:
         if self._on_start is not None:
             await self._on_start()
-        self._server = await asyncio.start_server(self._on_connection, self._host, self._requested_port)
+        self._server = await asyncio.start_server(
+            self._on_connection, self._host, self._requested_port
+        )
         self.port = self._server.sockets[0].getsockname()[1]
 
     def stop(self) -> None:
@@ -177,7 +183,9 @@ class HttpServer:
         if self._on_stop is not None:
             await self._on_stop()
 
-    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _on_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         task = asyncio.current_task()
         if task is not None:
             self._conn_tasks.add(task)
@@ -189,7 +197,9 @@ class HttpServer:
                 except h11.RemoteProtocolError:
                     if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
                         responder = Responder(conn, writer, "GET")
-                        await responder.send_json(400, error_body("invalid_request_error", "malformed HTTP request"))
+                        await responder.send_json(
+                            400, error_body("invalid_request_error", "malformed HTTP request")
+                        )
                     return
                 if request is None:
                     return
@@ -198,15 +208,24 @@ class HttpServer:
                     await self._handler(request, responder)
                 except (ConnectionError, asyncio.CancelledError):
                     raise
-                except Exception as exc:  # a bug must not kill the server; tell the client if we still can
+                except (
+                    Exception
+                ) as exc:  # a bug must not kill the server; tell the client if we still can
                     if not responder.started:
-                        await responder.send_json(500, error_body("api_error", f"axp gateway error: {type(exc).__name__}"))
+                        await responder.send_json(
+                            500, error_body("api_error", f"axp gateway error: {type(exc).__name__}")
+                        )
                     else:
                         return
                 if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                     return
                 conn.start_next_cycle()
-        except (ConnectionError, asyncio.CancelledError, h11.LocalProtocolError, h11.RemoteProtocolError):
+        except (
+            ConnectionError,
+            asyncio.CancelledError,
+            h11.LocalProtocolError,
+            h11.RemoteProtocolError,
+        ):
             pass
         finally:
             try:
@@ -225,7 +244,9 @@ async def _read_request(conn: h11.Connection, reader: asyncio.StreamReader,
         event = conn.next_event()
         if event is h11.NEED_DATA:
             if conn.they_are_waiting_for_100_continue:
-                writer.write(conn.send(h11.InformationalResponse(status_code=100, headers=[])) or b"")
+                writer.write(
+                    conn.send(h11.InformationalResponse(status_code=100, headers=[])) or b""
+                )
             conn.receive_data(await reader.read(65536))
         elif isinstance(event, h11.Request):
             head = event
@@ -238,7 +259,9 @@ async def _read_request(conn: h11.Connection, reader: asyncio.StreamReader,
                 method=head.method.decode("ascii"),
                 target=target,
                 path=target.split("?", 1)[0],
-                headers=[(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in head.headers],
+                headers=[
+                    (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in head.headers
+                ],
                 body=bytes(body),
             )
         else:  # ConnectionClosed or PAUSED

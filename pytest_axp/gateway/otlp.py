@@ -189,7 +189,10 @@ SCHEMA: dict[str, dict[int, Field]] = {
         6: ("quantileValues", "msg", True, "ValueAtQuantile"),
         8: ("flags", "uint32", False, None),
     },
-    "ValueAtQuantile": {1: ("quantile", "double", False, None), 2: ("value", "double", False, None)},
+    "ValueAtQuantile": {
+        1: ("quantile", "double", False, None),
+        2: ("value", "double", False, None),
+    },
     "Exemplar": {
         7: ("filteredAttributes", "msg", True, "KeyValue"),
         2: ("timeUnixNano", "fixed64", False, None),
@@ -371,7 +374,9 @@ def _decompress(body: bytes, encoding: str | None) -> bytes:
     return body
 
 
-def decode_export(path: str, body: bytes, content_type: str | None, content_encoding: str | None = None) -> list[Any]:
+def decode_export(
+    path: str, body: bytes, content_type: str | None, content_encoding: str | None = None
+) -> list[Any]:
     """The list of resource entries (resourceSpans/Metrics/Logs) in one OTLP/HTTP export body."""
     message, key = SIGNALS[path]
     raw = _decompress(body, content_encoding)
@@ -381,7 +386,11 @@ def decode_export(path: str, body: bytes, content_type: str | None, content_enco
         decoded = json.loads(raw.decode("utf-8") or "{}")
         if not isinstance(decoded, dict):
             raise ValueError("OTLP/JSON body must be an object")
-    snake = {"resourceSpans": "resource_spans", "resourceMetrics": "resource_metrics", "resourceLogs": "resource_logs"}
+    snake = {
+        "resourceSpans": "resource_spans",
+        "resourceMetrics": "resource_metrics",
+        "resourceLogs": "resource_logs",
+    }
     items = decoded.get(key, decoded.get(snake[key], []))
     return list(items) if isinstance(items, list) else []
 
@@ -393,7 +402,11 @@ class OtlpStore:
         self.traces_dir = Path(traces_dir)
         self.trace_id = trace_id
         self.redactor = redactor
-        self.data: dict[str, list[Any]] = {"resourceSpans": [], "resourceMetrics": [], "resourceLogs": []}
+        self.data: dict[str, list[Any]] = {
+            "resourceSpans": [],
+            "resourceMetrics": [],
+            "resourceLogs": [],
+        }
 
     @property
     def otlp_path(self) -> Path:
@@ -410,7 +423,12 @@ class OtlpStore:
 
     def write(self, *, logs: bool = True, otlp: bool = True) -> None:
         if otlp and (self.data["resourceSpans"] or self.data["resourceMetrics"]):
-            doc = {"resourceSpans": self.data["resourceSpans"], "resourceMetrics": self.data["resourceMetrics"]}
+            doc = {
+                "resourceSpans": self.data["resourceSpans"],
+                "resourceMetrics": self.data["resourceMetrics"],
+            }
             atomic_write_text(self.otlp_path, self.redactor.dumps(doc))
         if logs and self.data["resourceLogs"]:
-            atomic_write_text(self.logs_path, self.redactor.dumps({"resourceLogs": self.data["resourceLogs"]}))
+            atomic_write_text(
+                self.logs_path, self.redactor.dumps({"resourceLogs": self.data["resourceLogs"]})
+            )

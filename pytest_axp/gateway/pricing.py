@@ -9,8 +9,9 @@ cache, cache reads 0.1x input. They match the table baked into Claude Code
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -78,12 +79,14 @@ class TokenUsage:
     cache_write_1h_tokens: int = 0
 
     @classmethod
-    def from_mapping(cls, usage: Mapping[str, Any]) -> "TokenUsage":
+    def from_mapping(cls, usage: Mapping[str, Any]) -> TokenUsage:
         """From counts named as the run summary names them (which is also the Messages API's
         `usage` object, with its optional `cache_creation` breakdown)."""
         cache_write = _int(usage, "cache_creation_input_tokens")
         breakdown = usage.get("cache_creation")
-        write_1h = _int(breakdown, "ephemeral_1h_input_tokens") if isinstance(breakdown, Mapping) else 0
+        write_1h = (
+            _int(breakdown, "ephemeral_1h_input_tokens") if isinstance(breakdown, Mapping) else 0
+        )
         return cls(
             input_tokens=_int(usage, "input_tokens"),
             output_tokens=_int(usage, "output_tokens"),

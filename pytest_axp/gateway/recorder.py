@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from ..secrets import secret_forms
 
@@ -39,7 +40,8 @@ class Redactor:
         return value
 
     def obj(self, value: Any) -> Any:
-        """Redacts inside a JSON-like structure (strings and keys), so the output stays valid JSON."""
+        """Redacts inside a JSON-like structure (strings and keys), so the output stays valid
+        JSON."""
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, Mapping):
@@ -51,10 +53,11 @@ class Redactor:
     def events(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Stream events for the record. A secret can be split across two deltas of one block, where
         no single fragment matches; such a block's fragments are coalesced into its first delta
-        (redacted, the rest emptied, marked `_coalesced`), so the deltas still concatenate correctly."""
+        (redacted, the rest emptied, marked `_coalesced`), so the deltas still concatenate
+        correctly."""
         if not self._secrets or not any(flag for _, flag in self._split_blocks(events).values()):
             return events
-        copied = json.loads(json.dumps(events, default=str))
+        copied: list[dict[str, Any]] = json.loads(json.dumps(events, default=str))
         for parts, has_secret in self._split_blocks(copied).values():
             if not has_secret:
                 continue

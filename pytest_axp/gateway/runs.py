@@ -57,7 +57,8 @@ class RunHandle:
         self.meter.max_cost_usd = self.max_cost_usd
 
     def __repr__(self) -> str:  # never show the token
-        return f"RunHandle(run_key={self.run_key!r}, requests={self.requests}, cost_usd={self.cost_usd:.6f})"
+        return (f"RunHandle(run_key={self.run_key!r}, requests={self.requests}, "
+                f"cost_usd={self.cost_usd:.6f})")
 
     @property
     def scripted(self) -> bool:

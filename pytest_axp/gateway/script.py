@@ -13,9 +13,10 @@ import itertools
 import json
 import os
 import secrets as _secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -122,7 +123,7 @@ class ModelScript:
     source: str = "<script>"
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "ModelScript":
+    def load(cls, path: str | os.PathLike[str]) -> ModelScript:
         p = Path(path)
         try:
             text = p.read_text(encoding="utf-8")
@@ -131,7 +132,7 @@ class ModelScript:
         return cls.from_yaml(text, source=str(p))
 
     @classmethod
-    def from_yaml(cls, text: str, *, source: str = "<script>") -> "ModelScript":
+    def from_yaml(cls, text: str, *, source: str = "<script>") -> ModelScript:
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
@@ -142,12 +143,14 @@ class ModelScript:
         return cls.from_data(data, source=source)
 
     @classmethod
-    def from_data(cls, data: Any, *, source: str = "<script>") -> "ModelScript":
+    def from_data(cls, data: Any, *, source: str = "<script>") -> ModelScript:
         if not isinstance(data, Mapping):
             raise ScriptError(f"{source}: a model script must be a mapping with a 'turns' list")
         unknown = set(data) - {"turns", "usage", "side_usage", "stream_delay_ms"}
         if unknown:
-            raise ScriptError(f"{source}: unknown top-level key(s): {', '.join(sorted(map(str, unknown)))}")
+            raise ScriptError(
+                f"{source}: unknown top-level key(s): {', '.join(sorted(map(str, unknown)))}"
+            )
         turns_data = data.get("turns")
         if not isinstance(turns_data, list):
             raise ScriptError(f"{source}: 'turns' must be a list")
@@ -157,9 +160,15 @@ class ModelScript:
         delay = data.get("stream_delay_ms", 0)
         if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay < 0:
             raise ScriptError(f"{source}: stream_delay_ms must be a non-negative number")
-        return cls(turns=turns, usage=usage, side_usage=side_usage, stream_delay_s=delay / 1000.0, source=source)
+        return cls(
+            turns=turns,
+            usage=usage,
+            side_usage=side_usage,
+            stream_delay_s=delay / 1000.0,
+            source=source,
+        )
 
-    def cursor(self, attempt: int = 1) -> "ScriptCursor":
+    def cursor(self, attempt: int = 1) -> ScriptCursor:
         """Fresh per-run state: each run consumes its own copy of the turns (those that
         play on this attempt)."""
         return ScriptCursor(self, attempt=attempt)
@@ -173,7 +182,9 @@ def _parse_usage(value: Any, where: str) -> Usage | None:
     allowed = set(Usage.__dataclass_fields__)
     unknown = set(value) - allowed
     if unknown:
-        raise ScriptError(f"{where}: unknown key(s) {sorted(map(str, unknown))}; allowed: {sorted(allowed)}")
+        raise ScriptError(
+            f"{where}: unknown key(s) {sorted(map(str, unknown))}; allowed: {sorted(allowed)}"
+        )
     for key, count in value.items():
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise ScriptError(f"{where}: {key} must be a non-negative integer, got {count!r}")
@@ -190,7 +201,10 @@ def _parse_turn(value: Any, where: str) -> Turn:
     if unknown:
         raise ScriptError(f"{where}: unknown key(s): {', '.join(sorted(map(str, unknown)))}")
     if len(kinds) != 1:
-        raise ScriptError(f"{where}: needs exactly one of text, tool_use, content, error (found {kinds or 'none'})")
+        raise ScriptError(
+            f"{where}: needs exactly one of text, tool_use, content, error "
+            f"(found {kinds or 'none'})"
+        )
     usage = _parse_usage(value.get("usage"), f"{where}.usage")
     attempts = _parse_attempts(value.get("attempts"), f"{where}.attempts")
     kind = kinds[0]
@@ -200,7 +214,9 @@ def _parse_turn(value: Any, where: str) -> Turn:
     if kind == "content":
         items = value["content"]
         if not isinstance(items, list) or not items:
-            raise ScriptError(f"{where}.content: must be a non-empty list of {{text: ...}} / {{tool_use: ...}}")
+            raise ScriptError(
+                f"{where}.content: must be a non-empty list of {{text: ...}} / {{tool_use: ...}}"
+            )
         blocks = tuple(_parse_block(item, f"{where}.content[{j}]") for j, item in enumerate(items))
         return Turn(blocks=blocks, usage=usage, attempts=attempts)
     return Turn(blocks=(_parse_block({kind: value[kind]}, where),), usage=usage,
@@ -217,7 +233,11 @@ def _parse_attempts(value: Any, where: str) -> tuple[int, ...] | None:
 
 
 def _parse_block(value: Any, where: str) -> TextBlock | ToolUseBlock:
-    if not isinstance(value, Mapping) or len(value) != 1 or next(iter(value)) not in ("text", "tool_use"):
+    if (
+        not isinstance(value, Mapping)
+        or len(value) != 1
+        or next(iter(value)) not in ("text", "tool_use")
+    ):
         raise ScriptError(f"{where}: a block is {{text: STRING}} or {{tool_use: {{name, input}}}}")
     if "text" in value:
         text = value["text"]
@@ -229,7 +249,9 @@ def _parse_block(value: Any, where: str) -> TextBlock | ToolUseBlock:
         raise ScriptError(f"{where}.tool_use: must be a mapping with name and input")
     unknown = set(spec) - {"name", "input"}
     if unknown:
-        raise ScriptError(f"{where}.tool_use: unknown key(s): {', '.join(sorted(map(str, unknown)))}")
+        raise ScriptError(
+            f"{where}.tool_use: unknown key(s): {', '.join(sorted(map(str, unknown)))}"
+        )
     name = spec.get("name")
     if not isinstance(name, str) or not name:
         raise ScriptError(f"{where}.tool_use.name: must be a non-empty string (e.g. Bash, Write)")
@@ -237,7 +259,9 @@ def _parse_block(value: Any, where: str) -> TextBlock | ToolUseBlock:
     if tool_input is None:
         tool_input = {}
     if not isinstance(tool_input, Mapping):
-        raise ScriptError(f"{where}.tool_use.input: must be a mapping, got {type(tool_input).__name__}")
+        raise ScriptError(
+            f"{where}.tool_use.input: must be a mapping, got {type(tool_input).__name__}"
+        )
     try:
         json.dumps(tool_input)
     except (TypeError, ValueError) as exc:
@@ -327,7 +351,13 @@ class ScriptCursor:
 
 def _reply(kind: str, index: int | None, blocks: tuple[TextBlock | ToolUseBlock, ...], model: str,
            usage: Usage) -> Reply:
-    return Reply(kind, turn_index=index, message=build_message(blocks, model, usage), blocks=blocks, usage=usage)
+    return Reply(
+        kind,
+        turn_index=index,
+        message=build_message(blocks, model, usage),
+        blocks=blocks,
+        usage=usage,
+    )
 
 
 def _plays_on(turn: Turn, attempt: int) -> bool:
@@ -338,7 +368,14 @@ def build_message(blocks: Any, model: str, usage: Usage) -> dict[str, Any]:
     content: list[dict[str, Any]] = []
     for block in blocks:
         if isinstance(block, ToolUseBlock):
-            content.append({"type": "tool_use", "id": new_id("toolu"), "name": block.name, "input": dict(block.input)})
+            content.append(
+                {
+                    "type": "tool_use",
+                    "id": new_id("toolu"),
+                    "name": block.name,
+                    "input": dict(block.input),
+                }
+            )
         else:
             content.append({"type": "text", "text": block.text})
     stop = "tool_use" if any(b["type"] == "tool_use" for b in content) else "end_turn"

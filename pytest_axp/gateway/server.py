@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Self
 
 import httpx
 
@@ -77,8 +78,10 @@ class ModelGateway:
         self._telemetry = TelemetryIntake(self._lookup)
 
     def __repr__(self) -> str:  # the key stays out of reprs and logs
-        return (f"ModelGateway(upstream={self.upstream_url!r}, scripted={self._script is not None}, "
-                f"port={self._http.port})")
+        return (
+            f"ModelGateway(upstream={self.upstream_url!r}, scripted={self._script is not None}, "
+            f"port={self._http.port})"
+        )
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -115,7 +118,9 @@ class ModelGateway:
 
     async def _open_client(self) -> None:
         # No overall timeout on upstream calls: a model turn can stream for minutes.
-        self._client = httpx.AsyncClient(timeout=httpx.Timeout(None, connect=30.0), follow_redirects=False)
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(None, connect=30.0), follow_redirects=False
+        )
 
     def stop(self) -> None:
         self._http.stop()
@@ -125,7 +130,7 @@ class ModelGateway:
             await self._client.aclose()
             self._client = None
 
-    def __enter__(self) -> ModelGateway:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 
 def encode_event(event: str | None, data: Any) -> bytes:
@@ -12,7 +13,7 @@ def encode_event(event: str | None, data: Any) -> bytes:
     there is a name; None makes a data-only frame (as Gemini streams)."""
     payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
     head = f"event: {event}\n" if event is not None else ""
-    return f"{head}data: {payload}\n\n".encode("utf-8")
+    return f"{head}data: {payload}\n\n".encode()
 
 
 class SSEParser:
@@ -33,7 +34,8 @@ class SSEParser:
             text = data[: exc.start].decode("utf-8")
             self._decoder_tail = data[exc.start :]
         text = self._cr + text
-        # A CR at the end may be half of a CRLF split across chunks: decide when the next chunk comes.
+        # A CR at the end may be half of a CRLF split across chunks: decide when the next chunk
+        # comes.
         self._cr = "\r" if text.endswith("\r") else ""
         if self._cr:
             text = text[:-1]
@@ -111,7 +113,8 @@ class MessageAssembler:
         content = self.message["content"]
         while len(content) <= index:
             content.append({})
-        return content[index]
+        block: dict[str, Any] = content[index]
+        return block
 
     def _apply_delta(self, index: int, delta: dict[str, Any]) -> None:
         block = self._block(index)
@@ -162,8 +165,12 @@ def events_of_message(message: dict[str, Any]) -> Iterable[tuple[str, dict[str, 
     for index, block in enumerate(message.get("content") or []):
         if block.get("type") == "tool_use":
             start = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
-            yield "content_block_start", {"type": "content_block_start", "index": index, "content_block": start}
-            # Tool input only counts when it arrives as input_json_delta; split it to look like a real stream.
+            yield (
+                "content_block_start",
+                {"type": "content_block_start", "index": index, "content_block": start},
+            )
+            # Tool input only counts when it arrives as input_json_delta; split it to look like a
+            # real stream.
             raw = json.dumps(block.get("input") or {}, ensure_ascii=False)
             for piece in _split(raw):
                 yield "content_block_delta", {

@@ -32,9 +32,13 @@ class TelemetryIntake:
                 self.unattributed += 1
         else:
             try:
-                items = decode_export(req.path, req.body, content_type, req.header("content-encoding"))
+                items = decode_export(
+                    req.path, req.body, content_type, req.header("content-encoding")
+                )
             except Exception as exc:
-                handle._error(f"telemetry {req.path}: undecodable payload: {type(exc).__name__}: {exc}")
+                handle._error(
+                    f"telemetry {req.path}: undecodable payload: {type(exc).__name__}: {exc}"
+                )
                 await resp.send_json(400, {"code": 3, "message": "undecodable OTLP payload"})
                 return
             with handle._lock:

@@ -5,14 +5,21 @@ from __future__ import annotations
 import html
 import os
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from ..record.jsonio import write_atomic
-from .results import (Results, VariantResult, _labels, aggregate, comparison_line, summary_rows,
-                      test_rows)
+from .results import (
+    Results,
+    VariantResult,
+    _labels,
+    aggregate,
+    comparison_line,
+    summary_rows,
+    test_rows,
+)
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;
@@ -118,7 +125,7 @@ def metric_chart(variants: list[VariantResult], labels: dict[str, str], metric: 
         return f"${x:.{digits}f}" if unit == "$" else f"{x:.{digits}f}{unit}"
 
     height = _TOP + _BOTTOM + _ROW_H * max(1, len(variants))
-    values = [r.get(metric) for v in variants for r in v.runs if r.get(metric) is not None]
+    values = [x for v in variants for r in v.runs if (x := r.get(metric)) is not None]
     top = max(values) if values else 0.0
     top = top * 1.1 if top > 0 else 1.0
     ticks = [(f, fmt(f * top)) for f in (0, 0.5, 1)]
@@ -130,7 +137,7 @@ def metric_chart(variants: list[VariantResult], labels: dict[str, str], metric: 
         m = v.metrics.get(metric)
         out.append(f'<text x="{_LABEL_W - 8}" y="{mid + 4:.1f}" text-anchor="end">'
                    f"{_e(labels[v.key])}</text>")
-        if m is None or m.mean is None:
+        if m is None or m.mean is None or m.median is None:
             out.append(f'<text x="{_LABEL_W + 6}" y="{mid + 4:.1f}">no data</text>')
             continue
         out.append(f'<rect class="bar" x="{_LABEL_W}" y="{y + 7}" '
@@ -213,7 +220,7 @@ def render_html(results: Results, links_html: str, title: str = "AXP results") -
     labels = _labels(results)
     head, rows = summary_rows(results)
     thead, trows = test_rows(results)
-    generated = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    generated = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     comparison = comparison_line(results)
     parts = [
         "<!DOCTYPE html>",

@@ -165,12 +165,12 @@ def aggregate(con: Any, run_ids: list[str], experiment: str | None = None) -> Re
           FROM runs r JOIN experiment_runs e USING (run_id) {where}
          ORDER BY r.experiment_id, r.variant_id, e.created, r.run_id""", params)
     names = [d[0] for d in cur.description]
-    rows = [dict(zip(names, row)) for row in cur.fetchall()]
+    rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
     for r in rows:
         r["created"] = r["created"].timestamp() if r["created"] is not None else None
     cur = con.execute("SELECT run_id, variant_id, kind, name, status FROM tests "
                       "ORDER BY kind, name")
-    tests_by_variant_run: dict[tuple[str, str], list[tuple]] = defaultdict(list)
+    tests_by_variant_run: dict[tuple[str, str], list[tuple[str, str, str]]] = defaultdict(list)
     for run_id, vid, kind, name, status in cur.fetchall():
         tests_by_variant_run[(run_id, vid)].append((kind, name, status))
 

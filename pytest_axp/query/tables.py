@@ -14,7 +14,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +111,7 @@ def _ts(epoch: float | None) -> str | None:
     if epoch is None:
         return None
     try:
-        return datetime.fromtimestamp(float(epoch), timezone.utc).replace(tzinfo=None).isoformat()
+        return datetime.fromtimestamp(float(epoch), UTC).replace(tzinfo=None).isoformat()
     except (TypeError, ValueError, OverflowError, OSError):
         return None
 
@@ -121,6 +121,11 @@ def _int(value: Any) -> int | None:
         return None if value is None or isinstance(value, bool) else int(value)
     except (TypeError, ValueError):
         return None
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """`value` if it is a JSON object, else an empty one: records are read as found."""
+    return value if isinstance(value, dict) else {}
 
 
 def _float(value: Any) -> float | None:
@@ -181,7 +186,7 @@ def _runs_rows(run: RunPaths, vid: str, experiment_id: str) -> Iterator[dict[str
     summary = summary if isinstance(summary, dict) else {}
     layout = read_json(v.layout)
     layout = layout if isinstance(layout, dict) else {}
-    agent = summary.get("agent") if isinstance(summary.get("agent"), dict) else {}
+    agent = _mapping(summary.get("agent"))
     tests = [t for t in summary.get("tests") or [] if isinstance(t, dict)]
     started, ended = summary.get("started_at_epoch"), summary.get("ended_at_epoch")
     duration = (summary["duration_ms"] / 1000 if _float(summary.get("duration_ms")) is not None
@@ -235,7 +240,7 @@ def _model_of(run: RunPaths, vid: str) -> str | None:
         data = yaml.safe_load(path.read_text())
         model = (data.get("agent") or {}).get("model")
         return str(model) if model else None
-    except Exception:  # noqa: BLE001 - a best-effort fallback only
+    except Exception:
         return None
 
 
@@ -269,7 +274,10 @@ def _update(event: dict[str, Any]) -> dict[str, Any]:
     return update if isinstance(update, dict) else {}
 
 
-def _trace_rows(run: RunPaths, vid: str) -> tuple[list[dict], list[dict], list[dict]]:
+_Rows = list[dict[str, Any]]
+
+
+def _trace_rows(run: RunPaths, vid: str) -> tuple[_Rows, _Rows, _Rows]:
     """agent_events, tool_calls and messages, all from one pass over agent-trace.jsonl."""
     events, messages = [], []
     calls: dict[str, dict[str, Any]] = {}
@@ -330,7 +338,7 @@ def _trace_rows(run: RunPaths, vid: str) -> tuple[list[dict], list[dict], list[d
     return events, sorted(calls.values(), key=lambda c: c["seq"]), messages
 
 
-def _span_value(value: dict[str, Any]) -> Any:
+def _span_value(value: Any) -> Any:
     """An OTLP/JSON AnyValue as a plain value."""
     if not isinstance(value, dict):
         return value
@@ -385,17 +393,26 @@ def _commands_rows(run: RunPaths, vid: str) -> Iterator[dict[str, Any]]:
     v = run.results(vid)
     for r in _jsonl(v.commands_index):
         yield {
-            "run_id": run.run_id, "variant_id": vid, "id": r.get("id"), "seq": _int(r.get("seq")),
-            "phase": r.get("phase"), "name": r.get("name"), "argv": r.get("argv"),
-            "user": r.get("user"), "workdir": r.get("workdir"),
+            "run_id": run.run_id,
+            "variant_id": vid,
+            "id": r.get("id"),
+            "seq": _int(r.get("seq")),
+            "phase": r.get("phase"),
+            "name": r.get("name"),
+            "argv": r.get("argv"),
+            "user": r.get("user"),
+            "workdir": r.get("workdir"),
             "started_at": _ts(r.get("started_at_epoch")),
             "duration_seconds": _float(r.get("duration_seconds")),
-            "exit_code": _int(r.get("exit_code")), "timed_out": bool(r.get("timed_out")),
-            "stdout_bytes": _int(r.get("stdout_bytes")), "stderr_bytes": _int(r.get("stderr_bytes")),
+            "exit_code": _int(r.get("exit_code")),
+            "timed_out": bool(r.get("timed_out")),
+            "stdout_bytes": _int(r.get("stdout_bytes")),
+            "stderr_bytes": _int(r.get("stderr_bytes")),
             # Relative to the run folder, like every other path column.
             "stdout_path": _rel(run, v.root / r["stdout_path"]) if r.get("stdout_path") else None,
             "stderr_path": _rel(run, v.root / r["stderr_path"]) if r.get("stderr_path") else None,
-            "span_id": r.get("span_id"), "extra": r.get("extra"),
+            "span_id": r.get("span_id"),
+            "extra": r.get("extra"),
         }
 
 
@@ -411,14 +428,18 @@ def _api_rows(run: RunPaths, vid: str) -> Iterator[dict[str, Any]]:
         resp = read_json(resp_path) if resp_path.exists() else None
         req = req if isinstance(req, dict) else {}
         resp = resp if isinstance(resp, dict) else {}
-        body = req.get("body") if isinstance(req.get("body"), dict) else {}
-        usage = resp.get("usage") if isinstance(resp.get("usage"), dict) else {}
+        body = _mapping(req.get("body"))
+        usage = _mapping(resp.get("usage"))
         message = resp.get("message") if isinstance(resp.get("message"), dict) else None
         if message is None and isinstance(resp.get("body"), dict) and \
                 resp["body"].get("type") == "message":
             message = resp["body"]
         error = resp.get("error")
-        if error is None and isinstance(resp.get("body"), dict) and resp["body"].get("type") == "error":
+        if (
+            error is None
+            and isinstance(resp.get("body"), dict)
+            and resp["body"].get("type") == "error"
+        ):
             error = (resp["body"].get("error") or {}).get("message")
         yield {
             "run_id": run.run_id, "variant_id": vid,
@@ -562,7 +583,7 @@ def ensure_derived(run_root: Path, dest: Path, *, force: bool = False) -> dict[s
     finally:
         con.close()
     manifest = {"version": DERIVE_VERSION, "run_id": run_root.name, "digest": digest,
-                "files": count, "derived_at": datetime.now(timezone.utc).isoformat(),
+                "files": count, "derived_at": datetime.now(UTC).isoformat(),
                 "rows": {t: len(r) for t, r in rows.items()}}
     write_atomic(dest / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return files

@@ -50,8 +50,9 @@ def attempt_entry(number: int, summary: dict[str, Any] | None,
     """One line of a summary's `attempts` list: how that attempt ended and why, and where
     its files are (the last attempt's are the results folder itself)."""
     summary = summary if isinstance(summary, dict) else {}
-    error = summary.get("error") if isinstance(summary.get("error"), dict) else None
-    agent = summary.get("agent") if isinstance(summary.get("agent"), dict) else {}
+    error, agent = summary.get("error"), summary.get("agent")
+    error = error if isinstance(error, dict) else None
+    agent = agent if isinstance(agent, dict) else {}
     status = summary.get("status") or "partial"
     if error:
         reason = f"{error.get('phase')} '{error.get('name')}': {error.get('message')}"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..secrets import Redactor
 from .layout import VariantPaths
@@ -29,14 +31,14 @@ class CommandRecord:
     stdout_path: str = ""
     stderr_path: str = ""
     span_id: str | None = None
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class CommandLog:
     """Hands out command ids and appends one JSON line per finished command."""
 
-    def __init__(self, paths: VariantPaths, span_id=None, redactor: Redactor | None = None,
-                 ) -> None:
+    def __init__(self, paths: VariantPaths, span_id: Callable[[], str | None] | None = None,
+                 redactor: Redactor | None = None) -> None:
         self.paths = paths
         self._span_id = span_id  # () -> the current harness span's id, for cross-reference
         self.redactor = redactor or Redactor(())

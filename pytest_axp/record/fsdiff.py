@@ -152,7 +152,7 @@ class WorkspaceDiffer:
         """Record this point; `keep_state=False` on the last one saves the state tar."""
         try:
             return self._snapshot(point, keep_state)
-        except Exception as e:  # noqa: BLE001 - capture is best effort by contract
+        except Exception as e:
             # A lost exit code too: seed 004 says a snapshot never stops the run.
             log.warning("fs-diff snapshot %s failed: %s", point, e)
             return self._failed(point, e)
@@ -173,10 +173,10 @@ class WorkspaceDiffer:
         return record
 
     def _snapshot(self, point: str, keep_state: bool) -> dict[str, Any]:
-        first = self._previous is None
+        previous = self._previous
         # The listing and, on the first point, the state tar come from one exec.
         save = ('rm -rf "$S" && mkdir -p "$S" && '
-                'tar -cf "$S/prev.tar" . 2>/dev/null; ' if first and keep_state else "")
+                'tar -cf "$S/prev.tar" . 2>/dev/null; ' if previous is None and keep_state else "")
         res = self.sandbox.exec(f'mkdir -p "$S" && cd "$W" && {save}{_LIST} > "$S/listing"',
                                 phase="snapshot", name=point, env=self._paths_env)
         if res.exit_code != 0:
@@ -188,8 +188,8 @@ class WorkspaceDiffer:
             "previous_point": self._previous_point, "file_count": len(current),
             "total_bytes": sum(e.size for e in current.values()), "changes": [],
         }
-        if not first:
-            record["changes"] = self._diff(seq, self._previous, current, keep_state)
+        if previous is not None:
+            record["changes"] = self._diff(seq, previous, current, keep_state)
         self.seq = seq
         self._previous, self._previous_point = current, point
         record = self.redactor.obj(record)
@@ -206,7 +206,7 @@ class WorkspaceDiffer:
             return f.read()
 
     def _diff(self, seq: int, old: dict[str, Entry], new: dict[str, Entry],
-              keep_state: bool):
+              keep_state: bool) -> list[dict[str, Any]]:
         changes = classify(old, new)
         cap = self.max_patch_bytes
         new_files = [p for p, c in changes.items() if c != "deleted" and new[p].kind == "f"]
@@ -217,7 +217,7 @@ class WorkspaceDiffer:
                      if c != "added" and old[p].kind == "f" and old[p].size <= cap]
         present = [p for p, c in changes.items() if c != "deleted"]
         contents, big_hashes = self._fetch(new_paths, old_paths, big, present, keep_state)
-        out = []
+        out: list[dict[str, Any]] = []
         taken: set[str] = set()
         for path, change in changes.items():
             entry = new.get(path) or old[path]

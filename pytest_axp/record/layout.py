@@ -36,7 +36,7 @@ class RunPaths:
     def variant_dir(self, variant_id: str) -> Path:
         return self.root / "variants" / variant_id
 
-    def results(self, variant_id: str) -> "VariantPaths":
+    def results(self, variant_id: str) -> VariantPaths:
         return VariantPaths(self.root / "results" / variant_id)
 
     def resolved_variant(self, variant_id: str) -> Path:

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .jsonio import write_atomic
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 SCOPE = "pytest_axp"
 
@@ -34,7 +38,7 @@ class VariantTracer:
             "service.name": "pytest-axp", "axp.run_id": run_id,
             "axp.experiment_id": experiment_id, "axp.variant_id": variant_id,
             "axp.repeat": repeat}))
-        provider.add_span_processor(SimpleSpanProcessor(_Collector(self)))
+        provider.add_span_processor(SimpleSpanProcessor(_collector(self)))
         self._tracer = provider.get_tracer(SCOPE)
         self._stack: list[Any] = []
         self.root = self._tracer.start_span("variant_run", attributes={
@@ -44,7 +48,7 @@ class VariantTracer:
         self.redact: Callable[[Any], Any] = lambda doc: doc  # set once secrets are known
 
     @contextmanager
-    def span(self, name: str, **attributes: Any) -> Iterator["SpanHandle"]:
+    def span(self, name: str, **attributes: Any) -> Iterator[SpanHandle]:
         parent = self._stack[-1] if self._stack else self.root
         ctx = self._trace.set_span_in_context(parent)
         span = self._tracer.start_span(name, context=ctx,
@@ -95,24 +99,24 @@ class SpanHandle:
             self._span.set_attribute(key, value)
 
 
-class _Collector:
-    """A SpanExporter that keeps finished spans in memory."""
+def _collector(tracer: VariantTracer) -> SpanExporter:
+    """A SpanExporter that keeps finished spans in memory (the SDK is imported only when a
+    tracer is made, so the class is made here too)."""
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-    def __init__(self, tracer: VariantTracer) -> None:
-        self._tracer = tracer
+    class _Collector(SpanExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            with tracer._lock:
+                tracer._finished.extend(spans)
+            return SpanExportResult.SUCCESS
 
-    def export(self, spans):
-        from opentelemetry.sdk.trace.export import SpanExportResult
+        def shutdown(self) -> None:
+            pass
 
-        with self._tracer._lock:
-            self._tracer._finished.extend(spans)
-        return SpanExportResult.SUCCESS
+        def force_flush(self, timeout_millis: int = 30000) -> bool:
+            return True
 
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
+    return _Collector()
 
 
 def _clean(attributes: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,8 @@ STATUSES = ("pass", "fail", "timeout", "error")
 
 
 def tail(path: Path, limit: int = TAIL_BYTES) -> str:
-    """The last `limit` bytes of a log as text; a multi-byte character cut at the edge is dropped."""
+    """The last `limit` bytes of a log as text; a multi-byte character cut at the edge is
+    dropped."""
     try:
         with open(path, "rb") as f:
             f.seek(0, 2)

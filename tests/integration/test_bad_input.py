@@ -17,11 +17,15 @@ EXPECTED = {
     "unknown-top.yaml": "limitz: unknown field (did you mean 'limits'?)",
     "unknown-model.yaml": "agents[0].model.efort: unknown field (did you mean 'effort'?)",
     "unknown-prompt.yaml": "prompts[0].tag: unknown field (did you mean 'tags'?)",
-    "unknown-setup-step.yaml": "environments[0].setup[0].scrpt: unknown field (did you mean 'script'?)",
+    "unknown-setup-step.yaml": (
+        "environments[0].setup[0].scrpt: unknown field (did you mean 'script'?)"
+    ),
     "unknown-file-field.yaml": "files[0].mode: unknown field",
     "unknown-test-field.yaml": "tests.application[0].timeout: unknown field",
     "unknown-extension-field.yaml": "extensions[0].agent: unknown field (did you mean 'agents'?)",
-    "unknown-v1-override.yaml": "matrix.variant[0].overrides.promt: unknown field (did you mean 'prompt'?)",
+    "unknown-v1-override.yaml": (
+        "matrix.variant[0].overrides.promt: unknown field (did you mean 'prompt'?)"
+    ),
     "duplicate-variant-ids-v1.yaml": "duplicate variant id 'a'",
     "duplicate-variant-ids-v2.yaml": "two variants resolve to the id 'same'",
     "anchor-cycle.yaml": "recursive alias",

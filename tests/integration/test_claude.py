@@ -84,7 +84,7 @@ def test_bundled_example_runs_offline(claude_project):
 
 
 def test_sandbox_never_sees_the_key(claude_project):
-    res, run, s, res_dir = _run(claude_project, _experiment("{max_time_seconds: 120}"), """
+    _res, _run_dir, _s, res_dir = _run(claude_project, _experiment("{max_time_seconds: 120}"), """
 turns:
   - tool_use: {name: Bash, input: {command: "env > /workspace/agent-env.txt"}}
   - text: done
@@ -98,7 +98,7 @@ turns:
 
 
 def test_max_turns_stops_the_agent(claude_project):
-    res, run, s, _ = _run(claude_project, _experiment(
+    _res, _run_dir, s, _ = _run(claude_project, _experiment(
         "{max_turns: 2, max_time_seconds: 120}",
         "{application: [{name: never, script: 'test -f never.txt'}]}"), """
 turns:
@@ -114,13 +114,18 @@ turns:
 
 
 def test_max_time_is_a_timeout(claude_project):
-    res, run, s, res_dir = _run(claude_project, _experiment(
-        "{max_time_seconds: 8}", "{application: [{name: t, script: 'true'}]}"), """
+    _res, _run_dir, s, res_dir = _run(
+        claude_project,
+        _experiment("{max_time_seconds: 8}", "{application: [{name: t, script: 'true'}]}"),
+        """
 turns:
-  - tool_use: {name: Bash, input: {command: "python3 -c 'import time; time.sleep(100)'", timeout: 600000}}
+  - tool_use:
+      name: Bash
+      input: {command: "python3 -c 'import time; time.sleep(100)'", timeout: 600000}
   - text: done
 usage: {input_tokens: 120, output_tokens: 30}
-""")
+""",
+    )
     assert s["status"] == "timeout" and s["tests"] == []
     assert s["agent"]["stopped_reason"] == "max_time_seconds exceeded: 8.0"
     assert s["duration_seconds"] < 60
@@ -130,14 +135,18 @@ usage: {input_tokens: 120, output_tokens: 30}
 
 
 def test_max_cost_stops_the_run(claude_project):
-    res, run, s, res_dir = _run(claude_project, _experiment("{max_time_seconds: 120, max_cost_usd: 0.01}"), """
+    _res, _run_dir, s, _res_dir = _run(
+        claude_project,
+        _experiment("{max_time_seconds: 120, max_cost_usd: 0.01}"),
+        """
 turns:
   - tool_use: {name: Bash, input: {command: "echo 1"}}
   - tool_use: {name: Bash, input: {command: "echo 2"}}
   - tool_use: {name: Bash, input: {command: "echo 3"}}
   - text: done
 usage: {input_tokens: 2000, output_tokens: 500}
-""")
+""",
+    )
     # Each turn costs 2000*3e-6 + 500*15e-6 = 0.0135 > 0.01: the second call is refused.
     assert s["agent"]["stopped_reason"].startswith("max_cost_usd exceeded")
     assert s["status"] == "error"  # the agent failed and there were no tests
@@ -145,7 +154,7 @@ usage: {input_tokens: 2000, output_tokens: 500}
 
 
 def test_upstream_500_is_recorded(claude_project):
-    res, run, s, res_dir = _run(claude_project, _experiment("{max_time_seconds: 120}"), """
+    _res, _run_dir, s, res_dir = _run(claude_project, _experiment("{max_time_seconds: 120}"), """
 turns:
   - error: {status: 500, message: overloaded}
 """)
@@ -164,7 +173,7 @@ def test_secret_is_redacted_in_api_bodies_session_and_trace(claude_project, monk
     monkeypatch.setenv("MY_TOKEN", secret)
     experiment = _experiment("{max_time_seconds: 120}").replace(
         "tests: {}", "secrets: [MY_TOKEN]\ntests: {}")
-    res, run, s, res_dir = _run(claude_project, experiment, """
+    res, _run_dir, s, res_dir = _run(claude_project, experiment, """
 turns:
   - tool_use: {name: Bash, input: {command: "echo token=$MY_TOKEN"}}
   - text: done

@@ -20,7 +20,7 @@ def test_two_runs_at_once_do_not_mix(project, docker_client):
     procs = [project.start("axp_cli", "local", "run", "twice.yaml", "--jobs", "2")
              for _ in range(2)]
     outputs = [p.communicate(timeout=300) for p in procs]
-    for p, (out, err) in zip(procs, outputs):
+    for p, (out, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, out + err
     runs = project.runs()
     assert len(runs) == 2

@@ -107,17 +107,21 @@ def test_limits_from_configuration_hold_for_containers_created_ahead(project):
     # axp local run creates the first sandboxes before pytest reads its configuration; a
     # container made with other limits must not be the one the agent runs in.
     project.write("pyproject.toml", '[tool.pytest.ini_options]\naxp_memory = "300m"\n')
-    project.write("mem.yaml", """
+    project.write(
+        "mem.yaml",
+        """
         schema_version: 2
         id: mem
         name: Memory
         agents:
           - name: command
-            script: cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes
+            script: cat /sys/fs/cgroup/memory.max 2>/dev/null
+              || cat /sys/fs/cgroup/memory/memory.limit_in_bytes
         prompts: [{id: a, prompt: x}, {id: b, prompt: y}]
         tests: {}
         limits: {max_time_seconds: 30}
-    """)
+    """,
+    )
     res = project.axp("local", "run", "mem.yaml", "--jobs", "2")
     assert res.returncode == 0, res.stdout + res.stderr
     run = project.only_run()

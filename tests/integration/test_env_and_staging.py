@@ -36,7 +36,8 @@ environments:
 tests:
   application:
     - name: cli-value-wins
-      script: '[ "$(printf %s "$MY_TOKEN" | sha256sum | cut -c1-16)" = "{digest}" ] && echo "test $MY_TOKEN"'
+      script: '[ "$(printf %s "$MY_TOKEN" | sha256sum | cut -c1-16)" = "{digest}" ]
+        && echo "test $MY_TOKEN"'
 limits: {max_time_seconds: 60}
 """.replace("{digest}", hashlib.sha256(SECRET.encode()).hexdigest()[:16])
 
@@ -60,7 +61,9 @@ def test_precedence_and_redaction_in_every_artifact(project):
     assert (out.workspace / "leaked.txt").read_text() == f"{marker}\n"
     assert (out.workspace / "referenced.txt").read_text() == f"{marker}\n"
     assert marker in (out.fs_diff / "2" / "leaked.txt.patch").read_text()
-    assert (out.root / "application" / "cli-value-wins.stdout.log").read_text() == f"test {marker}\n"
+    assert (
+        out.root / "application" / "cli-value-wins.stdout.log"
+    ).read_text() == f"test {marker}\n"
     assert summary(run, "default")["tests"][0]["stdout_tail"] == f"test {marker}\n"
     setup = next(json.loads(x) for x in out.commands_index.read_text().splitlines()
                  if json.loads(x)["phase"] == "setup")
@@ -84,7 +87,9 @@ def test_each_layer_beats_the_one_below(project, monkeypatch, layers, expected):
     monkeypatch.delenv("MY_TOKEN", raising=False)
     project.write(".env", "MY_TOKEN=from-dotenv\nOTHER=not-declared\n")
     project.write("extra.env", "MY_TOKEN=from-env-file\n")
-    project.write("which.yaml", f"""
+    project.write(
+        "which.yaml",
+        f"""
         schema_version: 2
         id: which
         name: Which value
@@ -94,11 +99,13 @@ def test_each_layer_beats_the_one_below(project, monkeypatch, layers, expected):
         tests:
           application:
             - name: value
-              script: '[ "$(printf %s "$MY_TOKEN" | sha256sum | cut -c1-16)" = "{_digest(expected)}" ]'
+              script: '[ "$(printf %s "$MY_TOKEN" | sha256sum | cut -c1-16)"
+                = "{_digest(expected)}" ]'
             - name: undeclared-not-taken
               script: '[ -z "$OTHER" ]'
         limits: {{max_time_seconds: 30}}
-    """)
+    """,
+    )
     args = ["local", "run", "which.yaml"]
     if layers.get("env_file"):
         args += ["--env-file", "extra.env"]

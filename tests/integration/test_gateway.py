@@ -13,10 +13,11 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -67,7 +68,8 @@ def run_as() -> tuple[list[str], dict[str, str], str | None]:
     try:
         pwd.getpwnam(AGENT_USER)
     except KeyError:
-        return [], {"IS_SANDBOX": "1"}, None  # root without a second user: the CLI's own escape hatch
+        # root without a second user: the CLI's own escape hatch
+        return [], {"IS_SANDBOX": "1"}, None
     runuser = shutil.which("runuser") or "/usr/sbin/runuser"
     return [runuser, "-u", AGENT_USER, "--"], {}, AGENT_USER
 
@@ -88,8 +90,11 @@ class Sandbox:
 
 
 @pytest.fixture
-def sandbox(run_as: tuple[list[str], dict[str, str], str | None], tmp_path: Path) -> Iterator[Sandbox]:
-    # Not under tmp_path: pytest's base temp dir is private to root, the agent user could not enter it.
+def sandbox(
+    run_as: tuple[list[str], dict[str, str], str | None], tmp_path: Path
+) -> Iterator[Sandbox]:
+    # Not under tmp_path: pytest's base temp dir is private to root, the agent user could not
+    # enter it.
     root = Path(tempfile.mkdtemp(prefix="axp-gw-", dir="/tmp"))
     os.chmod(root, 0o755)
     box = Sandbox(root / "workspace", root / "config", tmp_path / "out")
@@ -108,11 +113,15 @@ def sandbox(run_as: tuple[list[str], dict[str, str], str | None], tmp_path: Path
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[ModelGateway]:
     # The upstream must never be used by scripted runs: point it at a closed port.
-    with ModelGateway(upstream_url="http://127.0.0.1:9", api_key=REAL_KEY, bind_host="127.0.0.1") as gw:
+    with ModelGateway(
+        upstream_url="http://127.0.0.1:9", api_key=REAL_KEY, bind_host="127.0.0.1"
+    ) as gw:
         yield gw
 
 
-def open_run(gw: ModelGateway, box: Sandbox, script: ModelScript | None = None, **kw: Any) -> RunHandle:
+def open_run(
+    gw: ModelGateway, box: Sandbox, script: ModelScript | None = None, **kw: Any
+) -> RunHandle:
     return gw.open_run(
         "run-" + box.workspace.parent.name,
         bodies_dir=box.bodies,
@@ -168,7 +177,9 @@ def run_cli(
         "--model", SONNET, "--dangerously-skip-permissions",
     ]
     started = time.monotonic()
-    proc = subprocess.run(argv, cwd=box.workspace, capture_output=True, text=True, timeout=90, env={})
+    proc = subprocess.run(
+        argv, cwd=box.workspace, capture_output=True, text=True, timeout=90, env={}
+    )
     seconds = time.monotonic() - started
     try:
         out = json.loads(proc.stdout)
@@ -203,17 +214,27 @@ def body_pairs(bodies: Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     names = sorted(p.name for p in bodies.iterdir())
     n = len(names) // 2
     assert names == [f"{i:04d}.{k}.json" for i in range(1, n + 1) for k in ("request", "response")]
-    return [(read_json(bodies / f"{i:04d}.request.json"), read_json(bodies / f"{i:04d}.response.json")) for i in range(1, n + 1)]
+    return [
+        (read_json(bodies / f"{i:04d}.request.json"), read_json(bodies / f"{i:04d}.response.json"))
+        for i in range(1, n + 1)
+    ]
 
 
 def span_names(otlp: dict[str, Any]) -> set[str]:
-    return {s["name"] for rs in otlp["resourceSpans"] for ss in rs.get("scopeSpans", []) for s in ss.get("spans", [])}
+    return {
+        s["name"]
+        for rs in otlp["resourceSpans"]
+        for ss in rs.get("scopeSpans", [])
+        for s in ss.get("spans", [])
+    }
 
 
 def log_events(logs: dict[str, Any]) -> list[str]:
     return [
         r.get("body", {}).get("stringValue", "")
-        for rl in logs["resourceLogs"] for sl in rl.get("scopeLogs", []) for r in sl.get("logRecords", [])
+        for rl in logs["resourceLogs"]
+        for sl in rl.get("scopeLogs", [])
+        for r in sl.get("logRecords", [])
     ]
 
 
@@ -245,7 +266,7 @@ def test_scripted_write_and_bash(gateway: ModelGateway, sandbox: Sandbox, run_as
         assert req["headers"]["x-api-key"] == "[REDACTED]"
         assert req["body"]["model"] == SONNET and req["body"]["stream"] is True
         assert resp["status"] == 200 and resp["script"] == {"kind": "turn", "turn_index": i}
-        assert [e["event"] for e in resp["events"]][0] == "message_start"
+        assert next(e["event"] for e in resp["events"]) == "message_start"
         assert resp["events"][-1]["event"] == "message_stop"
     write_id = pairs[0][1]["message"]["content"][0]["id"]
     tool_results = [
@@ -262,15 +283,19 @@ def test_scripted_write_and_bash(gateway: ModelGateway, sandbox: Sandbox, run_as
 
     otlp = read_json(sandbox.traces / "0123456789abcdef0123456789abcdef.agent.otlp.json")
     logs = read_json(sandbox.traces / "0123456789abcdef0123456789abcdef.agent.logs.json")
-    assert {"claude_code.interaction", "claude_code.llm_request", "claude_code.tool"} <= span_names(otlp)
+    assert {"claude_code.interaction", "claude_code.llm_request", "claude_code.tool"} <= span_names(
+        otlp
+    )
     assert otlp["resourceMetrics"]
     assert "claude_code.api_request" in log_events(logs)
 
 
 @needs_cli
 def test_protobuf_telemetry(gateway: ModelGateway, sandbox: Sandbox, run_as: Any) -> None:
-    script = ModelScript.from_yaml("turns: [{tool_use: {name: Bash, input: {command: 'echo hi'}}}, {text: ok}]\n"
-                                   "usage: {input_tokens: 10, output_tokens: 2}")
+    script = ModelScript.from_yaml(
+        "turns: [{tool_use: {name: Bash, input: {command: 'echo hi'}}}, {text: ok}]\n"
+        "usage: {input_tokens: 10, output_tokens: 2}"
+    )
     handle = open_run(gateway, sandbox, script)
     res = run_cli(gateway, handle, sandbox, run_as, protocol="http/protobuf")
     gateway.close_run(handle)
@@ -280,17 +305,29 @@ def test_protobuf_telemetry(gateway: ModelGateway, sandbox: Sandbox, run_as: Any
     logs = read_json(sandbox.traces / "0123456789abcdef0123456789abcdef.agent.logs.json")
     assert {"claude_code.llm_request", "claude_code.tool"} <= span_names(otlp)
     span = otlp["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
-    assert len(span["traceId"]) == 32 and len(span["spanId"]) == 16 and span["startTimeUnixNano"].isdigit()
-    metric_names = {m["name"] for rm in otlp["resourceMetrics"] for sm in rm["scopeMetrics"] for m in sm["metrics"]}
+    assert (
+        len(span["traceId"]) == 32
+        and len(span["spanId"]) == 16
+        and span["startTimeUnixNano"].isdigit()
+    )
+    metric_names = {
+        m["name"]
+        for rm in otlp["resourceMetrics"]
+        for sm in rm["scopeMetrics"]
+        for m in sm["metrics"]
+    }
     assert "claude_code.token.usage" in metric_names
     assert "claude_code.tool_result" in log_events(logs)
     assert files_containing(sandbox.out, handle.token) == []
 
 
 @needs_cli
-def test_max_cost_stops_the_run_promptly(gateway: ModelGateway, sandbox: Sandbox, run_as: Any) -> None:
+def test_max_cost_stops_the_run_promptly(
+    gateway: ModelGateway, sandbox: Sandbox, run_as: Any
+) -> None:
     script = ModelScript.from_yaml(
-        "turns: [{tool_use: {name: Bash, input: {command: 'echo 1'}}}, {tool_use: {name: Bash, input: {command: 'echo 2'}}}, {text: done}]\n"
+        "turns: [{tool_use: {name: Bash, input: {command: 'echo 1'}}},"
+        " {tool_use: {name: Bash, input: {command: 'echo 2'}}}, {text: done}]\n"
         "usage: {input_tokens: 1000, output_tokens: 1000}"  # 0.018 USD per turn at Sonnet prices
     )
     handle = open_run(gateway, sandbox, script, max_cost_usd=0.01)
@@ -303,25 +340,36 @@ def test_max_cost_stops_the_run_promptly(gateway: ModelGateway, sandbox: Sandbox
     assert handle.requests == 2  # one refusal, no retries
     pairs = body_pairs(sandbox.bodies)
     assert pairs[1][1]["status"] == 402 and pairs[1][1]["refused"] is True
-    assert pairs[1][1]["body"]["error"]["message"].startswith("axp: run stopped: max_cost_usd exceeded")
+    assert pairs[1][1]["body"]["error"]["message"].startswith(
+        "axp: run stopped: max_cost_usd exceeded"
+    )
 
 
 @needs_cli
-def test_error_turn_ends_the_cli_with_is_error(gateway: ModelGateway, sandbox: Sandbox, run_as: Any) -> None:
-    script = ModelScript.from_yaml("turns: [{error: {status: 500, message: overloaded}}, {text: never}]")
+def test_error_turn_ends_the_cli_with_is_error(
+    gateway: ModelGateway, sandbox: Sandbox, run_as: Any
+) -> None:
+    script = ModelScript.from_yaml(
+        "turns: [{error: {status: 500, message: overloaded}}, {text: never}]"
+    )
     handle = open_run(gateway, sandbox, script)
     res = run_cli(gateway, handle, sandbox, run_as)
     gateway.close_run(handle)
     assert res.rc == 1 and res.out is not None and res.out["is_error"] is True
     assert res.out["api_error_status"] == 500 and res.out["terminal_reason"] == "api_error"
     pairs = body_pairs(sandbox.bodies)
-    assert len(pairs) == 2  # first try + CLAUDE_CODE_MAX_RETRIES=1, both answered by the same error turn
-    assert all(r["status"] == 500 and r["body"]["error"]["message"] == "overloaded" for _, r in pairs)
+    # first try + CLAUDE_CODE_MAX_RETRIES=1, both answered by the same error turn
+    assert len(pairs) == 2
+    assert all(
+        r["status"] == 500 and r["body"]["error"]["message"] == "overloaded" for _, r in pairs
+    )
     assert handle.errors and "scripted error 500" in handle.errors[0]
 
 
 @needs_cli
-def test_parallel_runs_each_consume_their_own_turns(gateway: ModelGateway, run_as: Any, tmp_path: Path) -> None:
+def test_parallel_runs_each_consume_their_own_turns(
+    gateway: ModelGateway, run_as: Any, tmp_path: Path
+) -> None:
     boxes = []
     for name in ("a", "b"):
         root = Path(tempfile.mkdtemp(prefix="axp-gw-", dir="/tmp"))
@@ -336,8 +384,13 @@ def test_parallel_runs_each_consume_their_own_turns(gateway: ModelGateway, run_a
     try:
         handles = [open_run(gateway, box, write_and_bash(box)) for box in boxes]
         with ThreadPoolExecutor(2) as pool:
-            results = list(pool.map(lambda hb: run_cli(gateway, hb[0], hb[1], run_as), zip(handles, boxes)))
-        for handle, box, res in zip(handles, boxes, results):
+            results = list(
+                pool.map(
+                    lambda hb: run_cli(gateway, hb[0], hb[1], run_as),
+                    zip(handles, boxes, strict=True),
+                )
+            )
+        for handle, box, res in zip(handles, boxes, results, strict=True):
             gateway.close_run(handle)
             assert res.rc == 0, res.stderr
             assert (box.workspace / "hello.txt").read_text() == "hello\n"
@@ -358,10 +411,21 @@ def upstream() -> Iterator[ModelGateway]:
 
 
 @needs_cli
-def test_forward_mode_with_real_key(upstream: ModelGateway, sandbox: Sandbox, run_as: Any, tmp_path: Path) -> None:
-    up = upstream.open_run("upstream", bodies_dir=tmp_path / "up-bodies", traces_dir=tmp_path / "up-traces",
-                           trace_id="up", max_cost_usd=None, script=write_and_bash(sandbox), token=REAL_KEY)
-    with ModelGateway(upstream_url=f"http://127.0.0.1:{upstream.port}", api_key=REAL_KEY, bind_host="127.0.0.1") as fwd:
+def test_forward_mode_with_real_key(
+    upstream: ModelGateway, sandbox: Sandbox, run_as: Any, tmp_path: Path
+) -> None:
+    up = upstream.open_run(
+        "upstream",
+        bodies_dir=tmp_path / "up-bodies",
+        traces_dir=tmp_path / "up-traces",
+        trace_id="up",
+        max_cost_usd=None,
+        script=write_and_bash(sandbox),
+        token=REAL_KEY,
+    )
+    with ModelGateway(
+        upstream_url=f"http://127.0.0.1:{upstream.port}", api_key=REAL_KEY, bind_host="127.0.0.1"
+    ) as fwd:
         handle = open_run(fwd, sandbox)
         assert not handle.scripted
         res = run_cli(fwd, handle, sandbox, run_as)
@@ -369,10 +433,13 @@ def test_forward_mode_with_real_key(upstream: ModelGateway, sandbox: Sandbox, ru
     upstream.close_run(up)
     assert res.rc == 0, res.stderr
     assert (sandbox.workspace / "hello.txt").read_text() == "hello\n"
-    # The upstream accepted every call, so it saw the real key; the sandbox only ever had its run token.
+    # The upstream accepted every call, so it saw the real key; the sandbox only ever had its
+    # run token.
     assert up.requests == 3 and handle.requests == 3
     assert handle.errors == []
-    assert handle.cost_usd == pytest.approx(0.00243) and res.out["total_cost_usd"] == pytest.approx(0.00243)
+    assert handle.cost_usd == pytest.approx(0.00243) and res.out["total_cost_usd"] == pytest.approx(
+        0.00243
+    )
     assert (handle.input_tokens, handle.output_tokens) == (360, 90)
     pairs = body_pairs(sandbox.bodies)
     assert [r["mode"] for _, r in pairs] == ["forward"] * 3
@@ -384,22 +451,47 @@ def test_forward_mode_with_real_key(upstream: ModelGateway, sandbox: Sandbox, ru
     for root in (sandbox.out, sandbox.config, tmp_path / "up-bodies"):
         assert files_containing(root, REAL_KEY) == []
     assert files_containing(sandbox.out, handle.token) == []
-    assert files_containing(tmp_path / "up-bodies", handle.token) == []  # the token never leaves the gateway
+    # the token never leaves the gateway
+    assert files_containing(tmp_path / "up-bodies", handle.token) == []
 
 
 def test_forward_streams_sse_as_it_arrives(upstream: ModelGateway, tmp_path: Path) -> None:
-    script = ModelScript.from_yaml("turns: [{text: 'streamed slowly'}]\nusage: {input_tokens: 5, output_tokens: 3}\n"
-                                   "stream_delay_ms: 150")
-    up = upstream.open_run("up", bodies_dir=tmp_path / "ub", traces_dir=tmp_path / "ut", trace_id="u",
-                           max_cost_usd=None, script=script, token=REAL_KEY)
-    with ModelGateway(upstream_url=f"http://127.0.0.1:{upstream.port}", api_key=REAL_KEY, bind_host="127.0.0.1") as fwd:
-        handle = fwd.open_run("f", bodies_dir=tmp_path / "fb", traces_dir=tmp_path / "ft", trace_id="f", max_cost_usd=None)
+    script = ModelScript.from_yaml(
+        "turns: [{text: 'streamed slowly'}]\nusage: {input_tokens: 5, output_tokens: 3}\n"
+        "stream_delay_ms: 150"
+    )
+    up = upstream.open_run(
+        "up",
+        bodies_dir=tmp_path / "ub",
+        traces_dir=tmp_path / "ut",
+        trace_id="u",
+        max_cost_usd=None,
+        script=script,
+        token=REAL_KEY,
+    )
+    with ModelGateway(
+        upstream_url=f"http://127.0.0.1:{upstream.port}", api_key=REAL_KEY, bind_host="127.0.0.1"
+    ) as fwd:
+        handle = fwd.open_run(
+            "f",
+            bodies_dir=tmp_path / "fb",
+            traces_dir=tmp_path / "ft",
+            trace_id="f",
+            max_cost_usd=None,
+        )
         arrivals: list[tuple[float, bytes]] = []
         body = {"model": SONNET, "stream": True, "max_tokens": 10, "tools": [{"name": "Bash"}],
                 "messages": [{"role": "user", "content": "hi"}]}
-        with httpx.stream("POST", f"http://127.0.0.1:{fwd.port}/v1/messages?beta=true", json=body,
-                          headers={"x-api-key": handle.token, "anthropic-version": "2023-06-01"}, timeout=10) as r:
-            assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        with httpx.stream(
+            "POST",
+            f"http://127.0.0.1:{fwd.port}/v1/messages?beta=true",
+            json=body,
+            headers={"x-api-key": handle.token, "anthropic-version": "2023-06-01"},
+            timeout=10,
+        ) as r:
+            assert r.status_code == 200 and r.headers["content-type"].startswith(
+                "text/event-stream"
+            )
             for chunk in r.iter_raw():
                 arrivals.append((time.monotonic(), chunk))
         fwd.close_run(handle)
@@ -408,7 +500,8 @@ def test_forward_streams_sse_as_it_arrives(upstream: ModelGateway, tmp_path: Pat
     assert text.count("event: ") == 7
     first = next(t for t, c in arrivals if b"message_start" in c)
     last = next(t for t, c in arrivals if b"message_stop" in c)
-    assert last - first > 0.6  # six 150 ms pauses upstream; buffering would deliver everything at once
+    # six 150 ms pauses upstream; buffering would deliver everything at once
+    assert last - first > 0.6
     assert handle.cost_usd > 0 and handle.output_tokens == 3
     resp = read_json(tmp_path / "fb" / "0001.response.json")
     assert resp["message"]["content"] == [{"type": "text", "text": "streamed slowly"}]
@@ -419,9 +512,18 @@ def test_forward_streams_sse_as_it_arrives(upstream: ModelGateway, tmp_path: Pat
 
 def test_http_surface(gateway: ModelGateway, tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{gateway.port}"
-    script = ModelScript.from_yaml("turns: [{tool_use: {name: Bash, input: {command: ls}}}]\nusage: {input_tokens: 4, output_tokens: 2}")
-    handle = gateway.open_run("h", bodies_dir=tmp_path / "b", traces_dir=tmp_path / "t", trace_id="t",
-                              max_cost_usd=None, script=script)
+    script = ModelScript.from_yaml(
+        "turns: [{tool_use: {name: Bash, input: {command: ls}}}]\n"
+        "usage: {input_tokens: 4, output_tokens: 2}"
+    )
+    handle = gateway.open_run(
+        "h",
+        bodies_dir=tmp_path / "b",
+        traces_dir=tmp_path / "t",
+        trace_id="t",
+        max_cost_usd=None,
+        script=script,
+    )
     with httpx.Client(base_url=base, timeout=10) as c:
         assert c.head("/api/hello").status_code == 200
         assert c.get("/api/hello").json() == {}
@@ -429,25 +531,42 @@ def test_http_surface(gateway: ModelGateway, tmp_path: Path) -> None:
 
         bad = c.post("/v1/messages", json={"messages": []}, headers={"x-api-key": "nope"})
         assert bad.status_code == 401
-        assert bad.json() == {"type": "error", "error": {"type": "authentication_error",
-                                                        "message": "axp gateway: unknown or expired run token"}}
+        assert bad.json() == {
+            "type": "error",
+            "error": {
+                "type": "authentication_error",
+                "message": "axp gateway: unknown or expired run token",
+            },
+        }
 
-        body = {"model": "claude-haiku-4-5", "stream": False, "max_tokens": 5, "tools": [{"name": "Bash"}],
-                "messages": [{"role": "user", "content": "x"}]}
+        body = {
+            "model": "claude-haiku-4-5",
+            "stream": False,
+            "max_tokens": 5,
+            "tools": [{"name": "Bash"}],
+            "messages": [{"role": "user", "content": "x"}],
+        }
         r = c.post("/v1/messages", json=body, headers={"authorization": f"Bearer {handle.token}"})
         assert r.status_code == 200
         msg = r.json()
         assert msg["type"] == "message" and msg["content"][0]["type"] == "tool_use"
         assert msg["content"][0]["input"] == {"command": "ls"} and msg["stop_reason"] == "tool_use"
 
-        side = c.post("/v1/messages", json={"model": "claude-haiku-4-5", "max_tokens": 5, "messages": []},
-                      headers={"x-api-key": handle.token})
+        side = c.post(
+            "/v1/messages",
+            json={"model": "claude-haiku-4-5", "max_tokens": 5, "messages": []},
+            headers={"x-api-key": handle.token},
+        )
         assert side.json()["content"][0]["text"].startswith("(axp scripted model")
 
-        count = c.post("/v1/messages/count_tokens?beta=true", json=body, headers={"x-api-key": handle.token})
+        count = c.post(
+            "/v1/messages/count_tokens?beta=true", json=body, headers={"x-api-key": handle.token}
+        )
         assert count.status_code == 200 and count.json()["input_tokens"] > 0
 
-        telemetry = c.post("/v1/logs", json={"resourceLogs": []}, headers={"x-axp-run-token": "unknown"})
+        telemetry = c.post(
+            "/v1/logs", json={"resourceLogs": []}, headers={"x-axp-run-token": "unknown"}
+        )
         assert telemetry.status_code == 200
         before = gateway.unattributed_telemetry
         c.post("/v1/metrics", content=b"", headers={"content-type": "application/x-protobuf"})
@@ -457,17 +576,33 @@ def test_http_surface(gateway: ModelGateway, tmp_path: Path) -> None:
         after = c.post("/v1/messages", json=body, headers={"x-api-key": handle.token})
         assert after.status_code == 401
     assert handle.turns == 1 and handle.requests == 2
-    assert handle.cost_usd == pytest.approx((4 * 1 + 2 * 5) / 1e6)  # haiku prices; the side request is free
+    # haiku prices; the side request is free
+    assert handle.cost_usd == pytest.approx((4 * 1 + 2 * 5) / 1e6)
     names = sorted(p.name for p in (tmp_path / "b").iterdir())
     assert names == [f"{i:04d}.{k}.json" for i in (1, 2, 3) for k in ("request", "response")]
-    assert read_json(tmp_path / "b" / "0003.request.json")["path"] == "/v1/messages/count_tokens?beta=true"
+    assert (
+        read_json(tmp_path / "b" / "0003.request.json")["path"]
+        == "/v1/messages/count_tokens?beta=true"
+    )
 
 
 def test_forward_upstream_failures_are_recorded(tmp_path: Path) -> None:
-    with ModelGateway(upstream_url="http://127.0.0.1:9", api_key=REAL_KEY, bind_host="127.0.0.1") as gw:
-        handle = gw.open_run("x", bodies_dir=tmp_path / "b", traces_dir=tmp_path / "t", trace_id="t", max_cost_usd=None)
-        r = httpx.post(f"http://127.0.0.1:{gw.port}/v1/messages", json={"model": "m", "messages": []},
-                       headers={"x-api-key": handle.token}, timeout=10)
+    with ModelGateway(
+        upstream_url="http://127.0.0.1:9", api_key=REAL_KEY, bind_host="127.0.0.1"
+    ) as gw:
+        handle = gw.open_run(
+            "x",
+            bodies_dir=tmp_path / "b",
+            traces_dir=tmp_path / "t",
+            trace_id="t",
+            max_cost_usd=None,
+        )
+        r = httpx.post(
+            f"http://127.0.0.1:{gw.port}/v1/messages",
+            json={"model": "m", "messages": []},
+            headers={"x-api-key": handle.token},
+            timeout=10,
+        )
         gw.close_run(handle)
     assert r.status_code == 502 and r.json()["error"]["type"] == "api_error"
     assert handle.errors and "upstream request failed" in handle.errors[0]
@@ -481,12 +616,28 @@ def test_no_key_and_no_script_is_refused_at_once_saying_why(tmp_path: Path, monk
 
     monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
     with ModelGateway(api_key="", bind_host="127.0.0.1") as gw:
-        handle = gw.open_run("x", bodies_dir=tmp_path / "b", traces_dir=tmp_path / "t", trace_id="t", max_cost_usd=None)
-        r = httpx.post(f"http://127.0.0.1:{gw.port}/v1/messages", json={"model": "m", "messages": []},
-                       headers={"x-api-key": handle.token}, timeout=10)
+        handle = gw.open_run(
+            "x",
+            bodies_dir=tmp_path / "b",
+            traces_dir=tmp_path / "t",
+            trace_id="t",
+            max_cost_usd=None,
+        )
+        r = httpx.post(
+            f"http://127.0.0.1:{gw.port}/v1/messages",
+            json={"model": "m", "messages": []},
+            headers={"x-api-key": handle.token},
+            timeout=10,
+        )
         source = gw.model_source(handle)
-        scripted = gw.open_run("s", bodies_dir=tmp_path / "sb", traces_dir=tmp_path / "st", trace_id="s",
-                               max_cost_usd=None, script=ModelScript.from_yaml("turns: [{text: hi}]"))
+        scripted = gw.open_run(
+            "s",
+            bodies_dir=tmp_path / "sb",
+            traces_dir=tmp_path / "st",
+            trace_id="s",
+            max_cost_usd=None,
+            script=ModelScript.from_yaml("turns: [{text: hi}]"),
+        )
         assert gw.model_source(scripted) == "scripted"
         gw.close_run(handle)
         gw.close_run(scripted)
@@ -499,15 +650,36 @@ def test_no_key_and_no_script_is_refused_at_once_saying_why(tmp_path: Path, monk
 
 
 def test_forward_passes_upstream_errors_through(upstream: ModelGateway, tmp_path: Path) -> None:
-    upstream.open_run("u", bodies_dir=tmp_path / "ub", traces_dir=tmp_path / "ut", trace_id="u", max_cost_usd=None,
-                      script=ModelScript.from_yaml("turns: [{error: {status: 529, message: busy}}]"), token=REAL_KEY)
-    with ModelGateway(upstream_url=f"http://127.0.0.1:{upstream.port}/", api_key=REAL_KEY, bind_host="127.0.0.1") as fwd:
-        handle = fwd.open_run("f", bodies_dir=tmp_path / "fb", traces_dir=tmp_path / "ft", trace_id="f", max_cost_usd=None)
-        r = httpx.post(f"http://127.0.0.1:{fwd.port}/v1/messages?beta=true",
-                       json={"model": "m", "stream": True, "tools": [{"name": "x"}], "messages": []},
-                       headers={"x-api-key": handle.token}, timeout=10)
+    upstream.open_run(
+        "u",
+        bodies_dir=tmp_path / "ub",
+        traces_dir=tmp_path / "ut",
+        trace_id="u",
+        max_cost_usd=None,
+        script=ModelScript.from_yaml("turns: [{error: {status: 529, message: busy}}]"),
+        token=REAL_KEY,
+    )
+    with ModelGateway(
+        upstream_url=f"http://127.0.0.1:{upstream.port}/", api_key=REAL_KEY, bind_host="127.0.0.1"
+    ) as fwd:
+        handle = fwd.open_run(
+            "f",
+            bodies_dir=tmp_path / "fb",
+            traces_dir=tmp_path / "ft",
+            trace_id="f",
+            max_cost_usd=None,
+        )
+        r = httpx.post(
+            f"http://127.0.0.1:{fwd.port}/v1/messages?beta=true",
+            json={"model": "m", "stream": True, "tools": [{"name": "x"}], "messages": []},
+            headers={"x-api-key": handle.token},
+            timeout=10,
+        )
         fwd.close_run(handle)
-    assert r.status_code == 529 and r.json()["error"] == {"type": "overloaded_error", "message": "busy"}
+    assert r.status_code == 529 and r.json()["error"] == {
+        "type": "overloaded_error",
+        "message": "busy",
+    }
     rec = read_json(tmp_path / "fb" / "0001.response.json")
     assert rec["status"] == 529 and rec["body"]["error"]["message"] == "busy"
     assert handle.errors == ["request 1: upstream HTTP 529"]

@@ -79,7 +79,7 @@ def test_crashed_worker_leaves_a_partial_run_and_no_container(project, docker_cl
         run = project.only_run()
         victim = _containers_of(docker_client, run.run_id)[0]
         os.kill(int(victim.attrs["Labels"]["axp.owner_pid"]), signal.SIGKILL)  # a worker dies
-        out, err = proc.communicate(timeout=120)
+        out, _err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()

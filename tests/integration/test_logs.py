@@ -6,7 +6,9 @@ import json
 
 
 def test_tail_is_exact_and_full_log_is_kept(project):
-    project.write("loud.yaml", """
+    project.write(
+        "loud.yaml",
+        """
         schema_version: 2
         id: loud
         name: Loud test
@@ -16,11 +18,12 @@ def test_tail_is_exact_and_full_log_is_kept(project):
           application:
             - name: loud
               script: |
-                python3 -c "import sys; sys.stdout.write(''.join(f'{i:05d}\\n' for i in range(5000)))"
+                python3 -c "for i in range(5000): print(f'{i:05d}')"
                 python3 -c "import sys; sys.stderr.write('e' * 10000 + 'END')"
                 exit 4
         limits: {max_time_seconds: 30}
-    """)
+    """,
+    )
     res = project.pytest("loud.yaml")
     assert res.returncode == 1
     run = project.only_run()

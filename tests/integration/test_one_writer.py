@@ -39,8 +39,14 @@ def _setup_done(run, first) -> None:
     index = run.results("gated").commands_index
     archived = run.results("gated").root / "attempts" / "1"
     while True:
-        if archived.is_dir() and index.is_file() and any(json.loads(line).get("phase") == "setup_check"
-                                   for line in index.read_text().splitlines()):
+        if (
+            archived.is_dir()
+            and index.is_file()
+            and any(
+                json.loads(line).get("phase") == "setup_check"
+                for line in index.read_text().splitlines()
+            )
+        ):
             return
         if first.poll() is not None:
             out, err = first.communicate()

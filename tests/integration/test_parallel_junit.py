@@ -43,7 +43,7 @@ def test_xdist_shares_runs_and_junit_has_one_case_per_item(project):
         assert key not in by_name, f"duplicate testcase {key}"
         by_name[key] = case
     assert len(by_name) == 4
-    for (classname, name), case in by_name.items():
+    for (_classname, name), case in by_name.items():
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
         assert props["axp.run_id"].endswith(next(iter(ulids)))
         assert props["axp.status"] == ("fail" if name == "b" else "pass")

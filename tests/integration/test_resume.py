@@ -49,7 +49,9 @@ def test_resume_reruns_error_and_missing_into_the_same_run(project):
         "steady": "pass", "flaky": "pass", "lost": "pass"}
     assert run.results("steady").run_summary.read_text() == steady_before
     assert not (run.results("steady").root / "attempts").exists()
-    old = json.loads((run.results("flaky").root / "attempts" / "1" / "run-summary.json").read_text())
+    old = json.loads(
+        (run.results("flaky").root / "attempts" / "1" / "run-summary.json").read_text()
+    )
     assert old["status"] == "error" and old["error"]["name"] == "flag-ready"
     assert (run.results("flaky").root / "attempts" / "1" / "staging.json").is_file()
     assert (run.results("lost").root / "attempts" / "1" / "agent-raw.json").is_file()

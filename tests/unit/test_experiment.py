@@ -10,7 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_axp.experiment import (
-    ExperimentError, experiment_json_schema, load_and_resolve, sniff_experiment,
+    ExperimentError,
+    experiment_json_schema,
+    load_and_resolve,
+    sniff_experiment,
 )
 
 BASE = """\
@@ -207,7 +210,7 @@ def test_broken_files(tmp_path, raw, expected):
 def test_alias_bomb_and_huge_file(tmp_path):
     bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
         f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
-        for p, c in zip("abcdefg", "bcdefgh"))
+        for p, c in zip("abcdefg", "bcdefgh", strict=True))
     (tmp_path / "exp.yaml").write_text("schema_version: 2\n" + bomb)
     with pytest.raises(ExperimentError, match="too many values"):
         load_and_resolve(tmp_path / "exp.yaml")
@@ -228,7 +231,9 @@ def test_fingerprint_ignores_order_and_names_but_not_behaviour(tmp_path):
 
 
 def test_resolved_yaml_keeps_secret_names_only(tmp_path):
-    v = load_and_resolve(write(tmp_path, BASE + "agents: [claude]\nprompts: [go]\nsecrets: [API_TOKEN]\n"))[0]
+    v = load_and_resolve(
+        write(tmp_path, BASE + "agents: [claude]\nprompts: [go]\nsecrets: [API_TOKEN]\n")
+    )[0]
     data = yaml.safe_load(v.resolved_yaml())
     assert data["secrets"] == ["API_TOKEN"] and data["id"] == "default"
     assert data["prompt"]["prompt"] == "go"
@@ -252,7 +257,9 @@ _docs = st.recursive(_scalars, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.dictionaries(_keys, inner, max_size=6)), max_leaves=30)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(doc=st.dictionaries(_keys, _docs, max_size=8), version=st.sampled_from([1, 2, 3, "2"]))
 def test_parser_never_crashes_on_random_documents(tmp_path, doc, version):
     doc["schema_version"] = version
@@ -264,7 +271,9 @@ def test_parser_never_crashes_on_random_documents(tmp_path, doc, version):
         assert e.problems and all(p.line >= 1 and p.column >= 1 for p in e.problems)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(raw=st.binary(max_size=300))
 def test_parser_never_crashes_on_random_bytes(tmp_path, raw):
     path = tmp_path / "bytes.yaml"

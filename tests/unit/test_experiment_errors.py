@@ -7,8 +7,13 @@ from pathlib import Path
 import pytest
 
 from pytest_axp.experiment import (
-    ExperimentError, Problem, experiment_json_schema, is_experiment_document, load_and_resolve,
-    load_experiment, sniff_experiment,
+    ExperimentError,
+    Problem,
+    experiment_json_schema,
+    is_experiment_document,
+    load_and_resolve,
+    load_experiment,
+    sniff_experiment,
 )
 from pytest_axp.experiment.yamlsource import MAX_FILE_BYTES
 

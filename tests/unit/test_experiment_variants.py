@@ -7,9 +7,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from pytest_axp.experiment import (
-    ExperimentError, ExperimentV2, ResolvedVariant, load_and_resolve, load_experiment,
+    ExperimentError,
+    ExperimentV2,
+    ResolvedVariant,
+    load_and_resolve,
+    load_experiment,
     resolve_variants,
 )
 
@@ -244,5 +249,5 @@ environment_variables: [{name: TOKEN, value: "axp://secrets/API_TOKEN"}]
 
 def test_resolved_variant_is_frozen(tmp_path):
     (v,) = resolve(tmp_path, "agents: claude\nprompts: go\n")
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         v.id = "other"  # type: ignore[misc]

@@ -1,5 +1,10 @@
 from pytest_axp.record.fsdiff import (
-    Entry, classify, flatten, is_text, parse_listing, unified_patch,
+    Entry,
+    classify,
+    flatten,
+    is_text,
+    parse_listing,
+    unified_patch,
 )
 
 

@@ -21,22 +21,38 @@ CACHED = {
 
 
 def test_messages_usage_in_the_meters_shape() -> None:
-    assert MESSAGES.tokens(CACHED) == TokenUsage(input_tokens=100, output_tokens=40, cache_write_tokens=300,
-                                                 cache_read_tokens=2000, cache_write_1h_tokens=200)
+    assert MESSAGES.tokens(CACHED) == TokenUsage(
+        input_tokens=100,
+        output_tokens=40,
+        cache_write_tokens=300,
+        cache_read_tokens=2000,
+        cache_write_1h_tokens=200,
+    )
     # Missing, null and non-numeric counts are zero; a 1h share never exceeds the writes.
-    assert MESSAGES.tokens({"input_tokens": None, "output_tokens": "7", "cache_creation_input_tokens": 5,
-                            "cache_creation": {"ephemeral_1h_input_tokens": 9}}) == TokenUsage(
-        cache_write_tokens=5, cache_write_1h_tokens=5)
+    assert MESSAGES.tokens(
+        {
+            "input_tokens": None,
+            "output_tokens": "7",
+            "cache_creation_input_tokens": 5,
+            "cache_creation": {"ephemeral_1h_input_tokens": 9},
+        }
+    ) == TokenUsage(cache_write_tokens=5, cache_write_1h_tokens=5)
 
 
 def test_whole_and_streamed_answers_report_the_same_usage() -> None:
-    script = ModelScript.from_yaml("turns: [{text: hi}]\nusage: {input_tokens: 12, output_tokens: 34, "
-                                   "cache_read_input_tokens: 56, cache_creation_input_tokens: 78}")
-    message = script.cursor().next_reply({"model": "claude-haiku-4-5", "tools": [{"name": "x"}]}).message
+    script = ModelScript.from_yaml(
+        "turns: [{text: hi}]\nusage: {input_tokens: 12, output_tokens: 34, "
+        "cache_read_input_tokens: 56, cache_creation_input_tokens: 78}"
+    )
+    message = (
+        script.cursor().next_reply({"model": "claude-haiku-4-5", "tools": [{"name": "x"}]}).message
+    )
     assert message is not None
     whole = MESSAGES.read_body(message)
     streamed = MESSAGES.read_stream(list(events_of_message(message)))
-    expected = TokenUsage(input_tokens=12, output_tokens=34, cache_write_tokens=78, cache_read_tokens=56)
+    expected = TokenUsage(
+        input_tokens=12, output_tokens=34, cache_write_tokens=78, cache_read_tokens=56
+    )
     assert MESSAGES.tokens(whole.usage) == MESSAGES.tokens(streamed.usage) == expected
     assert whole.model == streamed.model == "claude-haiku-4-5"
     assert MESSAGES.read_body(["not", "an", "object"]) == Answer(None)

@@ -1,4 +1,5 @@
-"""The hand-written OTLP protobuf decoder, checked against messages built with a tiny test encoder."""
+"""The hand-written OTLP protobuf decoder, checked against messages built with a tiny test
+encoder."""
 
 from __future__ import annotations
 
@@ -78,8 +79,13 @@ SPAN_ID = bytes(range(8))
 
 def test_traces_decode_to_otlp_json_shape() -> None:
     span = (
-        ld(1, TRACE_ID) + ld(2, SPAN_ID) + ld(4, b"\x01" * 8) + ld(5, "claude_code.llm_request") + vi(6, 1)
-        + f64(7, 1795339218281000000) + f64(8, 1795339218312291843)
+        ld(1, TRACE_ID)
+        + ld(2, SPAN_ID)
+        + ld(4, b"\x01" * 8)
+        + ld(5, "claude_code.llm_request")
+        + vi(6, 1)
+        + f64(7, 1795339218281000000)
+        + f64(8, 1795339218312291843)
         + ld(9, kv("duration_ms", vi(3, 31)))
         + ld(11, f64(1, 5) + ld(2, "evt"))
         + ld(15, ld(2, "boom") + vi(3, 2))
@@ -96,15 +102,24 @@ def test_traces_decode_to_otlp_json_shape() -> None:
     assert attrs["flag"] == {"boolValue": True}
     assert attrs["ratio"] == {"doubleValue": 0.5}
     assert attrs["arr"] == {"arrayValue": {"values": [{"stringValue": "a"}, {"intValue": 2}]}}
-    assert attrs["kv"] == {"kvlistValue": {"values": [{"key": "inner", "value": {"stringValue": "x"}}]}}
+    assert attrs["kv"] == {
+        "kvlistValue": {"values": [{"key": "inner", "value": {"stringValue": "x"}}]}
+    }
     assert attrs["raw"] == {"bytesValue": "AP8="}
     assert rs["schemaUrl"] == "https://schema"
     ss = rs["scopeSpans"][0]
     assert ss["scope"] == {"name": "com.anthropic.claude_code", "version": "2.1.328"}
     s = ss["spans"][0]
-    assert s["traceId"] == TRACE_ID.hex() and s["spanId"] == SPAN_ID.hex() and s["parentSpanId"] == "01" * 8
+    assert (
+        s["traceId"] == TRACE_ID.hex()
+        and s["spanId"] == SPAN_ID.hex()
+        and s["parentSpanId"] == "01" * 8
+    )
     assert s["name"] == "claude_code.llm_request" and s["kind"] == 1
-    assert s["startTimeUnixNano"] == "1795339218281000000" and s["endTimeUnixNano"] == "1795339218312291843"
+    assert (
+        s["startTimeUnixNano"] == "1795339218281000000"
+        and s["endTimeUnixNano"] == "1795339218312291843"
+    )
     assert s["attributes"] == [{"key": "duration_ms", "value": {"intValue": 31}}]
     assert s["events"] == [{"timeUnixNano": "5", "name": "evt"}]
     assert s["status"] == {"message": "boom", "code": 2}
@@ -116,11 +131,19 @@ def test_metrics_packed_and_signed_fields() -> None:
     number_points = ld(1, ld(7, kv("type", ld(1, "input"))) + f64(3, 10) + dbl(4, 1.25)) + ld(
         1, f64(3, 11) + f64(6, -3, "<q")
     )
-    sum_metric = ld(1, "claude_code.token.usage") + ld(3, "tokens") + ld(7, number_points + vi(2, 1) + vi(3, 1))
+    sum_metric = (
+        ld(1, "claude_code.token.usage")
+        + ld(3, "tokens")
+        + ld(7, number_points + vi(2, 1) + vi(3, 1))
+    )
     packed_counts = struct.pack("<3Q", 1, 2, 3)
     packed_bounds = struct.pack("<2d", 0.5, 1.0)
-    hist = ld(1, "h") + ld(9, ld(1, f64(4, 6) + dbl(5, 3.5) + ld(6, packed_counts) + ld(7, packed_bounds)) + vi(2, 2))
-    exp = ld(1, "e") + ld(10, ld(1, vi(6, zigzag(-2)) + ld(8, vi(1, zigzag(-1)) + ld(2, varint(4) + varint(300)))))
+    hist = ld(1, "h") + ld(
+        9, ld(1, f64(4, 6) + dbl(5, 3.5) + ld(6, packed_counts) + ld(7, packed_bounds)) + vi(2, 2)
+    )
+    exp = ld(1, "e") + ld(
+        10, ld(1, vi(6, zigzag(-2)) + ld(8, vi(1, zigzag(-1)) + ld(2, varint(4) + varint(300))))
+    )
     body = ld(1, ld(2, ld(1, SCOPE) + ld(2, sum_metric) + ld(2, hist) + ld(2, exp)))
     (rm,) = decode_export("/v1/metrics", body, "application/x-protobuf")
     metrics = rm["scopeMetrics"][0]["metrics"]
@@ -138,7 +161,14 @@ def test_metrics_packed_and_signed_fields() -> None:
 
 
 def test_logs_gzip_and_json() -> None:
-    record = f64(1, 1) + vi(2, 9) + ld(3, "INFO") + ld(5, ld(1, "claude_code.api_request")) + ld(9, TRACE_ID) + ld(12, "api_request")
+    record = (
+        f64(1, 1)
+        + vi(2, 9)
+        + ld(3, "INFO")
+        + ld(5, ld(1, "claude_code.api_request"))
+        + ld(9, TRACE_ID)
+        + ld(12, "api_request")
+    )
     body = ld(1, ld(2, ld(2, record)))
     (rl,) = decode_export("/v1/logs", gzip.compress(body), "application/x-protobuf", "gzip")
     lr = rl["scopeLogs"][0]["logRecords"][0]
@@ -151,7 +181,9 @@ def test_logs_gzip_and_json() -> None:
         "eventName": "api_request",
     }
     as_json = json.dumps({"resourceLogs": [{"scopeLogs": [{"logRecords": [lr]}]}]}).encode()
-    assert decode_export("/v1/logs", as_json, "application/json") == [{"scopeLogs": [{"logRecords": [lr]}]}]
+    assert decode_export("/v1/logs", as_json, "application/json") == [
+        {"scopeLogs": [{"logRecords": [lr]}]}
+    ]
 
 
 def test_truncated_input_raises() -> None:
@@ -168,4 +200,6 @@ def test_store_merges_and_writes_both_files(tmp_path: Path) -> None:
     otlp = json.loads((tmp_path / "abc.agent.otlp.json").read_text())
     assert len(otlp["resourceSpans"]) == 2 and len(otlp["resourceMetrics"]) == 1
     assert otlp["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["name"] == "[REDACTED]"
-    assert json.loads((tmp_path / "abc.agent.logs.json").read_text()) == {"resourceLogs": [{"scopeLogs": []}]}
+    assert json.loads((tmp_path / "abc.agent.logs.json").read_text()) == {
+        "resourceLogs": [{"scopeLogs": []}]
+    }

@@ -24,7 +24,9 @@ def test_family_lookup(model: str | None, price: object) -> None:
 
 def test_cost_matches_claude_code_for_sonnet() -> None:
     # 3 scripted turns of 120 in / 30 out: Claude Code 2.1.328 reports total_cost_usd 0.00243.
-    assert 3 * cost_usd("claude-sonnet-4-5", {"input_tokens": 120, "output_tokens": 30}) == pytest.approx(0.00243)
+    assert 3 * cost_usd(
+        "claude-sonnet-4-5", {"input_tokens": 120, "output_tokens": 30}
+    ) == pytest.approx(0.00243)
 
 
 def test_cache_tokens_and_1h_writes() -> None:
@@ -33,8 +35,13 @@ def test_cache_tokens_and_1h_writes() -> None:
         "output_tokens": 1_000_000,
         "cache_creation_input_tokens": 2_000_000,
         "cache_read_input_tokens": 1_000_000,
-        "cache_creation": {"ephemeral_1h_input_tokens": 1_000_000, "ephemeral_5m_input_tokens": 1_000_000},
+        "cache_creation": {
+            "ephemeral_1h_input_tokens": 1_000_000,
+            "ephemeral_5m_input_tokens": 1_000_000,
+        },
     }
     # sonnet: 3 + 15 + 3.75 (5m) + 6 (1h) + 0.30
     assert cost_usd("claude-sonnet-4-5", usage) == pytest.approx(28.05)
-    assert cost_usd("claude-haiku-4-5", {"input_tokens": None, "output_tokens": 1_000_000}) == pytest.approx(5.0)
+    assert cost_usd(
+        "claude-haiku-4-5", {"input_tokens": None, "output_tokens": 1_000_000}
+    ) == pytest.approx(5.0)

@@ -5,7 +5,13 @@ import os
 import stat
 from pathlib import Path
 
-from pytest_axp.gateway.recorder import REDACTED, BodyRecorder, Redactor, atomic_write_text, redact_headers
+from pytest_axp.gateway.recorder import (
+    REDACTED,
+    BodyRecorder,
+    Redactor,
+    atomic_write_text,
+    redact_headers,
+)
 
 
 def test_redacts_secrets_in_nested_values_and_keys() -> None:
@@ -23,7 +29,12 @@ def test_longest_secret_wins_and_escaped_forms_are_caught() -> None:
 
 def test_headers_with_credentials_are_redacted() -> None:
     headers = redact_headers(
-        [("X-Api-Key", "k"), ("Authorization", "Bearer t"), ("x-axp-run-token", "t"), ("anthropic-version", "2023")]
+        [
+            ("X-Api-Key", "k"),
+            ("Authorization", "Bearer t"),
+            ("x-axp-run-token", "t"),
+            ("anthropic-version", "2023"),
+        ]
     )
     assert headers == {
         "x-api-key": REDACTED,
@@ -57,12 +68,30 @@ def test_body_recorder_numbers_files_in_order(tmp_path: Path) -> None:
 def test_secret_split_across_deltas_is_coalesced() -> None:
     r = Redactor(["my-run-secret"])
     events = [
-        {"event": "content_block_delta", "data": {"type": "content_block_delta", "index": 0,
-                                                  "delta": {"type": "input_json_delta", "partial_json": '{"c": "my-ru'}}},
-        {"event": "content_block_delta", "data": {"type": "content_block_delta", "index": 0,
-                                                  "delta": {"type": "input_json_delta", "partial_json": 'n-secret"}'}}},
-        {"event": "content_block_delta", "data": {"type": "content_block_delta", "index": 1,
-                                                  "delta": {"type": "text_delta", "text": "fine"}}},
+        {
+            "event": "content_block_delta",
+            "data": {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "input_json_delta", "partial_json": '{"c": "my-ru'},
+            },
+        },
+        {
+            "event": "content_block_delta",
+            "data": {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "input_json_delta", "partial_json": 'n-secret"}'},
+            },
+        },
+        {
+            "event": "content_block_delta",
+            "data": {
+                "type": "content_block_delta",
+                "index": 1,
+                "delta": {"type": "text_delta", "text": "fine"},
+            },
+        },
     ]
     out = r.events(events)
     assert out is not events and events[0]["data"]["delta"]["partial_json"] == '{"c": "my-ru'

@@ -64,7 +64,9 @@ class EchoApi:
         return Answer(body, body.get("usage", {}) if isinstance(body, dict) else {})
 
     def tokens(self, usage: Mapping[str, Any]) -> TokenUsage:
-        return TokenUsage(input_tokens=usage.get("prompt", 0), output_tokens=usage.get("completion", 0))
+        return TokenUsage(
+            input_tokens=usage.get("prompt", 0), output_tokens=usage.get("completion", 0)
+        )
 
 
 SCRIPT = ModelScript.from_yaml("""
@@ -92,8 +94,14 @@ def client(gw: ModelGateway) -> httpx.Client:
 
 
 def open_run(gw: ModelGateway, tmp_path: Path, **kw: Any) -> Any:
-    return gw.open_run("r", bodies_dir=tmp_path / "bodies", traces_dir=tmp_path / "traces", trace_id="t",
-                       max_cost_usd=kw.pop("max_cost_usd", None), **kw)
+    return gw.open_run(
+        "r",
+        bodies_dir=tmp_path / "bodies",
+        traces_dir=tmp_path / "traces",
+        trace_id="t",
+        max_cost_usd=kw.pop("max_cost_usd", None),
+        **kw,
+    )
 
 
 def test_run_token_header_forms() -> None:
@@ -114,7 +122,9 @@ def test_every_key_header_finds_the_run(gateway: ModelGateway, tmp_path: Path, h
     handle = open_run(gateway, tmp_path, script=SCRIPT)
     value = f"Bearer {handle.token}" if header == "authorization" else handle.token
     with client(gateway) as c:
-        messages = c.post("/v1/messages", json={"model": "claude-haiku-4-5", **TOOLS}, headers={header: value})
+        messages = c.post(
+            "/v1/messages", json={"model": "claude-haiku-4-5", **TOOLS}, headers={header: value}
+        )
         echo = c.post(ECHO_URL, json=TOOLS, headers={header: value})
     gateway.close_run(handle)
     assert messages.status_code == 200 and messages.json()["content"][0]["name"] == "shell"
@@ -134,23 +144,33 @@ def test_wrong_token_is_refused_in_each_apis_shape(gateway: ModelGateway, tmp_pa
     assert messages.json()["error"] == {"type": "authentication_error",
                                         "message": "axp gateway: unknown or expired run token"}
     assert echo.status_code == none.status_code == 401
-    assert echo.json() == {"echo_error": {"code": 401, "text": "axp gateway: unknown or expired run token"}}
+    assert echo.json() == {
+        "echo_error": {"code": 401, "text": "axp gateway: unknown or expired run token"}
+    }
     assert handle.requests == 0 and not (tmp_path / "bodies").exists()
 
 
-def test_unrouted_requests_are_answered_and_not_recorded(gateway: ModelGateway, tmp_path: Path) -> None:
+def test_unrouted_requests_are_answered_and_not_recorded(
+    gateway: ModelGateway, tmp_path: Path
+) -> None:
     handle = open_run(gateway, tmp_path, script=SCRIPT)
     with client(gateway) as c:
         # a GET on a model path, a path no API registered, a pattern that does not match whole
-        answers = [c.get("/v1/messages", headers={"x-api-key": handle.token}),
-                   c.post("/v1/responses", json=TOOLS, headers={"authorization": f"Bearer {handle.token}"}),
-                   c.post(ECHO_URL + "/more", json=TOOLS, headers={"x-api-key": handle.token})]
+        answers = [
+            c.get("/v1/messages", headers={"x-api-key": handle.token}),
+            c.post(
+                "/v1/responses", json=TOOLS, headers={"authorization": f"Bearer {handle.token}"}
+            ),
+            c.post(ECHO_URL + "/more", json=TOOLS, headers={"x-api-key": handle.token}),
+        ]
     gateway.close_run(handle)
     assert [(r.status_code, r.json()) for r in answers] == [(200, {})] * 3
     assert handle.requests == 0 and not (tmp_path / "bodies").exists()
 
 
-def test_an_added_api_shares_the_meter_recorder_and_cap(gateway: ModelGateway, tmp_path: Path) -> None:
+def test_an_added_api_shares_the_meter_recorder_and_cap(
+    gateway: ModelGateway, tmp_path: Path
+) -> None:
     handle = open_run(gateway, tmp_path, script=SCRIPT, max_cost_usd=0.01, model_api="echo")
     with client(gateway) as c:
         first = c.post(ECHO_URL, json=TOOLS, headers={"x-goog-api-key": handle.token})
@@ -165,10 +185,14 @@ def test_an_added_api_shares_the_meter_recorder_and_cap(gateway: ModelGateway, t
     assert refused.status_code == 402 and refused.headers["x-should-retry"] == "false"
     assert refused.json()["error"]["type"] == "billing_error"
     assert refused_echo.status_code == 402
-    assert refused_echo.json()["echo_error"]["text"].startswith("axp: run stopped: max_cost_usd exceeded")
+    assert refused_echo.json()["echo_error"]["text"].startswith(
+        "axp: run stopped: max_cost_usd exceeded"
+    )
     assert handle.requests == 3
     response = json.loads((tmp_path / "bodies" / "0001.response.json").read_text())
-    assert response["usage"] == {"prompt": 1000, "completion": 1000} and response["mode"] == "scripted"
+    assert (
+        response["usage"] == {"prompt": 1000, "completion": 1000} and response["mode"] == "scripted"
+    )
     assert response["script"] == {"kind": "turn", "turn_index": 0}
 
 
@@ -180,7 +204,9 @@ def test_model_source_follows_the_runs_api(tmp_path: Path) -> None:
         messages = open_run(gw, tmp_path / "m")
         echo = open_run(gw, tmp_path / "e", model_api="echo")
         assert (gw.model_source(messages), gw.model_source(echo)) == ("live", "none")
-        with pytest.raises(KeyError, match="unknown model API 'nope' \\(known: anthropic-messages, echo\\)"):
+        with pytest.raises(
+            KeyError, match="unknown model API 'nope' \\(known: anthropic-messages, echo\\)"
+        ):
             open_run(gw, tmp_path / "n", model_api="nope")
     upstream = Upstream("http://127.0.0.1:9", None, default=False)
     with ModelGateway(bind_host="127.0.0.1", apis=registry, upstreams={"echo": upstream}) as gw:
@@ -212,7 +238,9 @@ def test_a_finder_supplies_apis_by_name(tmp_path: Path) -> None:
         return EchoApi() if name == "echo" else None
 
     registry.add_finder(finder)
-    with ModelGateway(bind_host="127.0.0.1", upstream_url="http://127.0.0.1:9", apis=registry) as gw:
+    with ModelGateway(
+        bind_host="127.0.0.1", upstream_url="http://127.0.0.1:9", apis=registry
+    ) as gw:
         with client(gw) as c:
             handle = open_run(gw, tmp_path / "a", script=SCRIPT)
             before = c.post(ECHO_URL, json=TOOLS, headers={"x-api-key": handle.token})

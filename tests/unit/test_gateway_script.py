@@ -17,7 +17,11 @@ turns:
 usage: {input_tokens: 120, output_tokens: 30}
 """
 
-MAIN = {"model": "claude-sonnet-4-5", "tools": [{"name": "Bash"}], "messages": [{"role": "user", "content": "hi"}]}
+MAIN = {
+    "model": "claude-sonnet-4-5",
+    "tools": [{"name": "Bash"}],
+    "messages": [{"role": "user", "content": "hi"}],
+}
 
 
 def _main(n: int) -> dict:
@@ -54,7 +58,10 @@ def test_cursor_answers_in_order_and_exhausts() -> None:
     assert [b["type"] for b in two["content"]] == ["text", "tool_use"]
     err = cursor.next_reply(_main(5))
     assert err.kind == "error" and err.error.status == 500
-    assert err.error_body() == {"type": "error", "error": {"type": "api_error", "message": "overloaded"}}
+    assert err.error_body() == {
+        "type": "error",
+        "error": {"type": "api_error", "message": "overloaded"},
+    }
     end = cursor.next_reply(_main(6))
     assert end.kind == "exhausted" and end.message["content"][0]["text"] == EXHAUSTED_TEXT
     assert end.message["stop_reason"] == "end_turn"
@@ -70,7 +77,9 @@ def test_each_cursor_has_its_own_turns() -> None:
 
 def test_side_requests_do_not_consume_turns() -> None:
     cursor = ModelScript.from_yaml(SCRIPT).cursor()
-    side = cursor.next_reply({"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "title?"}]})
+    side = cursor.next_reply(
+        {"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "title?"}]}
+    )
     assert side.kind == "side" and side.message["content"][0]["text"] == SIDE_TEXT
     assert side.message["model"] == "claude-haiku-4-5"
     assert cursor.next_reply(_main(1)).turn_index == 0
@@ -101,12 +110,18 @@ def test_error_times_is_transient() -> None:
 
 def test_per_turn_usage_and_stream_delay() -> None:
     script = ModelScript.from_yaml(
-        "turns: [{text: a, usage: {input_tokens: 5, output_tokens: 1, cache_read_input_tokens: 7}}]\n"
+        "turns: [{text: a, usage: {input_tokens: 5, output_tokens: 1,"
+        " cache_read_input_tokens: 7}}]\n"
         "stream_delay_ms: 20"
     )
     assert script.stream_delay_s == pytest.approx(0.02)
     usage = script.cursor().next_reply(MAIN).message["usage"]
-    assert usage == {"input_tokens": 5, "output_tokens": 1, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 7}
+    assert usage == {
+        "input_tokens": 5,
+        "output_tokens": 1,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 7,
+    }
 
 
 @pytest.mark.parametrize(
@@ -118,15 +133,24 @@ def test_per_turn_usage_and_stream_delay() -> None:
         ("turns: [{text: a}, {}]", "turns[1]: needs exactly one of"),
         ("turns: [{text: a, tool_use: {name: x}}]", "turns[0]: needs exactly one of"),
         ("turns: [{tool_use: {input: {}}}]", "turns[0].tool_use.name: must be a non-empty string"),
-        ("turns: [{tool_use: {name: Bash, input: [1]}}]", "turns[0].tool_use.input: must be a mapping"),
+        (
+            "turns: [{tool_use: {name: Bash, input: [1]}}]",
+            "turns[0].tool_use.input: must be a mapping",
+        ),
         ("turns: [{tool_use: {name: Bash, args: {}}}]", "turns[0].tool_use: unknown key(s): args"),
         ("turns: [{text: 3}]", "turns[0].text: must be a string"),
         ("turns: [{content: []}]", "turns[0].content: must be a non-empty list"),
         ("turns: [{content: [{image: x}]}]", "turns[0].content[0]: a block is"),
         ("turns: [{error: {status: 200}}]", "turns[0].error.status: must be an HTTP error status"),
-        ("turns: [{error: {status: 500, times: 0}}]", "turns[0].error.times: must be a positive integer"),
+        (
+            "turns: [{error: {status: 500, times: 0}}]",
+            "turns[0].error.times: must be a positive integer",
+        ),
         ("turns: [{texts: a}]", "turns[0]: unknown key(s): texts"),
-        ("turns: []\nusage: {input_tokens: -1}", "usage: input_tokens must be a non-negative integer"),
+        (
+            "turns: []\nusage: {input_tokens: -1}",
+            "usage: input_tokens must be a non-negative integer",
+        ),
         ("turns: []\nusage: {prompt_tokens: 1}", "usage: unknown key(s)"),
         ("turns: []\nmodel: x", "unknown top-level key(s): model"),
         ("turns: [\n", "invalid YAML (line"),

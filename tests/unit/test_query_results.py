@@ -45,7 +45,7 @@ def test_results_show_errors_apart_and_split_by_model_source(tmp_path):
     plan = [("pass", "scripted"), ("pass", "scripted"), ("fail", "scripted"),
             ("error", "scripted"), ("timeout", "scripted"),
             ("pass", "live"), ("error", "live"), ("error", "live")]
-    for ulid, (status, source) in zip(ULIDS, plan):
+    for ulid, (status, source) in zip(ULIDS, plan, strict=False):
         _run(runs, ulid, "default", status, source)
     got = results.load(runs, ["all"])
     by_source = {v.model_source: v for v in got.variants}

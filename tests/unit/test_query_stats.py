@@ -62,15 +62,19 @@ def test_fisher_other_tables():
     assert stats.fisher_exact([[0, 0], [2, 3]]) == 1.0
     assert stats.fisher_exact([[4, 0], [2, 0]]) == 1.0
     # Symmetric in the rows and in the columns.
-    assert stats.fisher_exact([[1, 9], [8, 2]]) == pytest.approx(stats.fisher_exact([[8, 2], [1, 9]]))
-    assert stats.fisher_exact([[2, 8], [9, 1]]) == pytest.approx(stats.fisher_exact([[8, 2], [1, 9]]))
+    assert stats.fisher_exact([[1, 9], [8, 2]]) == pytest.approx(
+        stats.fisher_exact([[8, 2], [1, 9]])
+    )
+    assert stats.fisher_exact([[2, 8], [9, 1]]) == pytest.approx(
+        stats.fisher_exact([[8, 2], [1, 9]])
+    )
 
 
 def test_pass_hat_k():
     groups = [[True, True, True], [True, False, True], [True, True, True], [False, False, False]]
     assert stats.pass_hat_k(groups, 3) == 0.5
     # A set cut short does not count as a complete one.
-    assert stats.pass_hat_k(groups + [[True]], 3) == 0.5
+    assert stats.pass_hat_k([*groups, [True]], 3) == 0.5
     assert stats.pass_hat_k([[True], [False], [True], [True]], 1) == 0.75
     assert stats.pass_hat_k([[True, True]], 3) is None
     with pytest.raises(ValueError):

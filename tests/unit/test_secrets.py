@@ -3,7 +3,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_axp.secrets import (
-    MARKER, MIN_SECRET_LENGTH, EnvError, Redactor, parse_env_file, resolve_values, too_short,
+    MARKER,
+    MIN_SECRET_LENGTH,
+    EnvError,
+    Redactor,
+    parse_env_file,
+    resolve_values,
+    too_short,
     too_short_message,
 )
 
@@ -47,7 +53,7 @@ def test_redactor_stream_finds_values_split_anywhere(prefix, suffix, cuts):
     data = prefix + secret + suffix + secret
     r = Redactor([secret.decode()])
     out, last = b"", 0
-    for cut in sorted(set(c for c in cuts if c <= len(data))) + [len(data)]:
+    for cut in [*sorted(set(c for c in cuts if c <= len(data))), len(data)]:
         out += r.feed(data[last:cut])
         last = cut
     out += r.flush()

@@ -3,8 +3,15 @@ from pathlib import Path
 import pytest
 
 from pytest_axp.record.summary import (
-    NO_TESTS_NOTE, AgentOutcome, Failure, TestOutcome, VariantOutcome, agent_failure,
-    build_summary, rollup, tail,
+    NO_TESTS_NOTE,
+    AgentOutcome,
+    Failure,
+    TestOutcome,
+    VariantOutcome,
+    agent_failure,
+    build_summary,
+    rollup,
+    tail,
 )
 
 
