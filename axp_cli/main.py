@@ -14,14 +14,19 @@ import sys
 from . import run as run_cmd
 from .common import RUNS_DIR_HELP
 from .errors import (  # noqa: F401 (the exit codes and CliError are part of main's face)
-    EXIT_BUSY, EXIT_ENGINE, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_NOT_PASSED, EXIT_OK, CliError,
+    EXIT_BUSY,
+    EXIT_ENGINE,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    EXIT_NOT_PASSED,
+    EXIT_OK,
+    CliError,
 )
 from .experiment_cmds import cmd_resolve, cmd_schema, cmd_validate
 from .image_cmds import cmd_image_build
 from .listing import cmd_list
 from .query_cmds import register as register_query_cmds
 from .sandbox_cmds import cmd_sandbox_clean
-
 
 # -- parser -------------------------------------------------------------------------------
 

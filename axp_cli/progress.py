@@ -12,10 +12,13 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from pytest_axp.record.jsonio import read_json
 from pytest_axp.record.layout import RunPaths
+
+if TYPE_CHECKING:
+    from rich.live import Live
 
 _PHASES = {"setup": "setup", "handover": "setup", "setup_check": "setup checks",
            "agent": "agent", "test": "tests", "snapshot": None}
@@ -56,9 +59,9 @@ def _last_phase(path) -> str | None:
         if not isinstance(record, dict):
             continue
         if record.get("phase") == "snapshot":
-            phase = _AFTER_SNAPSHOT.get(record.get("name"))
+            phase = _AFTER_SNAPSHOT.get(str(record.get("name")))
         else:
-            phase = _PHASES.get(record.get("phase"))
+            phase = _PHASES.get(str(record.get("phase")))
         if phase:
             return phase
     return None
@@ -75,7 +78,7 @@ class ProgressWatcher(threading.Thread):
         self.runs = {r.run_id: r for r in runs}
         self.interval = interval
         self._halt = threading.Event()
-        self._display = None
+        self._display: Live | None = None
 
     def poll(self) -> list[Row]:
         """Refresh every row from disk; the rows that changed."""

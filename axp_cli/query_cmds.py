@@ -15,6 +15,7 @@ from typing import Any
 from .common import RUNS_DIR_HELP, _runs_dir
 from .errors import CliError
 
+
 def _error(message: str, code: int = 2) -> Exception:
     return CliError(message, code)
 
@@ -79,8 +80,8 @@ def cmd_query(args: argparse.Namespace) -> int:
     finally:
         con.close()
     if args.format == "json":
-        print(json.dumps([dict(zip(names, r)) for r in rows], indent=2, ensure_ascii=False,
-                         default=str))
+        print(json.dumps([dict(zip(names, r, strict=True)) for r in rows], indent=2,
+                         ensure_ascii=False, default=str))
     elif args.format == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")

@@ -14,9 +14,13 @@ from pytest_axp.render.table import render
 
 from .common import _check_agents, _load, _runs_dir, refuse
 from .errors import (
-    EXIT_BUSY, EXIT_ENGINE, EXIT_INTERRUPTED, EXIT_NOT_PASSED, EXIT_OK, CliError,
+    EXIT_BUSY,
+    EXIT_ENGINE,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_PASSED,
+    EXIT_OK,
+    CliError,
 )
-
 
 # The run folders of the run under way and whether the interrupt line was printed: a second
 # Ctrl-C may land anywhere, and the line must be printed once whatever it cut short.
@@ -109,7 +113,7 @@ def _holding(runs_dir: Path, ulids: list[str], names: list[str]):
 
     held = []
     try:
-        for ulid, name in zip(ulids, names):
+        for ulid, name in zip(ulids, names, strict=True):
             try:
                 acquire(runs_dir, ulid, name)
             except RunBusy as e:
@@ -240,7 +244,7 @@ def _execute_held(args: argparse.Namespace, file: Path, variants, ulids: list[st
     runs = [RunPaths(runs_dir / rid) for rid in run_ids]
     prewarm = Prewarm()
     # A duplicate of stdout's descriptor: pytest's fd capture during items cannot take it.
-    progress_out = open(os.dup(sys.stdout.fileno()), "w", buffering=1,  # noqa: SIM115
+    progress_out = open(os.dup(sys.stdout.fileno()), "w", buffering=1,
                         encoding="utf-8", errors="replace")
     watcher = ProgressWatcher(runs, [v.id for v in variants], out=progress_out, live=live)
     pytest_output = io.StringIO()
@@ -255,7 +259,7 @@ def _execute_held(args: argparse.Namespace, file: Path, variants, ulids: list[st
         # cases where it says more than the run folders do.
         with contextlib.redirect_stdout(pytest_output):
             try:
-                code = pytest.main(pytest_args + ["-rfE", "--tb=no", "-p", "no:warnings"])
+                code = pytest.main([*pytest_args, "-rfE", "--tb=no", "-p", "no:warnings"])
             except KeyboardInterrupt:
                 # A second interrupt cut pytest's own clean-up short: do it here.
                 code = pytest.ExitCode.INTERRUPTED

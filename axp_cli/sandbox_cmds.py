@@ -14,7 +14,10 @@ def cmd_sandbox_clean(args: argparse.Namespace) -> int:
     from docker.errors import DockerException
 
     from pytest_axp.sandbox.base import (
-        LABEL_OWNER_PID, LABEL_RUN_ID, LABEL_VARIANT_ID, SandboxError,
+        LABEL_OWNER_PID,
+        LABEL_RUN_ID,
+        LABEL_VARIANT_ID,
+        SandboxError,
     )
     from pytest_axp.sandbox.docker import orphaned_containers
 

@@ -48,7 +48,7 @@ class AgentContext:
     trace: TraceWriter
     run_id: str
     repeat: int
-    services: "Services"         # shared per-process services (e.g. the model gateway)
+    services: Services         # shared per-process services (e.g. the model gateway)
     trace_id: str = ""           # the run's trace id: agent OTLP files are named by it
     secret_values: tuple[str, ...] = ()   # to redact from anything the agent side records
     gateway_host: str = "host.docker.internal"  # how the sandbox reaches the model gateway

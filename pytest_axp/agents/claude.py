@@ -20,6 +20,7 @@ from .command import link_or_copy
 
 if TYPE_CHECKING:
     from ..experiment import Agent as AgentSpec
+    from ..experiment import ResolvedVariant
 
 CONFIG_DIR = "/axp/claude-config"
 MCP_CONFIG = f"{CONFIG_DIR}/axp-mcp.json"
@@ -36,7 +37,7 @@ def _model_fields(model: Any) -> tuple[str | None, dict[str, Any]]:
     return fields.pop("name", None), fields
 
 
-def _mcp_config(variant, env: dict[str, str]) -> dict[str, Any] | None:
+def _mcp_config(variant: ResolvedVariant, env: dict[str, str]) -> dict[str, Any] | None:
     servers: dict[str, Any] = {}
     for server in variant.mcp_servers:
         spec: dict[str, Any] = {}
@@ -161,7 +162,8 @@ class ClaudeAgent:
             buf = io.BytesIO(b"".join(ctx.sandbox.get_archive(path)))
             with tarfile.open(fileobj=buf) as tar:
                 member = tar.next()
-                data = tar.extractfile(member).read() if member else b""
+                f = tar.extractfile(member) if member else None
+                data = f.read() if f is not None else b""
         except (SandboxError, tarfile.TarError, AttributeError, OSError):
             return
         data = Redactor(ctx.secret_values).bytes(data)

@@ -78,7 +78,8 @@ def session_to_trace(records: list[dict[str, Any]], trace: TraceWriter) -> None:
             elif kind == "assistant" and btype == "tool_use":
                 call_id = str(block.get("id", ""))
                 name = str(block.get("name", ""))
-                args = block.get("input") if isinstance(block.get("input"), dict) else {}
+                given = block.get("input")
+                args: dict[str, Any] = given if isinstance(given, dict) else {}
                 calls[call_id] = (name, args)
                 trace.session_update("tool_call", {
                     "toolCallId": call_id, "title": _title(name, args),

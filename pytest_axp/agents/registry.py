@@ -120,7 +120,7 @@ def installed_registry() -> AgentRegistry:
             continue
         try:
             plugin = ep.load()
-        except Exception as e:  # noqa: BLE001 - any import error of a plugin: say which
+        except Exception as e:  # any import error of a plugin: say which
             raise AgentNotAvailable(f"plugin {ep.name} ({ep.value}) does not load: "
                                     f"{type(e).__name__}: {e}") from None
         pm.register(plugin, ep.name)

@@ -10,7 +10,9 @@ import tarfile
 import tempfile
 from collections.abc import Callable
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import IO
 
 from docker.errors import BuildError, DockerException, ImageNotFound
 
@@ -22,7 +24,10 @@ LAYER_REPO_PREFIX = "pytest-axp/"  # an agent's layer is pytest-axp/<layer name>
 DEFAULT_BASE_IMAGE = "debian:bookworm"
 
 
-def _image_dir(name: str = "image"):
+Log = Callable[[str], None] | None
+
+
+def _image_dir(name: str = "image") -> Traversable:
     return resources.files("pytest_axp.sandbox") / name
 
 
@@ -50,7 +55,7 @@ def image_exists(tag: str) -> bool:
 
 
 def _docker_build(context: dict[str, bytes | Path], tag: str, buildargs: dict[str, str],
-                  base_image: str, log=None) -> str:
+                  base_image: str, log: Log = None) -> str:
     with tempfile.TemporaryFile() as buf:
         with tarfile.open(fileobj=buf, mode="w") as tar:
             for name, data in context.items():
@@ -65,20 +70,23 @@ def _docker_build(context: dict[str, bytes | Path], tag: str, buildargs: dict[st
 
 
 def build_image(tag: str | None = None, base_image: str = DEFAULT_BASE_IMAGE,
-                log=None) -> str:
+                log: Log = None) -> str:
     tag = tag or default_image_tag(base_image)
     return _docker_build(dict(_context_files()), tag, {"BASE_IMAGE": base_image},
                          base_image, log)
 
 
-def _run_build(buf, tag: str, buildargs: dict[str, str], base_image: str, log=None) -> str:
+def _run_build(buf: IO[bytes], tag: str, buildargs: dict[str, str], base_image: str,
+               log: Log = None) -> str:
     try:
         _, lines = client().images.build(
             fileobj=buf, custom_context=True, tag=tag, rm=True, forcerm=True,
             buildargs=buildargs, pull=False)
         for line in lines:
-            if log and "stream" in line:
-                log(line["stream"].rstrip())
+            # The engine's build log: one JSON object per line.
+            stream = line.get("stream") if isinstance(line, dict) else None
+            if log and isinstance(stream, str):
+                log(stream.rstrip())
     except BuildError as e:
         tail = "".join(x.get("stream", "") for x in list(e.build_log)[-8:]).strip()
         hint = ""
@@ -91,7 +99,7 @@ def _run_build(buf, tag: str, buildargs: dict[str, str], base_image: str, log=No
     return tag
 
 
-def ensure_image(tag: str | None, lock_dir: Path, log=None) -> str:
+def ensure_image(tag: str | None, lock_dir: Path, log: Log = None) -> str:
     """The image to run: the given one (must exist) or the default, built once under a lock."""
     if tag:
         if not image_exists(tag):
@@ -102,7 +110,7 @@ def ensure_image(tag: str | None, lock_dir: Path, log=None) -> str:
                        lambda tag: build_image(tag, base, log=log))
 
 
-def _build_once(tag: str, lock_dir: Path, build) -> str:
+def _build_once(tag: str, lock_dir: Path, build: Callable[[str], object]) -> str:
     """`tag`, built by `build(tag)` unless it exists; parallel workers (xdist) and runs
     wait for one build instead of each making their own."""
     if image_exists(tag):
