@@ -295,7 +295,7 @@ def _execute_held(args: argparse.Namespace, file: Path, variants, ulids: list[st
         str(file.resolve()), "-q", "--no-header", "-p", "no:cacheprovider",
         "--rootdir", str(file.resolve().parent),
         "--axp-runs-dir", str(runs_dir), "--axp-repeat", str(repeat),
-        "--axp-run-ulids", ",".join(ulids),
+        "--axp-run-ulids", ",".join(ulids), "--axp-created-ahead",
     ]
     if args.image:
         pytest_args += ["--axp-image", args.image]
@@ -446,13 +446,9 @@ def _reap_orphans() -> None:
     (AXP_NO_REAP=1 leaves them to `axp sandbox clean`)."""
     if os.environ.get("AXP_NO_REAP"):
         return
-    from pytest_axp.sandbox.docker import orphaned_containers
+    from pytest_axp.sandbox import reap_orphans
 
-    try:
-        for container in orphaned_containers():
-            container.remove(force=True)
-    except Exception:
-        pass  # best effort: `axp sandbox clean` reports what it cannot remove
+    reap_orphans()
 
 
 def _check_model_script(path: Path) -> None:
@@ -511,18 +507,9 @@ def _report_interrupt(folders: list[Path]) -> None:
 
 def _remove_run_containers(run_ids: list[str]) -> None:
     """Best effort: the sandboxes of these runs, and any still being created here."""
-    if "pytest_axp.sandbox.docker" not in sys.modules:
-        return
-    from pytest_axp.sandbox.base import LABEL_RUN_ID
-    from pytest_axp.sandbox.docker import discard_prefetched, drain_removals, remove_containers
+    from pytest_axp.sandbox import remove_run_sandboxes
 
-    try:
-        discard_prefetched()
-        drain_removals(timeout=30)
-        for rid in run_ids:
-            remove_containers({LABEL_RUN_ID: rid})
-    except Exception:
-        pass  # the engine is in trouble: the next run reaps what is left
+    remove_run_sandboxes(run_ids)
 
 
 def _file_bindings(args: argparse.Namespace, variants):
@@ -683,25 +670,22 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox_clean(args: argparse.Namespace) -> int:
-    from docker.errors import DockerException
-
+    from pytest_axp.sandbox import builtin_backend
     from pytest_axp.sandbox.base import (
         LABEL_OWNER_PID, LABEL_RUN_ID, LABEL_VARIANT_ID, SandboxError,
     )
-    from pytest_axp.sandbox.docker import orphaned_containers
 
+    backend = builtin_backend()
     try:
-        orphans = orphaned_containers()
-    except (SandboxError, DockerException) as e:
+        orphans = backend.orphans()
+    except SandboxError as e:
         raise CliError(str(e), EXIT_ENGINE) from None
     if not orphans:
         print("no orphaned sandboxes")
         return EXIT_OK
     def row(c):
-        labels = c.attrs.get("Labels") or {}
-        name = (c.attrs.get("Names") or ["?"])[0].lstrip("/")
-        return (c.short_id, name, labels.get(LABEL_RUN_ID, ""), labels.get(LABEL_VARIANT_ID, ""),
-                labels.get(LABEL_OWNER_PID, ""), c.attrs.get("State", ""))
+        return (c.id[:12], c.name, c.labels.get(LABEL_RUN_ID, ""),
+                c.labels.get(LABEL_VARIANT_ID, ""), c.labels.get(LABEL_OWNER_PID, ""), c.state)
 
     print(render(("container", "name", "run", "variant", "owner pid", "state"),
                  [row(c) for c in orphans]))
@@ -712,10 +696,10 @@ def cmd_sandbox_clean(args: argparse.Namespace) -> int:
     removed = 0
     for c in orphans:
         try:
-            c.remove(force=True)
+            backend.remove_sandbox(c.id)
             removed += 1
-        except DockerException as e:
-            print(f"axp: could not remove {c.short_id}: {e}", file=sys.stderr)
+        except SandboxError as e:
+            print(f"axp: {e}", file=sys.stderr)
     print(f"\nremoved {removed} sandbox(es)")
     return EXIT_OK if removed == len(orphans) else EXIT_ENGINE
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +26,7 @@ class AxpSession:
     limits: object = None  # sandbox.base.ResourceLimits; None: its defaults
     test_timeout: float | None = None   # seconds; None: the engine's defaults
     setup_timeout: float | None = None
+    backend: Any = None  # the SandboxBackend, from the pytest_axp_sandbox_backend hook
 
     def engine_options(self):
         from .runner import EngineOptions
