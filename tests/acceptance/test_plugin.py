@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -51,6 +52,26 @@ def _outcomes(result) -> dict[str, str]:
     return found
 
 
+def _created_ahead(run, variant: str) -> bool:
+    """The `axp.created_ahead` attribute of the variant's sandbox_create span."""
+    (trace,) = run.results(variant).traces.glob("*.json")
+    found = []
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            if node.get("key") == "axp.created_ahead":
+                found.append(node["value"]["boolValue"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads(trace.read_text()))
+    assert len(found) == 1, found
+    return found[0]
+
+
 def _section(result, title: str) -> list[str]:
     """The lines of the report section whose header names `title`, up to the next header."""
     lines = result.outlines
@@ -88,6 +109,8 @@ def test_a_run_end_to_end(axp):
     assert (run.results("alpha").workspace / "out.txt").read_text() == "made-by-alpha\n"
     # The agent's change is in the after_agent snapshot.
     assert '"out.txt"' in (run.results("alpha").root / "fs-diff" / "2.json").read_text()
+    # Each item creates the next one's sandbox ahead; the next one takes it.
+    assert [_created_ahead(run, v) for v in ("alpha", "beta", "gamma")] == [False, True, True]
     assert axp.sandbox_folders() == []
 
 
