@@ -343,7 +343,7 @@ def _prefetch_next(axp: AxpSession, backend) -> None:
         upcoming.preflight()
     except (VariantFailed, SandboxError):
         return  # that item fails on its own, before any sandbox, when it runs
-    backend.create_ahead(upcoming.sandbox_key, upcoming.sandbox_args())
+    upcoming.create_ahead()
 
 
 @pytest.hookimpl(wrapper=True)

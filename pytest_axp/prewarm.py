@@ -43,7 +43,7 @@ class Prewarm:
                 upcoming.preflight()
             except (VariantFailed, SandboxError):
                 continue  # that item reports its own error, before any sandbox
-            self.backend.create_ahead(upcoming.sandbox_key, upcoming.sandbox_args())
+            upcoming.create_ahead()
 
     def finish(self) -> None:
         """Remove every sandbox created ahead that no item took (one that was taken is

@@ -218,6 +218,13 @@ class VariantRun:
             "limits": self.options.limits,
         }
 
+    def create_ahead(self) -> None:
+        """Have the backend start this run's sandbox now (another run's item is still
+        running, or pytest is starting); provision() takes it if made alike. Call after a
+        preflight that passed: a run that fails its host-side checks gets no sandbox."""
+        assert self.backend is not None
+        self.backend.create_ahead(self.sandbox_key, self.sandbox_args())
+
     def preflight(self) -> list[tuple[Any, Path, str]]:
         """Host-side checks that must pass before any container starts: the agent exists,
         secrets have values, every file source is bound and present. The staging plan."""
