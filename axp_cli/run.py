@@ -192,6 +192,7 @@ def _execute(args: argparse.Namespace, file: Path, variants, ulids: list[str],
 def _execute_held(args: argparse.Namespace, file: Path, variants, ulids: list[str],
                   repeat: int, image: str, run_ids: list[str]) -> int:
     from pytest_axp.agents.registry import agent_images, pytest_plugin_args
+    from pytest_axp.prewarm import CREATED_AHEAD_OPTION, Prewarm
 
     runs_dir = _runs_dir(args)
     live = sys.stdout.isatty()
@@ -222,6 +223,7 @@ def _execute_held(args: argparse.Namespace, file: Path, variants, ulids: list[st
     pytest_args = [
         str(file.resolve()), "-q", "--no-header", "-p", "no:cacheprovider",
         "--rootdir", str(file.resolve().parent),
+        CREATED_AHEAD_OPTION,  # the sandboxes created below are the items' to adopt
     ]
     # Only the plugins a run needs: every other installed pytest plugin would be imported
     # again by each xdist worker (seconds on a small machine). Conftest files still load.
@@ -233,7 +235,6 @@ def _execute_held(args: argparse.Namespace, file: Path, variants, ulids: list[st
                         str(min(args.jobs, len(variants) * repeat))]
     import pytest
 
-    from pytest_axp.prewarm import Prewarm
     from pytest_axp.record.layout import RunPaths
 
     from .progress import ProgressWatcher
@@ -341,13 +342,9 @@ def _reap_orphans() -> None:
     (AXP_NO_REAP=1 leaves them to `axp sandbox clean`)."""
     if os.environ.get("AXP_NO_REAP"):
         return
-    from pytest_axp.sandbox.docker import orphaned_containers
+    from pytest_axp.sandbox import reap_orphans
 
-    try:
-        for container in orphaned_containers():
-            container.remove(force=True)
-    except Exception:
-        pass  # best effort: `axp sandbox clean` reports what it cannot remove
+    reap_orphans()
 
 
 def _check_model_script(path: Path) -> None:
@@ -406,18 +403,9 @@ def _report_interrupt(folders: list[Path]) -> None:
 
 def _remove_run_containers(run_ids: list[str]) -> None:
     """Best effort: the sandboxes of these runs, and any still being created here."""
-    if "pytest_axp.sandbox.docker" not in sys.modules:
-        return
-    from pytest_axp.sandbox.base import LABEL_RUN_ID
-    from pytest_axp.sandbox.docker import discard_prefetched, drain_removals, remove_containers
+    from pytest_axp.sandbox import remove_run_sandboxes
 
-    try:
-        discard_prefetched()
-        drain_removals(timeout=30)
-        for rid in run_ids:
-            remove_containers({LABEL_RUN_ID: rid})
-    except Exception:
-        pass  # the engine is in trouble: the next run reaps what is left
+    remove_run_sandboxes(run_ids)
 
 
 def _file_bindings(args: argparse.Namespace, variants):

@@ -11,28 +11,26 @@ from .errors import EXIT_ENGINE, EXIT_OK, CliError
 
 
 def cmd_sandbox_clean(args: argparse.Namespace) -> int:
-    from docker.errors import DockerException
-
+    from pytest_axp.sandbox import builtin_backend
     from pytest_axp.sandbox.base import (
         LABEL_OWNER_PID,
         LABEL_RUN_ID,
         LABEL_VARIANT_ID,
         SandboxError,
     )
-    from pytest_axp.sandbox.docker import orphaned_containers
 
+    backend = builtin_backend()
     try:
-        orphans = orphaned_containers()
-    except (SandboxError, DockerException) as e:
+        orphans = backend.orphans()
+    except SandboxError as e:
         raise CliError(str(e), EXIT_ENGINE) from None
     if not orphans:
         print("no orphaned sandboxes")
         return EXIT_OK
+
     def row(c):
-        labels = c.attrs.get("Labels") or {}
-        name = (c.attrs.get("Names") or ["?"])[0].lstrip("/")
-        return (c.short_id, name, labels.get(LABEL_RUN_ID, ""), labels.get(LABEL_VARIANT_ID, ""),
-                labels.get(LABEL_OWNER_PID, ""), c.attrs.get("State", ""))
+        return (c.id[:12], c.name, c.labels.get(LABEL_RUN_ID, ""),
+                c.labels.get(LABEL_VARIANT_ID, ""), c.labels.get(LABEL_OWNER_PID, ""), c.state)
 
     print(render(("container", "name", "run", "variant", "owner pid", "state"),
                  [row(c) for c in orphans]))
@@ -43,9 +41,9 @@ def cmd_sandbox_clean(args: argparse.Namespace) -> int:
     removed = 0
     for c in orphans:
         try:
-            c.remove(force=True)
+            backend.remove_sandbox(c.id)
             removed += 1
-        except DockerException as e:
-            print(f"axp: could not remove {c.short_id}: {e}", file=sys.stderr)
+        except SandboxError as e:
+            print(f"axp: {e}", file=sys.stderr)
     print(f"\nremoved {removed} sandbox(es)")
     return EXIT_OK if removed == len(orphans) else EXIT_ENGINE

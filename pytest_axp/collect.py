@@ -76,8 +76,6 @@ def run_variant_item(_axp_variant_run, request) -> None:
     resumes is the variant. Each test's outcome is a user property; the failure message
     names every failed test.
     """
-    from docker.errors import DockerException
-
     from .record.summary import Failure
     from .runner import VariantFailed
     from .sandbox.base import SandboxError
@@ -93,11 +91,12 @@ def run_variant_item(_axp_variant_run, request) -> None:
     except VariantFailed:
         # An infrastructure error after the agent started: the runner recorded it.
         status = "error"
-    except (SandboxError, DockerException) as e:
+    except SandboxError as e:
         # The sandbox went away under the run (engine restarted, container removed): not
         # the agent's doing. The summary is written at teardown, as for any error.
-        run.outcome.failure = Failure(phase="sandbox", name="docker", infrastructure=True,
-                                      message=f"the sandbox failed mid-run: {_one_line(e)}")
+        run.outcome.failure = Failure(
+            phase="sandbox", name=run.backend.name, infrastructure=True,
+            message=f"the sandbox failed mid-run: {_one_line(e)}")
         status = "error"
     node.user_properties.append(("axp.status", status))
     for note in run.outcome.notes:

@@ -13,16 +13,14 @@ if TYPE_CHECKING:
 _lock = threading.Lock()
 
 
-def bridge_address() -> str:
-    """The host's address on Docker's default bridge: reachable from sandboxes, and only
-    from this machine (binding every interface would expose the gateway to the network)."""
-    from .sandbox.docker import client
+def _bind_address(services: Services) -> str:
+    """Where sandboxes reach the host: the gateway binds there, and only there (binding
+    every interface would expose it to the network). Isolated sandboxes reach the host
+    only on the agent network."""
+    from .sandbox import builtin_backend
 
-    try:
-        config = client().networks.get("bridge").attrs["IPAM"]["Config"]
-        return config[0]["Gateway"]
-    except Exception:
-        return "0.0.0.0"
+    backend = services.sandbox_backend or builtin_backend()
+    return backend.host_address(isolated=services.agent_network == "gateway")
 
 
 def gateway_for(services: Services) -> ModelGateway:
@@ -34,14 +32,7 @@ def gateway_for(services: Services) -> ModelGateway:
 
             script_path = services.model_script
             script = ModelScript.load(script_path) if script_path else None
-            if services.agent_network == "gateway":
-                # Isolated sandboxes reach the host only on the agent network.
-                from .sandbox.network import ensure_agent_network
-
-                bind = ensure_agent_network()
-            else:
-                bind = bridge_address()
-            gateway = ModelGateway(script=script, bind_host=bind)
+            gateway = ModelGateway(script=script, bind_host=_bind_address(services))
             gateway.start()
             atexit.register(gateway.stop)
             services.gateway = gateway

@@ -38,7 +38,10 @@ def pytest_axp_agent_names(config: pytest.Config | None) -> list[str]:
 def pytest_axp_sandbox_backend(config: pytest.Config) -> Any | None:
     """The sandbox backend that creates this session's sandboxes, or None.
 
-    The first non-None answer wins; the built-in Docker backend answers last.
+    The answer implements pytest_axp.sandbox.base.SandboxBackend, and its sandboxes
+    Sandbox; the engine uses nothing else of them. Asked once per process, when the first
+    variant runs (never at collection). The first non-None answer wins; the built-in
+    Docker backend answers last. tests/fakes/local_backend.py is a small example.
     """
 
 

@@ -8,7 +8,6 @@ is collected or run.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 
@@ -74,6 +73,32 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   default=INI_DEFAULTS["axp_setup_timeout"])
     # For `axp local run`, which names the runs itself so it can report them.
     group.addoption("--axp-run-ulids", default=None, help=argparse.SUPPRESS)
+    # For `axp local run`, which creates the first sandboxes while pytest starts: items
+    # may adopt them by name (SandboxBackend.take).
+    group.addoption("--axp-created-ahead", action="store_true", default=False,
+                    help=argparse.SUPPRESS)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_axp_sandbox_backend(config: pytest.Config):
+    """The built-in backend: Docker (its SDK loads here, the engine on first use)."""
+    from .sandbox.docker import backend
+
+    docker_backend = backend()
+    docker_backend.adopt_by_name = bool(config.getoption("axp_created_ahead"))
+    return docker_backend
+
+
+def sandbox_backend(config: pytest.Config):
+    """This session's SandboxBackend, asked of the hook once, when first needed (not at
+    start-up: collecting and --collect-only never load a backend)."""
+    axp = config.stash[SESSION_KEY]
+    if axp.backend is None:
+        from .sandbox import load_backend
+
+        axp.backend = load_backend(config)
+        axp.services.sandbox_backend = axp.backend  # the gateway binds where it says
+    return axp.backend
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -228,13 +253,15 @@ def _axp_variant_run(request: pytest.FixtureRequest):
     item.user_properties.append(("axp.run_id", spec.run.run_id))
     item.user_properties.append(("axp.results_dir", str(spec.run.results(spec.variant.id).root)))
 
+    backend = sandbox_backend(item.config)
+
     def new_run(attempt: int) -> VariantRun:
         return VariantRun(spec.variant, spec.run, spec.repeat, axp.engine_options(),
-                          image="", services=axp.services, attempt=attempt)
+                          image="", services=axp.services, attempt=attempt, backend=backend)
 
     def prepare(run: VariantRun) -> None:
         try:
-            run.image = axp.resolve_image(spec.variant.agent.name)
+            run.image = backend.ensure_image(spec.variant.agent.name, axp.resolve_image)
         except SandboxError as e:  # the engine or the image is unusable
             run.outcome.failure = Failure(phase="sandbox", name="image", message=str(e),
                                           infrastructure=True)
@@ -258,33 +285,33 @@ def _axp_variant_run(request: pytest.FixtureRequest):
         finish()
         item.user_properties.append(("axp.status", "error"))
         raise AxpVariantError(f"{spec.variant.id}: error: {run.outcome.failure.one_line()}")
-    _prefetch_next(axp)
+    _prefetch_next(axp, backend)
     try:
         yield run
     finally:
         finish()
 
 
-def _prefetch_next(axp: AxpSession) -> None:
-    """Start the next item's container while this item runs, if that item may start one."""
+def _prefetch_next(axp: AxpSession, backend) -> None:
+    """Start the next item's sandbox while this item runs, if that item may start one."""
     from .collect import SPEC_KEY
     from .record.attempts import next_attempt
     from .runner import VariantFailed, VariantRun
     from .sandbox.base import SandboxError
-    from .sandbox.docker import prefetch
 
     nxt = axp.services.next_item
     spec = nxt.stash.get(SPEC_KEY, None) if nxt is not None else None
     if spec is None:
         return
     try:
+        image = backend.ensure_image(spec.variant.agent.name, axp.resolve_image)
         upcoming = VariantRun(spec.variant, spec.run, spec.repeat, axp.engine_options(),
-                              image=axp.resolve_image(spec.variant.agent.name),
+                              image=image, backend=backend,
                               attempt=next_attempt(spec.run.results(spec.variant.id).root))
         upcoming.preflight()
     except (VariantFailed, SandboxError):
-        return  # that item fails on its own, before any container, when it runs
-    prefetch(upcoming.sandbox_key, **upcoming.sandbox_args())
+        return  # that item fails on its own, before any sandbox, when it runs
+    upcoming.create_ahead()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -317,20 +344,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         from .gateway_service import stop_gateway
 
         stop_gateway(axp.services)
-    if "pytest_axp.sandbox.docker" in sys.modules:
-        from .sandbox.docker import any_left, discard_prefetched, drain_removals
-
-        discard_prefetched()
-        drain_removals()
-        if any_left():
-            _remove_own_containers()
+    if axp.backend is not None:
+        axp.backend.finish()
     if hasattr(session.config, "workerinput"):
         return  # the controller (or the single process) writes the indexes
     runs = axp.runs_on_disk()
     if runs:
         # A worker that crashed or was killed leaves its sandbox: the controller removes
-        # every container of this session's runs, whoever started it.
-        _remove_run_containers([r.run_id for r in runs])
+        # every sandbox of this session's runs, whoever started it.
+        _remove_run_sandboxes(session.config, [r.run_id for r in runs])
     if exitstatus == pytest.ExitCode.INTERRUPTED:
         return  # an interrupted run has no index: it is partial
     from .record.index import finalize_run
@@ -342,25 +364,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                                                        index=read_json(run.index))
 
 
-def _remove_run_containers(run_ids: list[str]) -> None:
+def _remove_run_sandboxes(config: pytest.Config, run_ids: list[str]) -> None:
     from .sandbox.base import LABEL_RUN_ID
-    from .sandbox.docker import remove_containers
-
-    for run_id in run_ids:
-        try:
-            remove_containers({LABEL_RUN_ID: run_id})
-        except Exception:
-            pass  # engine unreachable: `axp sandbox clean` and the next start reap them
-
-
-def _remove_own_containers() -> None:
-    from .sandbox.base import LABEL_OWNER_PID
-    from .sandbox.docker import remove_containers
 
     try:
-        remove_containers({LABEL_OWNER_PID: str(os.getpid())})
+        backend = sandbox_backend(config)
+        for run_id in run_ids:
+            backend.remove_labelled({LABEL_RUN_ID: run_id})
     except Exception:
-        pass
+        pass  # engine unreachable: `axp sandbox clean` and the next start reap them
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:

@@ -44,7 +44,7 @@ from .staging import (
 
 if TYPE_CHECKING:
     from .experiment import ResolvedVariant, TestSpec
-    from .sandbox.docker import DockerSandbox
+    from .sandbox.base import Sandbox, SandboxBackend
 
 TRACE_PATH_IN_SANDBOX = "/axp/trace.jsonl"
 DEFAULT_TEST_TIMEOUT = 900.0
@@ -100,7 +100,7 @@ class EngineOptions:
     file_bindings: tuple[tuple[str, str, str], ...] = ()
     limits: ResourceLimits = ResourceLimits()
     # "open": the agent has the network setup had; "gateway": it reaches the model
-    # gateway and nothing else (see sandbox.network).
+    # gateway and nothing else (see SandboxBackend.isolate).
     agent_network: str = "open"
     # Where agent adapters are found (agents.registry.AgentRegistry); None: the built-ins
     # and the installed plugins, as the CLI sees them.
@@ -168,7 +168,7 @@ def base_environment(variant: "ResolvedVariant", secrets: Mapping[str, str]) -> 
 class VariantRun:
     def __init__(self, variant: "ResolvedVariant", run: RunPaths, repeat: int,
                  options: EngineOptions, image: str, services: Services | None = None,
-                 attempt: int = 1) -> None:
+                 attempt: int = 1, backend: SandboxBackend | None = None) -> None:
         self.variant = variant
         self.run = run
         self.repeat = repeat
@@ -177,7 +177,8 @@ class VariantRun:
         self.services = services if services is not None else Services()
         self.paths = run.results(variant.id)
         self.outcome = VariantOutcome()
-        self.sandbox: DockerSandbox | None = None
+        self.backend = backend  # where sandboxes come from; needed from provision() on
+        self.sandbox: Sandbox | None = None
         self.started_at = time.time()
         self.completed = False
         self.trace = TraceWriter(session_id=str(uuid.uuid4()))
@@ -221,6 +222,13 @@ class VariantRun:
             "limits": self.options.limits,
         }
 
+    def create_ahead(self) -> None:
+        """Have the backend start this run's sandbox now (another run's item is still
+        running, or pytest is starting); provision() takes it if made alike. Call after a
+        preflight that passed: a run that fails its host-side checks gets no sandbox."""
+        assert self.backend is not None
+        self.backend.create_ahead(self.sandbox_key, self.sandbox_args())
+
     def preflight(self) -> list[tuple[Any, Path, str]]:
         """Host-side checks that must pass before any container starts: the agent exists,
         secrets have values, every file source is bound and present. The staging plan."""
@@ -239,8 +247,8 @@ class VariantRun:
 
     def provision(self) -> None:
         """Everything before the agent. Raises VariantFailed on staging/setup failure."""
-        from .sandbox.docker import DockerSandbox, take_prefetched
-
+        if self.backend is None:
+            raise ValueError("VariantRun.provision needs a sandbox backend")
         write_resolved_variant(self.run, self.variant)
         self.paths.root.mkdir(parents=True, exist_ok=True)
         self._write_layout()
@@ -248,8 +256,8 @@ class VariantRun:
             entries = self.preflight()
             with self.tracer.span("sandbox_create", image=self.image) as span:
                 args = self.sandbox_args()
-                ahead = take_prefetched(self.sandbox_key, **args)
-                self.sandbox = ahead or DockerSandbox.create(**args)
+                ahead = self.backend.take(self.sandbox_key, args)
+                self.sandbox = ahead or self.backend.create(**args)
                 span.set("axp.created_ahead", ahead is not None)
                 span.set("axp.container_id", self.sandbox.id[:12])
             self.sandbox.commands = CommandLog(self.paths, span_id=self.tracer.current_span_id,
@@ -260,7 +268,7 @@ class VariantRun:
             self.outcome.failure = e.failure
             raise
         except SandboxError as e:
-            self._fail(Failure(phase="sandbox", name="docker", message=str(e),
+            self._fail(Failure(phase="sandbox", name=self.backend.name, message=str(e),
                                infrastructure=True))
         finally:
             self.tracer.export(self.paths.traces)
@@ -273,11 +281,10 @@ class VariantRun:
         assert self.sandbox is not None
         gateway_host = "host.docker.internal"
         if self.options.agent_network == "gateway":
-            from .sandbox.network import ensure_agent_network, isolate
-
+            assert self.backend is not None
             with self.tracer.span("isolate_network"):
-                gateway_host = ensure_agent_network()
-                isolate(self.sandbox.id)
+                gateway_host = self.backend.host_address(isolated=True)
+                self.backend.isolate(self.sandbox)
         env = {**self._env, "AXP_VARIANT_ID": self.variant.id, "AXP_RUN_ID": self.run.run_id}
         self.trace.meta(run_id=self.run.run_id, experiment_id=self.variant.experiment_id,
                         variant_id=self.variant.id, repeat=self.repeat,

@@ -9,6 +9,7 @@ if TYPE_CHECKING:
     import pytest
 
     from .gateway import ModelGateway
+    from .sandbox.base import SandboxBackend
 
 
 @dataclass
@@ -19,4 +20,5 @@ class Services:
     agent_network: str | None = None       # "open" or "gateway"; None: the engine's default
     model_script: str | None = None        # path of a scripted model for the gateway
     next_item: pytest.Item | None = None   # the item after the running one, to prefetch for
+    sandbox_backend: SandboxBackend | None = None  # this session's, once an item needs it
     runs_held: list[str] = field(default_factory=list)  # ULIDs whose run lock we hold

@@ -28,6 +28,7 @@ class AxpSession:
     test_timeout: float | None = None   # seconds; None: the engine's defaults
     setup_timeout: float | None = None
     agents: object = None  # agents.registry.AgentRegistry of this session's plugins
+    backend: Any = None  # the SandboxBackend, from the pytest_axp_sandbox_backend hook
 
     def engine_options(self):
         from .runner import EngineOptions

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from ..record.commands import CommandLog
 
 LABEL_RUN_ID = "axp.run_id"
 LABEL_VARIANT_ID = "axp.variant_id"
 LABEL_REPEAT = "axp.repeat"
 LABEL_OWNER_PID = "axp.owner_pid"
 LABEL_OWNER_HOST = "axp.owner_host"
-LABEL_SPEC = "axp.spec"  # digest of the creation arguments (see docker.sandbox_spec)
+LABEL_SPEC = "axp.spec"  # digest of the creation arguments (see creation_spec)
 AGENT_USER = "agent"
 AGENT_UID = 1000
 WORKSPACE = "/workspace"
@@ -70,3 +77,129 @@ class ImageLayer:
     name: str   # the image repository is pytest-axp/<name>
     key: str
     context: Callable[[Callable[[str], None] | None], Mapping[str, bytes | Path]]
+
+
+@dataclass(frozen=True)
+class SandboxInfo:
+    """A sandbox as a backend lists it (orphans): enough to show and remove it."""
+
+    id: str
+    name: str
+    labels: Mapping[str, str]
+    state: str
+
+
+@runtime_checkable
+class Sandbox(Protocol):
+    """One variant run's isolated machine, as the engine uses it. Every exec is recorded
+    through `commands` (set by the runner before the first exec); failures of the backend
+    itself are SandboxError, never the backend's own exception types."""
+
+    id: str
+    spec: str                       # digest of the creation arguments (see creation_spec)
+    commands: CommandLog | None
+
+    def exec(self, script: str | None = None, *, argv: Sequence[str] | None = None,
+             phase: str, name: str, user: str = "root", workdir: str = WORKSPACE,
+             env: Mapping[str, str] | None = None,
+             timeout: float | None = None) -> ExecResult:
+        """Run a bash `script` or an `argv`; ExecResult once it ended (or timed out)."""
+        ...
+
+    def put_archive(self, path: str, data: bytes) -> None:
+        """Unpack the tar `data` into the folder `path`."""
+        ...
+
+    def get_archive(self, path: str) -> Iterator[bytes]:
+        """`path` as a tar stream (its last component is the top entry)."""
+        ...
+
+    def put_file(self, path: str, content: bytes, mode: int = 0o644, uid: int = 0) -> None:
+        ...
+
+    def remove(self, wait: bool = True) -> None:
+        """Remove the sandbox; with wait=False possibly in the background (see
+        SandboxBackend.finish). Removing twice is harmless."""
+        ...
+
+
+@runtime_checkable
+class SandboxBackend(Protocol):
+    """Where sandboxes come from: the one object the engine asks for them. Returned by the
+    `pytest_axp_sandbox_backend` hook; Docker's is pytest_axp.sandbox.docker.DockerBackend.
+
+    Creation arguments (`args`) are the keyword arguments of `create`: name, image, labels,
+    network_mode, extra_hosts, limits. Sandboxes may be created ahead (`create_ahead`) and
+    taken later by the same key, in this process, or by name in another one that was told
+    so (`adopt_by_name`, the `--axp-created-ahead` option)."""
+
+    name: str
+    adopt_by_name: bool
+
+    def ensure_image(self, agent: str, resolve: Callable[[str], str]) -> str:
+        """The image reference for an agent's sandboxes. `resolve` is the engine's own image
+        builder (AxpSession.resolve_image); a backend that needs no image ignores it."""
+        ...
+
+    def create(self, *, image: str, labels: Mapping[str, str], name: str | None = None,
+               network_mode: str = "bridge", extra_hosts: Mapping[str, str] | None = None,
+               limits: ResourceLimits = ResourceLimits(),
+               commands: CommandLog | None = None) -> Sandbox:
+        ...
+
+    def create_ahead(self, key: str, args: Mapping[str, Any]) -> None:
+        """Start creating the sandbox `args` describe, for whoever later takes `key`."""
+        ...
+
+    def take(self, key: str, args: Mapping[str, Any]) -> Sandbox | None:
+        """The sandbox created ahead for `key` (or under `args["name"]` by another process,
+        when adopt_by_name) if it was made with these very `args`; else None."""
+        ...
+
+    def discard_ahead(self) -> None:
+        """Remove every sandbox this process created ahead that nobody took."""
+        ...
+
+    def finish(self) -> None:
+        """End of session: nothing created ahead is left, background removals are done,
+        and no sandbox this process created still exists."""
+        ...
+
+    def remove_labelled(self, labels: Mapping[str, str]) -> int:
+        """Remove every sandbox carrying all these labels; how many were removed."""
+        ...
+
+    def orphans(self) -> list[SandboxInfo]:
+        """Sandboxes of this tool whose owner process, on this host, is gone."""
+        ...
+
+    def remove_sandbox(self, sandbox_id: str) -> None:
+        """Remove one sandbox by id (an orphan); SandboxError if it cannot be."""
+        ...
+
+    def host_address(self, isolated: bool) -> str:
+        """The host's address as sandboxes reach it (where the model gateway binds); with
+        `isolated`, on the agent network that leads nowhere else."""
+        ...
+
+    def isolate(self, sandbox: Sandbox) -> None:
+        """Move `sandbox` to the agent network: from then on it reaches
+        host_address(isolated=True) and nothing else."""
+        ...
+
+
+def creation_spec(*, image: str, network_mode: str = "bridge",
+                  extra_hosts: Mapping[str, str] | None = None,
+                  limits: ResourceLimits = ResourceLimits()) -> str:
+    """A digest of the arguments a sandbox is made with: one created ahead is used only if
+    the run would have made the same one."""
+    body = json.dumps({"image": image, "network": network_mode,
+                       "hosts": dict(extra_hosts or {}), "limits": dataclasses.asdict(limits)},
+                      sort_keys=True)
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+def spec_of(args: Mapping[str, Any]) -> str:
+    return creation_spec(image=args["image"], network_mode=args.get("network_mode", "bridge"),
+                         extra_hosts=args.get("extra_hosts"),
+                         limits=args.get("limits") or ResourceLimits())

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import io
-import json
 import os
 import socket
 import struct
@@ -14,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import docker
 from docker.errors import APIError, DockerException, NotFound
@@ -22,7 +20,7 @@ from ..record.commands import CommandLog
 from ..secrets import Redactor
 from .base import (
     LABEL_OWNER_HOST, LABEL_OWNER_PID, LABEL_SPEC, WORKSPACE, ExecResult, ExitCodeLost,
-    ResourceLimits, SandboxError,
+    ResourceLimits, SandboxError, SandboxInfo, creation_spec, spec_of,
 )
 
 _TERM_GRACE_SECONDS = 5.0   # time to flush telemetry and session files before SIGKILL
@@ -76,8 +74,8 @@ class DockerSandbox:
                network_mode: str = "bridge", extra_hosts: Mapping[str, str] | None = None,
                name: str | None = None,
                limits: ResourceLimits = ResourceLimits()) -> "DockerSandbox":
-        spec = sandbox_spec(image=image, network_mode=network_mode,
-                            extra_hosts=extra_hosts, limits=limits)
+        spec = creation_spec(image=image, network_mode=network_mode,
+                             extra_hosts=extra_hosts, limits=limits)
         try:
             container = client().containers.run(
                 image,
@@ -217,7 +215,7 @@ class DockerSandbox:
             stream, _ = self._container.get_archive(path, chunk_size=1 << 20)
         except DockerException as e:
             raise SandboxError(f"copy out of {path} failed: {e}") from None
-        return stream
+        return _engine_errors_as_sandbox_errors(stream, f"copy out of {path}")
 
     def put_file(self, path: str, content: bytes, mode: int = 0o644, uid: int = 0) -> None:
         import tarfile
@@ -238,6 +236,13 @@ class DockerSandbox:
         future = _remover.submit(_remove_quietly, self._container)
         _pending_removals.add(future)
         future.add_done_callback(_pending_removals.discard)
+
+
+def _engine_errors_as_sandbox_errors(chunks: Iterator[bytes], what: str) -> Iterator[bytes]:
+    try:
+        yield from chunks
+    except (DockerException, OSError) as e:  # the stream broke: requests' errors too
+        raise SandboxError(f"{what} failed: {e}") from None
 
 
 def _close(sock) -> None:
@@ -286,29 +291,6 @@ def any_left() -> bool:
     return bool(_live)
 
 
-# Creating a container (~0.2 s) for the item that comes next, while this one runs.
-_creator = ThreadPoolExecutor(max_workers=1, thread_name_prefix="axp-prefetch")
-_prefetched: dict[str, Future] = {}
-
-
-def prefetch(key: str, **create_args) -> None:
-    if key not in _prefetched:
-        _prefetched[key] = _creator.submit(DockerSandbox.create, **create_args)
-
-
-PREWARMED_ENV = "AXP_PREWARMED"  # set by `axp local run` when it created containers ahead
-
-
-def sandbox_spec(*, image: str, network_mode: str, extra_hosts: Mapping[str, str] | None,
-                 limits: ResourceLimits) -> str:
-    """A digest of what a container is made with, so one created ahead is adopted only by
-    an item that would have made the same one."""
-    body = json.dumps({"image": image, "network": network_mode,
-                       "hosts": dict(extra_hosts or {}), "limits": dataclasses.asdict(limits)},
-                      sort_keys=True)
-    return hashlib.sha256(body.encode()).hexdigest()[:16]
-
-
 def _adopt(container, spec: str):
     """`container` if it was made to `spec`; otherwise it is removed (so its name is free)
     and None returned."""
@@ -316,31 +298,6 @@ def _adopt(container, spec: str):
         return container
     _remove_quietly(container)
     return None
-
-
-def take_prefetched(key: str, name: str, **create_args) -> DockerSandbox | None:
-    """The sandbox created ahead for this item (here, or by `axp local run` under `name`)
-    with the same `create_args`, or None: then the caller creates one itself."""
-    spec = sandbox_spec(image=create_args["image"], network_mode=create_args["network_mode"],
-                        extra_hosts=create_args.get("extra_hosts"),
-                        limits=create_args["limits"])
-    future = _prefetched.pop(key, None)
-    if future is not None:
-        try:
-            sandbox = future.result()
-        except Exception:
-            return None
-        if sandbox.spec == spec:
-            return sandbox
-        sandbox.remove()
-        return None
-    if not os.environ.get(PREWARMED_ENV):
-        return None
-    try:
-        container = _adopt(_wait_running(name, missing_ok=True), spec)
-    except SandboxError:
-        return None
-    return DockerSandbox(container, None, create_args["limits"].output_bytes) if container else None
 
 
 def _wait_running(name: str, timeout: float = 30.0, missing_ok: bool = False):
@@ -366,16 +323,6 @@ def _wait_running(name: str, timeout: float = 30.0, missing_ok: bool = False):
         if time.monotonic() > deadline:
             raise SandboxError(f"sandbox {name} did not start within {timeout:.0f} s")
         time.sleep(0.05)
-
-
-def discard_prefetched() -> None:
-    """Remove every sandbox created ahead that no item took."""
-    for key in list(_prefetched):
-        future = _prefetched.pop(key)
-        try:
-            future.result().remove()
-        except Exception:
-            pass  # never created, or already gone
 
 
 def drain_removals(timeout: float = 60.0) -> None:
@@ -472,3 +419,132 @@ def orphaned_containers() -> list:
         if not _pid_alive(pid):
             found.append(c)
     return found
+
+
+class DockerBackend:
+    """The built-in sandbox backend: containers on the local Docker engine.
+
+    One per process (see `backend()`), so `axp local run` and the pytest session it runs in
+    the same process share what was created ahead."""
+
+    name = "docker"
+
+    def __init__(self) -> None:
+        self.adopt_by_name = False
+        self._ahead: dict[str, Future] = {}
+        self._ahead_lock = threading.Lock()
+        # Creating a container (~0.2 s) ahead: the first J while xdist workers start, then
+        # each worker's next item while the current one runs.
+        self._creator = ThreadPoolExecutor(max_workers=8, thread_name_prefix="axp-ahead")
+
+    def ensure_image(self, agent: str, resolve: Callable[[str], str]) -> str:
+        return resolve(agent)
+
+    def create(self, *, image: str, labels: Mapping[str, str], name: str | None = None,
+               network_mode: str = "bridge", extra_hosts: Mapping[str, str] | None = None,
+               limits: ResourceLimits = ResourceLimits(),
+               commands: CommandLog | None = None) -> DockerSandbox:
+        return DockerSandbox.create(image=image, labels=labels, name=name,
+                                    network_mode=network_mode, extra_hosts=extra_hosts,
+                                    limits=limits, commands=commands)
+
+    def create_ahead(self, key: str, args: Mapping[str, Any]) -> None:
+        with self._ahead_lock:
+            if key not in self._ahead:
+                self._ahead[key] = self._creator.submit(self.create, **args)
+
+    def take(self, key: str, args: Mapping[str, Any]) -> DockerSandbox | None:
+        spec = spec_of(args)
+        with self._ahead_lock:
+            future = self._ahead.pop(key, None)
+        if future is not None:
+            try:
+                sandbox = future.result()
+            except Exception:
+                return None  # the caller creates one itself, and reports why if it fails
+            if sandbox.spec == spec:
+                return sandbox
+            sandbox.remove()
+            return None
+        name = args.get("name")
+        if not (self.adopt_by_name and name):
+            return None
+        try:
+            container = _adopt(_wait_running(name, missing_ok=True), spec)
+        except SandboxError:
+            return None
+        if container is None:
+            return None
+        return DockerSandbox(container, None, (args.get("limits") or ResourceLimits()).output_bytes)
+
+    def discard_ahead(self) -> None:
+        with self._ahead_lock:
+            futures = list(self._ahead.values())
+            self._ahead.clear()
+        for future in futures:
+            try:
+                future.result().remove()
+            except Exception:
+                pass  # never created, or already gone
+
+    def finish(self) -> None:
+        self.discard_ahead()
+        drain_removals()
+        if any_left():
+            try:
+                self.remove_labelled({LABEL_OWNER_PID: str(os.getpid())})
+            except SandboxError:
+                pass  # engine unreachable: `axp sandbox clean` and the next start reap them
+
+    def remove_labelled(self, labels: Mapping[str, str]) -> int:
+        try:
+            return remove_containers(labels)
+        except DockerException as e:
+            raise SandboxError(f"cannot list sandboxes: {e}") from None
+
+    def orphans(self) -> list[SandboxInfo]:
+        try:
+            found = orphaned_containers()
+        except DockerException as e:
+            raise SandboxError(f"cannot list sandboxes: {e}") from None
+        return [SandboxInfo(id=c.id, name=(c.attrs.get("Names") or ["?"])[0].lstrip("/"),
+                            labels=dict(c.attrs.get("Labels") or {}),
+                            state=str(c.attrs.get("State", ""))) for c in found]
+
+    def remove_sandbox(self, sandbox_id: str) -> None:
+        try:
+            client().api.remove_container(sandbox_id, force=True)
+        except NotFound:
+            pass
+        except DockerException as e:
+            raise SandboxError(f"could not remove {sandbox_id[:12]}: {e}") from None
+
+    def host_address(self, isolated: bool) -> str:
+        if isolated:
+            from .docker_network import ensure_agent_network
+
+            return ensure_agent_network()
+        try:
+            config = client().networks.get("bridge").attrs["IPAM"]["Config"]
+            return str(config[0]["Gateway"])
+        except Exception:
+            return "0.0.0.0"
+
+    def isolate(self, sandbox: Any) -> None:
+        from .docker_network import ensure_agent_network, isolate
+
+        ensure_agent_network()
+        isolate(sandbox.id)
+
+
+_backend: DockerBackend | None = None
+_backend_lock = threading.Lock()
+
+
+def backend() -> DockerBackend:
+    """This process's Docker backend (connecting to the engine only when first used)."""
+    global _backend
+    with _backend_lock:
+        if _backend is None:
+            _backend = DockerBackend()
+        return _backend

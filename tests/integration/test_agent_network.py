@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_axp.sandbox.network import ensure_agent_network
+from pytest_axp.sandbox.docker_network import ensure_agent_network
 
 from .conftest import summary
 
