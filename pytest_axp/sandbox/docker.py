@@ -523,7 +523,7 @@ class DockerBackend:
         if isolated:
             from .docker_network import ensure_agent_network
 
-            return ensure_agent_network()
+            return ensure_agent_network(client())
         try:
             config = client().networks.get("bridge").attrs["IPAM"]["Config"]
             return str(config[0]["Gateway"])
@@ -533,8 +533,8 @@ class DockerBackend:
     def isolate(self, sandbox: Any) -> None:
         from .docker_network import ensure_agent_network, isolate
 
-        ensure_agent_network()
-        isolate(sandbox.id)
+        ensure_agent_network(client())
+        isolate(client(), sandbox.id)
 
 
 _backend: DockerBackend | None = None

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_axp.sandbox.docker import client
 from pytest_axp.sandbox.docker_network import ensure_agent_network
 
 from .conftest import summary
@@ -19,7 +20,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "example_experiments"
 @pytest.fixture
 def host_server():
     """A server on the host's agent-network address, where the model gateway would be."""
-    address = ensure_agent_network()
+    address = ensure_agent_network(client())
     server = http.server.ThreadingHTTPServer((address, 0), http.server.SimpleHTTPRequestHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield address, server.server_address[1]
