@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,22 +13,25 @@ import pytest
 from .session import SESSION_KEY
 
 if TYPE_CHECKING:
+    from _pytest._code.code import TerminalRepr
+
     from .experiment import ResolvedVariant
     from .record.layout import RunPaths
+    from .runner import VariantRun
 
 
 @dataclass(frozen=True)
 class VariantItemSpec:
-    variant: "ResolvedVariant"
+    variant: ResolvedVariant
     repeat: int
-    run: "RunPaths"
+    run: RunPaths
 
 
 SPEC_KEY = pytest.StashKey[VariantItemSpec]()
 
 
 class ExperimentFile(pytest.File):
-    def collect(self):
+    def collect(self) -> Iterator[VariantItem]:
         from .experiment import load_and_resolve
 
         axp = self.config.stash[SESSION_KEY]
@@ -48,19 +52,20 @@ class ExperimentFile(pytest.File):
                     item.extra_keyword_matches.add(tag)
                 yield item
 
-    def repr_failure(self, excinfo, style=None):
+    def repr_failure(  # type: ignore[override]  # pytest's Collector takes no style
+            self, excinfo: pytest.ExceptionInfo[BaseException]) -> str | TerminalRepr:
         from .experiment import ExperimentError
 
         if isinstance(excinfo.value, ExperimentError):
             return "\n".join(str(p) for p in excinfo.value.problems)
-        return super().repr_failure(excinfo, style)
+        return super().repr_failure(excinfo)
 
 
 class VariantItem(pytest.Function):
     """One variant run. Reported under its node id (`exp.yaml::variant`): a Function's own
     header is the dotted path of its parents, meaningless for an item of a YAML file."""
 
-    def reportinfo(self):
+    def reportinfo(self) -> tuple[Path, None, str]:
         return self.path, None, self.nodeid
 
 
@@ -68,7 +73,7 @@ class AxpNoTestsWarning(UserWarning):
     """An experiment variant with no tests: its status says only how the agent exited."""
 
 
-def run_variant_item(_axp_variant_run, request) -> None:
+def run_variant_item(_axp_variant_run: VariantRun, request: pytest.FixtureRequest) -> None:
     """The body of every variant item: agent, tests, verdict, in one report.
 
     The tests are not subtests: a subtest report counts as a test of its own in `-x`,
@@ -95,7 +100,8 @@ def run_variant_item(_axp_variant_run, request) -> None:
         # The sandbox went away under the run (engine restarted, container removed): not
         # the agent's doing. The summary is written at teardown, as for any error.
         run.outcome.failure = Failure(
-            phase="sandbox", name=run.backend.name, infrastructure=True,
+            phase="sandbox", name=run.backend.name if run.backend else "sandbox",
+            infrastructure=True,
             message=f"the sandbox failed mid-run: {_one_line(e)}")
         status = "error"
     node.user_properties.append(("axp.status", status))
@@ -125,7 +131,7 @@ def _tests_line(source_file: str) -> tuple[str, int]:
     return source_file, 1
 
 
-def _verdict_message(run, status: str) -> str:
+def _verdict_message(run: VariantRun, status: str) -> str:
     """First line: the verdict, naming every failed test (JUnit's message); then tails."""
     from .record.summary import tail
 

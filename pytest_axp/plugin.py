@@ -10,13 +10,24 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from collections.abc import Generator, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .session import (
-    INI_DEFAULTS, SESSION_KEY, AxpSession, apply_options, new_ulids, runs_dir_from,
+    INI_DEFAULTS,
+    SESSION_KEY,
+    AxpSession,
+    apply_options,
+    new_ulids,
+    runs_dir_from,
 )
 
+if TYPE_CHECKING:
+    from .sandbox.base import SandboxBackend
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     from . import hookspecs
@@ -80,7 +91,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_axp_sandbox_backend(config: pytest.Config):
+def pytest_axp_sandbox_backend(config: pytest.Config) -> SandboxBackend:
     """The built-in backend: Docker (its SDK loads here, the engine on first use)."""
     from .sandbox.docker import backend
 
@@ -89,7 +100,7 @@ def pytest_axp_sandbox_backend(config: pytest.Config):
     return docker_backend
 
 
-def sandbox_backend(config: pytest.Config):
+def sandbox_backend(config: pytest.Config) -> SandboxBackend:
     """This session's SandboxBackend, asked of the hook once, when first needed (not at
     start-up: collecting and --collect-only never load a backend)."""
     axp = config.stash[SESSION_KEY]
@@ -174,7 +185,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_xdist_node_collection_finished(node, ids) -> None:
+def pytest_xdist_node_collection_finished(node: Any, ids: Sequence[str]) -> None:
     # Fresh ULIDs: no other process can hold them yet; hold them once experiments show up.
     if any(i.split("::", 1)[0].endswith((".yaml", ".yml")) for i in ids):
         _hold_fresh(node.config)
@@ -191,7 +202,7 @@ def _hold_fresh(config: pytest.Config) -> None:
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node) -> None:
+def pytest_configure_node(node: Any) -> None:
     # Workers must share each repeat's run id: the controller hands them out.
     node.workerinput["axp_ulids"] = node.config.stash[SESSION_KEY].ulids
 
@@ -201,7 +212,7 @@ def _sigterm_as_interrupt() -> None:
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         return
 
-    def handler(signum, frame):
+    def handler(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
     try:
@@ -210,7 +221,7 @@ def _sigterm_as_interrupt() -> None:
         pass
 
 
-def pytest_collect_file(file_path, parent):
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.suffix not in (".yaml", ".yml"):
         return None
     from .experiment import sniff_experiment
@@ -240,7 +251,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 @pytest.fixture
-def _axp_variant_run(request: pytest.FixtureRequest):
+def _axp_variant_run(request: pytest.FixtureRequest) -> Generator[Any, None, None]:
     from .collect import SPEC_KEY
     from .record.summary import Failure
     from .retry import RetryingRun
@@ -292,7 +303,7 @@ def _axp_variant_run(request: pytest.FixtureRequest):
         finish()
 
 
-def _prefetch_next(axp: AxpSession, backend) -> None:
+def _prefetch_next(axp: AxpSession, backend: SandboxBackend) -> None:
     """Start the next item's sandbox while this item runs, if that item may start one."""
     from .collect import SPEC_KEY
     from .record.attempts import next_attempt
@@ -315,7 +326,8 @@ def _prefetch_next(axp: AxpSession, backend) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item, nextitem):
+def pytest_runtest_protocol(item: pytest.Item,
+                            nextitem: pytest.Item | None) -> Generator[None, object, object]:
     axp = item.config.stash.get(SESSION_KEY, None)
     if axp is not None:
         axp.services.next_item = nextitem
@@ -327,7 +339,9 @@ class AxpVariantError(Exception):
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item, call):
+def pytest_runtest_makereport(
+        item: pytest.Item, call: pytest.CallInfo[None],
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     # An AXP setup error is one line (phase, name, reason), not a traceback.
     if call.excinfo is not None and call.excinfo.errisinstance(AxpVariantError):
@@ -375,7 +389,8 @@ def _remove_run_sandboxes(config: pytest.Config, run_ids: list[str]) -> None:
         pass  # engine unreachable: `axp sandbox clean` and the next start reap them
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int,
+                            config: pytest.Config) -> None:
     axp = config.stash.get(SESSION_KEY, None)
     if axp is None or hasattr(config, "workerinput"):
         return

@@ -9,11 +9,15 @@ each worker's next item. Items take them by name (pytest is told so with
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from .record.attempts import next_attempt
 from .record.layout import RunPaths
 from .runner import EngineOptions, VariantFailed, VariantRun, write_resolved_variant
 from .sandbox.base import SandboxBackend, SandboxError
+
+if TYPE_CHECKING:
+    from .experiment import ResolvedVariant
 
 CREATED_AHEAD_OPTION = "--axp-created-ahead"
 
@@ -26,7 +30,7 @@ class Prewarm:
             backend = builtin_backend()
         self.backend = backend
 
-    def start(self, variants: Sequence, runs: Sequence[RunPaths], count: int,
+    def start(self, variants: Sequence[ResolvedVariant], runs: Sequence[RunPaths], count: int,
               image_for: Callable[[str], str], options: EngineOptions) -> None:
         """Write every resolved-variant.yaml, then create the first `count` sandboxes in
         collection order (repeat by repeat), each only if its host-side checks pass."""

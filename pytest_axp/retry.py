@@ -57,6 +57,7 @@ class RetryingRun:
             except VariantFailed:
                 pass  # the engine failed under the agent: recorded as infrastructure
             if not self._retry(run) or not self.provision():
+                assert self.current is not None  # provision() set it
                 return self.current.outcome.agent
 
     def planned_tests(self) -> Iterator[tuple[str, TestSpec]]:
@@ -66,6 +67,7 @@ class RetryingRun:
         yield from run.planned_tests()
 
     def complete(self) -> str:
+        assert self.current is not None  # the item body runs after provision()
         return self.current.complete()
 
     def finish(self) -> dict[str, Any] | None:

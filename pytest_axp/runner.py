@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from .agents import AgentContext, AgentNotAvailable
 from .agents.command import link_or_copy
@@ -26,20 +26,39 @@ from .record.commands import CommandLog
 from .record.fsdiff import DEFAULT_MAX_PATCH_BYTES, WorkspaceDiffer
 from .record.jsonio import write_atomic, write_json
 from .record.layout import RunPaths
-from .record.summary import (
-    NO_TESTS_NOTE, AgentOutcome, Failure, TestOutcome, VariantOutcome, agent_failure,
-    build_summary, rollup, tail,
-)
 from .record.spans import VariantTracer
+from .record.summary import (
+    NO_TESTS_NOTE,
+    AgentOutcome,
+    Failure,
+    TestOutcome,
+    VariantOutcome,
+    agent_failure,
+    build_summary,
+    rollup,
+    tail,
+)
 from .record.trace import TraceWriter
 from .sandbox.base import (
-    AGENT_USER, LABEL_REPEAT, LABEL_RUN_ID, LABEL_VARIANT_ID, WORKSPACE, ExecResult,
-    ResourceLimits, SandboxError,
+    AGENT_USER,
+    DEFAULT_LIMITS,
+    LABEL_REPEAT,
+    LABEL_RUN_ID,
+    LABEL_VARIANT_ID,
+    WORKSPACE,
+    ExecResult,
+    ResourceLimits,
+    SandboxError,
 )
 from .secrets import Redactor, too_short, too_short_message
 from .services import Services
 from .staging import (
-    StagedEntry, StagingError, build_entry, is_url, plan_entries, unknown_bindings,
+    StagedEntry,
+    StagingError,
+    build_entry,
+    is_url,
+    plan_entries,
+    unknown_bindings,
 )
 
 if TYPE_CHECKING:
@@ -98,7 +117,7 @@ class EngineOptions:
     host_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     # --file bindings: ("slot", NAME, absolute path) or ("adhoc", absolute path, dest).
     file_bindings: tuple[tuple[str, str, str], ...] = ()
-    limits: ResourceLimits = ResourceLimits()
+    limits: ResourceLimits = DEFAULT_LIMITS
     # "open": the agent has the network setup had; "gateway": it reaches the model
     # gateway and nothing else (see SandboxBackend.isolate).
     agent_network: str = "open"
@@ -115,18 +134,18 @@ class VariantFailed(Exception):
         self.failure = failure
 
 
-def write_resolved_variant(run: RunPaths, variant: "ResolvedVariant") -> None:
+def write_resolved_variant(run: RunPaths, variant: ResolvedVariant) -> None:
     path = run.resolved_variant(variant.id)
     if not path.exists():
         write_atomic(path, variant.resolved_yaml())
 
 
-def has_tests(variant: "ResolvedVariant") -> bool:
+def has_tests(variant: ResolvedVariant) -> bool:
     """Whether the variant declares any application or introspection test."""
     return bool(variant.tests.application or variant.tests.introspection)
 
 
-def secret_values(variant: "ResolvedVariant", host_env: Mapping[str, str]) -> dict[str, str]:
+def secret_values(variant: ResolvedVariant, host_env: Mapping[str, str]) -> dict[str, str]:
     """Values of the declared secrets; a missing one is an error naming it."""
     missing = [name for name in variant.secrets if not host_env.get(name)]
     if missing:
@@ -149,7 +168,7 @@ def _secret_for(slug: str, secrets: Mapping[str, str]) -> str | None:
     return None
 
 
-def base_environment(variant: "ResolvedVariant", secrets: Mapping[str, str]) -> dict[str, str]:
+def base_environment(variant: ResolvedVariant, secrets: Mapping[str, str]) -> dict[str, str]:
     env: dict[str, str] = dict(secrets)
     for var in variant.environment_variables:
         m = _SECRET_REF.match(var.value or "")
@@ -166,7 +185,7 @@ def base_environment(variant: "ResolvedVariant", secrets: Mapping[str, str]) -> 
 
 
 class VariantRun:
-    def __init__(self, variant: "ResolvedVariant", run: RunPaths, repeat: int,
+    def __init__(self, variant: ResolvedVariant, run: RunPaths, repeat: int,
                  options: EngineOptions, image: str, services: Services | None = None,
                  attempt: int = 1, backend: SandboxBackend | None = None) -> None:
         self.variant = variant
@@ -229,7 +248,7 @@ class VariantRun:
         assert self.backend is not None
         self.backend.create_ahead(self.sandbox_key, self.sandbox_args())
 
-    def preflight(self) -> list[tuple[Any, Path, str]]:
+    def preflight(self) -> list[tuple[Any, str, str]]:
         """Host-side checks that must pass before any container starts: the agent exists,
         secrets have values, every file source is bound and present. The staging plan."""
         from .agents.registry import installed_registry
@@ -323,28 +342,31 @@ class VariantRun:
                                    infrastructure=True))
         return outcome
 
-    def planned_tests(self) -> Iterator[tuple[str, "TestSpec"]]:
+    def planned_tests(self) -> Iterator[tuple[str, TestSpec]]:
         """Tests to run, in order; none when the agent timed out (seed 004) or the
         infrastructure failed it (then the tests would measure nothing of the agent)."""
-        agent = self.outcome.agent
-        if agent is None or agent.timed_out or self.outcome.failure is not None:
+        outcome = self.outcome
+        agent = outcome.agent
+        if agent is None or agent.timed_out or outcome.failure is not None:
             return
         if not has_tests(self.variant):
-            if NO_TESTS_NOTE not in self.outcome.notes:
-                self.outcome.notes.append(NO_TESTS_NOTE)
+            if NO_TESTS_NOTE not in outcome.notes:
+                outcome.notes.append(NO_TESTS_NOTE)
             return
         for kind in ("application", "introspection"):
             for test in getattr(self.variant.tests, kind):
+                # Read anew, not narrowed: a test run between two yields may have set it.
                 if self.outcome.failure is not None:
                     return  # an infrastructure error: what follows cannot be judged
                 yield kind, test
 
-    def run_test(self, kind: str, test: "TestSpec") -> TestOutcome:
+    def run_test(self, kind: str, test: TestSpec) -> TestOutcome:
         assert self.sandbox is not None
         env = {**self._env, "AXP_VARIANT_ID": self.variant.id, "AXP_RUN_ID": self.run.run_id,
                "AXP_TRACE_PATH": TRACE_PATH_IN_SANDBOX}
         timeout = self.options.test_timeout_seconds
-        with self.tracer.span("test", **{"axp.test.kind": kind, "axp.test.name": test.name}) as span:
+        attributes = {"axp.test.kind": kind, "axp.test.name": test.name}
+        with self.tracer.span("test", **attributes) as span:
             try:
                 res = self.sandbox.exec(test.script, phase="test", name=f"{kind}/{test.name}",
                                         user=AGENT_USER, env=env, timeout=timeout)
@@ -369,7 +391,7 @@ class VariantRun:
             raise
         return self._record_test(kind, test, res, out, err)
 
-    def _record_test(self, kind: str, test: "TestSpec", res: ExecResult | None,
+    def _record_test(self, kind: str, test: TestSpec, res: ExecResult | None,
                      out: Path, err: Path) -> TestOutcome:
         result = TestOutcome(name=test.name, kind=kind,
                              status="pass" if res is not None and res.ok else "fail",
@@ -490,7 +512,7 @@ class VariantRun:
             self._fail(Failure(phase="staging", name=", ".join(unknown),
                                message="--file names no file entry of this variant: "
                                        f"{', '.join(unknown)}"))
-        plan = []
+        plan: list[tuple[Any, str, str]] = []
         for p in plan_entries(self.variant.files, Path(self.variant.source_file).parent,
                               bindings):
             if p.state == "UNBOUND":
@@ -505,10 +527,11 @@ class VariantRun:
                 where = f" ({p.entry.where})" if p.entry.where else ""
                 self._fail(Failure(phase="staging", name=p.label,
                                    message=f"source {p.source} does not exist{where}"))
+            assert p.source is not None  # only an UNBOUND slot has none, and it failed above
             plan.append((p.entry, p.source, p.label))
         return plan
 
-    def _stage(self, plan: list[tuple[Any, Path | None, str | None]]) -> None:
+    def _stage(self, plan: list[tuple[Any, str, str]]) -> None:
         assert self.sandbox is not None
         records: list[dict[str, Any]] = []
         for entry, source, label in plan:
@@ -532,7 +555,7 @@ class VariantRun:
         if records:
             write_json(self.run.staging(self.variant.id), self.redactor.obj(records))
 
-    def _build(self, entry: Any, source: str, sink: Any) -> StagedEntry:
+    def _build(self, entry: Any, source: str, sink: IO[bytes]) -> StagedEntry:
         """The entry's tar, written to `sink`; a URL is fetched (cached by sha256), a sha256
         is checked."""
         from .fetch import fetch_url, file_sha256
@@ -595,7 +618,7 @@ class VariantRun:
         dest = self.paths.workspace
         dest.mkdir(parents=True, exist_ok=True)
         limit = self.options.max_workspace_bytes
-        copied = {"files": 0, "bytes": 0, "limit_bytes": limit, "omitted": [],
+        copied: dict[str, Any] = {"files": 0, "bytes": 0, "limit_bytes": limit, "omitted": [],
                   "omitted_count": 0, "omitted_bytes": 0}
         try:
             with tempfile.TemporaryFile(dir=self.paths.root) as tmp:

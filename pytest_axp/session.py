@@ -5,12 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
 from .record.layout import RunPaths
 from .services import Services
+
+if TYPE_CHECKING:
+    from .runner import EngineOptions
+    from .sandbox.base import ResourceLimits, SandboxBackend
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -24,25 +30,32 @@ class AxpSession:
     max_workspace_bytes: int | None = None
     env_source: dict[str, str] | None = None  # None: the process environment
     file_bindings: tuple[tuple[str, str, str], ...] = ()
-    limits: object = None  # sandbox.base.ResourceLimits; None: its defaults
+    limits: ResourceLimits | None = None  # None: the engine's defaults
     test_timeout: float | None = None   # seconds; None: the engine's defaults
     setup_timeout: float | None = None
-    agents: object = None  # agents.registry.AgentRegistry of this session's plugins
-    backend: Any = None  # the SandboxBackend, from the pytest_axp_sandbox_backend hook
+    agents: Any = None  # agents.registry.AgentRegistry of this session's plugins
+    backend: SandboxBackend | None = None  # from the pytest_axp_sandbox_backend hook
 
-    def engine_options(self):
+    def engine_options(self) -> EngineOptions:
+        """The options of this session's variant runs; what is unset keeps the engine's
+        defaults."""
         from .runner import EngineOptions
 
-        extra = {k: v for k, v in (("max_patch_bytes", self.max_patch_bytes),
-                                   ("max_workspace_bytes", self.max_workspace_bytes),
-                                   ("host_env", self.env_source),
-                                   ("limits", self.limits),
-                                   ("test_timeout_seconds", self.test_timeout),
-                                   ("setup_timeout_seconds", self.setup_timeout),
-                                   ("agent_network", self.services.agent_network),
-                                   ("agents", self.agents))
-                 if v is not None}
-        return EngineOptions(image=self.image, file_bindings=self.file_bindings, **extra)
+        d = EngineOptions()
+
+        def given(value: T | None, default: T) -> T:
+            return default if value is None else value
+
+        return EngineOptions(
+            image=self.image, file_bindings=self.file_bindings,
+            max_patch_bytes=given(self.max_patch_bytes, d.max_patch_bytes),
+            max_workspace_bytes=given(self.max_workspace_bytes, d.max_workspace_bytes),
+            host_env=given(self.env_source, d.host_env),
+            limits=given(self.limits, d.limits),
+            test_timeout_seconds=given(self.test_timeout, d.test_timeout_seconds),
+            setup_timeout_seconds=given(self.setup_timeout, d.setup_timeout_seconds),
+            agent_network=given(self.services.agent_network, d.agent_network),
+            agents=given(self.agents, d.agents))
 
     @property
     def repeat(self) -> int:
@@ -150,7 +163,8 @@ def _seconds(getoption: Callable[[str], Any], getini: Callable[[str], Any],
     return value
 
 
-def engine_options_from(options: Mapping[str, Any], ini: Mapping[str, Any], cwd: Path):
+def engine_options_from(options: Mapping[str, Any], ini: Mapping[str, Any],
+                        cwd: Path) -> EngineOptions:
     """EngineOptions as the plugin will build them from these pytest options (by dest
     name) and ini values, for a caller that has not started pytest yet."""
     session = AxpSession(ulids=[], runs_dir=cwd, variant_filter=(),

@@ -4,8 +4,9 @@
 # any, else .venv/ in this checkout, made with $PYTHON (default: python3 on PATH).
 #   --engine  also make sure a Docker engine answers, seed the sandbox's base image and build
 #             the sandbox image (the steps that need root on a fresh machine).
-#   --tests   also install what the test suite drives besides Python packages: Chromium
-#             (Debian's package), which renders the HTML report in a real browser.
+#   --tests   also install the lint tools (ruff, mypy: the `lint` extra) and what the test
+#             suite drives besides Python packages: Chromium (Debian's package), which
+#             renders the HTML report in a real browser.
 # Running it again is quick: nothing is reinstalled unless pyproject.toml changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,16 +66,19 @@ else
   target=.venv/bin/python
 fi
 
+extras=test
+(( tests )) && extras=test,lint
 prefix=$("$target" -c 'import sys; print(sys.prefix)')
-# What an install here depends on: the checkout it points at and the declared dependencies.
-stamp="$PWD $(cksum < pyproject.toml)"
+# What an install here depends on: the checkout it points at, the declared dependencies and
+# the extras asked for.
+stamp="$PWD $(cksum < pyproject.toml) $extras"
 if [ "$(cat "$prefix/.pytest-axp-installed" 2>/dev/null)" = "$stamp" ] \
   && "$target" -I -c 'import importlib.util as u, sys
 sys.exit(not all(u.find_spec(m) for m in ("pytest_axp", "axp_cli", "hypothesis")))' 2>/dev/null; then
   echo "pytest-axp already installed in $prefix"
 else
   echo "installing pytest-axp and its dependencies into $prefix"
-  "$target" -m pip install -q --disable-pip-version-check -e '.[test]'
+  "$target" -m pip install -q --disable-pip-version-check -e ".[$extras]"
   printf '%s\n' "$stamp" > "$prefix/.pytest-axp-installed"
   echo "pytest-axp installed in $prefix"
 fi

@@ -326,7 +326,7 @@ def _resolve_v1(exp: ExperimentV1, source: YamlSource) -> list[ResolvedVariant]:
         agent = Agent(name=base_agent.name if base_agent else "claude",
                       script=base_agent.script if base_agent else None, model=model)
         agent._where = SourcePosition(source.where(
-            loc + ("overrides", "agent") if ov.agent else ("agent",) if exp.agent else loc))
+            (*loc, "overrides", "agent") if ov.agent else ("agent",) if exp.agent else loc))
         prompt_text = ov.prompt if ov.prompt is not None else (exp.flow.prompt if exp.flow
                                                                else None)
         if prompt_text is None:

@@ -26,7 +26,8 @@ def render(headers: Sequence[str], rows: Sequence[Sequence[object]], *,
             if last and len(row[-1]) > last else [row[-1]]
         for k, part in enumerate(parts or [""]):
             left = row[:-1] if k == 0 else [""] * (len(row) - 1)
-            lines.append("  ".join(c.ljust(w) for c, w in zip([*left, part], widths)).rstrip())
+            padded = (c.ljust(w) for c, w in zip([*left, part], widths, strict=False))
+            lines.append("  ".join(padded).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)

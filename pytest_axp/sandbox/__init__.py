@@ -64,7 +64,7 @@ def load_backend(config: pytest.Config) -> SandboxBackend:
     """The backend the `pytest_axp_sandbox_backend` hook names for this session."""
     import pytest
 
-    found = config.hook.pytest_axp_sandbox_backend(config=config)
+    found: SandboxBackend | None = config.hook.pytest_axp_sandbox_backend(config=config)
     if found is None:
         raise pytest.UsageError("no sandbox backend: a plugin answered "
                                 "pytest_axp_sandbox_backend with nothing usable")

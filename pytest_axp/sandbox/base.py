@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from ..record.commands import CommandLog
@@ -34,6 +34,10 @@ class ResourceLimits:
     cpus: float = 2.0
     pids: int = 2048
     output_bytes: int = 64 * 1024 * 1024  # per stream of each command; the rest is cut
+
+
+# The defaults, shared: ResourceLimits is frozen, so one instance serves every default.
+DEFAULT_LIMITS = ResourceLimits()
 
 
 class SandboxError(Exception):
@@ -106,7 +110,7 @@ class Sandbox(Protocol):
         """Run a bash `script` or an `argv`; ExecResult once it ended (or timed out)."""
         ...
 
-    def put_archive(self, path: str, data: bytes) -> None:
+    def put_archive(self, path: str, data: bytes | IO[bytes]) -> None:
         """Unpack the tar `data` into the folder `path`."""
         ...
 
@@ -143,7 +147,7 @@ class SandboxBackend(Protocol):
 
     def create(self, *, image: str, labels: Mapping[str, str], name: str | None = None,
                network_mode: str = "bridge", extra_hosts: Mapping[str, str] | None = None,
-               limits: ResourceLimits = ResourceLimits(),
+               limits: ResourceLimits = DEFAULT_LIMITS,
                commands: CommandLog | None = None) -> Sandbox:
         ...
 
@@ -190,7 +194,7 @@ class SandboxBackend(Protocol):
 
 def creation_spec(*, image: str, network_mode: str = "bridge",
                   extra_hosts: Mapping[str, str] | None = None,
-                  limits: ResourceLimits = ResourceLimits()) -> str:
+                  limits: ResourceLimits = DEFAULT_LIMITS) -> str:
     """A digest of the arguments a sandbox is made with: one created ahead is used only if
     the run would have made the same one."""
     body = json.dumps({"image": image, "network": network_mode,
@@ -202,4 +206,4 @@ def creation_spec(*, image: str, network_mode: str = "bridge",
 def spec_of(args: Mapping[str, Any]) -> str:
     return creation_spec(image=args["image"], network_mode=args.get("network_mode", "bridge"),
                          extra_hosts=args.get("extra_hosts"),
-                         limits=args.get("limits") or ResourceLimits())
+                         limits=args.get("limits") or DEFAULT_LIMITS)

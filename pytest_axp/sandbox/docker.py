@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 import docker
 from docker.errors import APIError, DockerException, NotFound
@@ -19,9 +19,22 @@ from docker.errors import APIError, DockerException, NotFound
 from ..record.commands import CommandLog
 from ..secrets import Redactor
 from .base import (
-    LABEL_OWNER_HOST, LABEL_OWNER_PID, LABEL_SPEC, WORKSPACE, ExecResult, ExitCodeLost,
-    ResourceLimits, SandboxError, SandboxInfo, creation_spec, spec_of,
+    DEFAULT_LIMITS,
+    LABEL_OWNER_HOST,
+    LABEL_OWNER_PID,
+    LABEL_SPEC,
+    WORKSPACE,
+    ExecResult,
+    ExitCodeLost,
+    ResourceLimits,
+    SandboxError,
+    SandboxInfo,
+    creation_spec,
+    spec_of,
 )
+
+if TYPE_CHECKING:
+    from docker.models.containers import Container
 
 _TERM_GRACE_SECONDS = 5.0   # time to flush telemetry and session files before SIGKILL
 _KILL_GRACE_SECONDS = 10.0
@@ -31,7 +44,7 @@ _client: docker.DockerClient | None = None
 _client_lock = threading.Lock()
 # Removing a container takes ~0.1 s that no later step needs to wait for.
 _remover = ThreadPoolExecutor(max_workers=2, thread_name_prefix="axp-remove")
-_pending_removals: set[Future] = set()
+_pending_removals: set[Future[None]] = set()
 _live: set[str] = set()  # containers this process created and has not yet removed
 
 
@@ -58,22 +71,34 @@ def owner_labels() -> dict[str, str]:
     return {LABEL_OWNER_PID: str(os.getpid()), LABEL_OWNER_HOST: socket.gethostname()}
 
 
+def _id(container: Container) -> str:
+    # The engine gives every container it made or listed an id; the SDK's model allows None.
+    assert container.id is not None
+    return container.id
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
 class DockerSandbox:
-    def __init__(self, container, commands: CommandLog | None,
+    def __init__(self, container: Container, commands: CommandLog | None,
                  output_limit: int = ResourceLimits.output_bytes) -> None:
+        # Got from the engine through a client, so the model has one.
+        assert container.client is not None
         self.output_limit = output_limit
         self.spec: str = ((container.attrs.get("Config") or {}).get("Labels") or {}).get(
             LABEL_SPEC, "")
         self._container = container
         self._api = container.client.api
         self.commands = commands  # a prefetched sandbox gets its log when it is used
-        self.id: str = container.id
+        self.id: str = _id(container)
 
     @classmethod
     def create(cls, *, image: str, labels: Mapping[str, str], commands: CommandLog | None = None,
                network_mode: str = "bridge", extra_hosts: Mapping[str, str] | None = None,
                name: str | None = None,
-               limits: ResourceLimits = ResourceLimits()) -> "DockerSandbox":
+               limits: ResourceLimits = DEFAULT_LIMITS) -> DockerSandbox:
         spec = creation_spec(image=image, network_mode=network_mode,
                              extra_hosts=extra_hosts, limits=limits)
         try:
@@ -107,7 +132,7 @@ class DockerSandbox:
             raise SandboxError(f"could not start a sandbox from image {image!r}: {e}") from None
         except DockerException as e:
             raise SandboxError(f"could not start a sandbox from image {image!r}: {e}") from None
-        _live.add(container.id)
+        _live.add(_id(container))
         return cls(container, commands, limits.output_bytes)
 
     def exec(self, script: str | None = None, *, argv: Sequence[str] | None = None,
@@ -119,13 +144,18 @@ class DockerSandbox:
         Every call leaves a record in commands.jsonl, also when it cannot start, is
         interrupted or its exit code is lost (then SandboxError/ExitCodeLost or the interrupt
         is raised after the record is written)."""
-        argv = ["bash", "-c", script] if argv is None else list(argv)
+        if argv is None:
+            assert script is not None  # one of the two is given
+            argv = ["bash", "-c", script]
+        else:
+            argv = list(argv)
         started = time.time()
+        assert self.commands is not None  # given at creation, or when a prefetched one is used
         rec, out_path, err_path = self.commands.start(
             phase=phase, name=name, argv=argv, user=user, workdir=workdir,
             started_at_epoch=started)
         counts = [0, 0]
-        sock = None
+        sock: _Closable | None = None
         try:
             try:
                 # The reader thread writes these; a path that cannot be written fails the
@@ -140,12 +170,14 @@ class DockerSandbox:
                 exec_id = self._api.exec_create(
                     self.id, argv, user=user, workdir=workdir, environment=dict(env or {}),
                     stdout=True, stderr=True)["Id"]
-                sock = self._api.exec_start(exec_id, socket=True)
+                # A SocketIO, or a socket itself (SSH, npipe): all close, which the stub's
+                # union (a bare read stream among them) does not say.
+                sock = cast(_Closable, self._api.exec_start(exec_id, socket=True))
             except (DockerException, OSError) as e:  # requests' errors are OSErrors
                 rec.extra["error"] = f"could not start: {e}"
                 raise SandboxError(f"command {rec.id} ({phase} {name}) could not start: "
                                    f"{e}") from None
-            raw = getattr(sock, "_sock", sock)
+            raw = cast(socket.socket, getattr(sock, "_sock", sock))  # SocketIO wraps one
             raw.settimeout(None)  # a silent agent is not an error; our deadline is below
             reader = threading.Thread(
                 target=_pump, args=(raw, out_path, err_path, counts, self.commands.redactor,
@@ -202,7 +234,7 @@ class DockerSandbox:
         except DockerException:
             pass
 
-    def put_archive(self, path: str, data: bytes) -> None:
+    def put_archive(self, path: str, data: bytes | IO[bytes]) -> None:
         try:
             ok = self._container.put_archive(path, data)
         except DockerException as e:
@@ -245,7 +277,7 @@ def _engine_errors_as_sandbox_errors(chunks: Iterator[bytes], what: str) -> Iter
         raise SandboxError(f"{what} failed: {e}") from None
 
 
-def _close(sock) -> None:
+def _close(sock: _Closable | None) -> None:
     if sock is None:
         return
     try:
@@ -254,7 +286,7 @@ def _close(sock) -> None:
         pass
 
 
-def _await_exit_code(inspect: Callable[[], Mapping], *, timeout: float,
+def _await_exit_code(inspect: Callable[[], Mapping[str, Any]], *, timeout: float,
                      interval: float = 0.05, sleep: Callable[[float], None] = time.sleep,
                      clock: Callable[[], float] = time.monotonic) -> int | None:
     """The exit code from `inspect` (an exec inspect), asked again until the engine says the
@@ -276,14 +308,14 @@ def _await_exit_code(inspect: Callable[[], Mapping], *, timeout: float,
         delay = min(delay * 2, 1.0)
 
 
-def _remove_quietly(container) -> None:
+def _remove_quietly(container: Container) -> None:
     try:
         container.remove(force=True)
     except NotFound:
         pass
     except DockerException:
         return  # the engine is in trouble: the label sweep at session end tries again
-    _live.discard(container.id)
+    _live.discard(_id(container))
 
 
 def any_left() -> bool:
@@ -291,7 +323,7 @@ def any_left() -> bool:
     return bool(_live)
 
 
-def _adopt(container, spec: str):
+def _adopt(container: Container, spec: str) -> Container | None:
     """`container` if it was made to `spec`; otherwise it is removed (so its name is free)
     and None returned."""
     if ((container.attrs.get("Config") or {}).get("Labels") or {}).get(LABEL_SPEC) == spec:
@@ -300,7 +332,7 @@ def _adopt(container, spec: str):
     return None
 
 
-def _wait_running(name: str, timeout: float = 30.0, missing_ok: bool = False):
+def _wait_running(name: str, timeout: float = 30.0, missing_ok: bool = False) -> Container:
     """The container called `name` once it runs (its creator may still be starting it).
 
     With missing_ok, a name no container has yet is an answer (SandboxError) at once: only
@@ -308,7 +340,7 @@ def _wait_running(name: str, timeout: float = 30.0, missing_ok: bool = False):
     deadline = time.monotonic() + timeout
     while True:
         try:
-            container = client().containers.get(name)
+            container: Container | None = client().containers.get(name)
         except NotFound:
             if missing_ok:
                 raise SandboxError(f"no sandbox named {name}") from None
@@ -316,7 +348,7 @@ def _wait_running(name: str, timeout: float = 30.0, missing_ok: bool = False):
         except DockerException as e:
             raise SandboxError(f"cannot inspect sandbox {name}: {e}") from None
         if container is not None and container.status == "running":
-            _live.add(container.id)
+            _live.add(_id(container))
             return container
         if container is not None and container.status not in ("created", "restarting"):
             raise SandboxError(f"sandbox {name} is {container.status}")
@@ -402,11 +434,11 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def orphaned_containers() -> list:
+def orphaned_containers() -> list[Container]:
     """Containers of this tool whose owner process, on this host, is gone (as listed:
     labels, names and state are in `.attrs`, no inspect per container)."""
     host = socket.gethostname()
-    found = []
+    found: list[Container] = []
     for c in client().containers.list(all=True, filters={"label": LABEL_OWNER_PID},
                                       sparse=True):
         labels = c.attrs.get("Labels") or {}
@@ -431,7 +463,7 @@ class DockerBackend:
 
     def __init__(self) -> None:
         self.adopt_by_name = False
-        self._ahead: dict[str, Future] = {}
+        self._ahead: dict[str, Future[DockerSandbox]] = {}
         self._ahead_lock = threading.Lock()
         # Creating a container (~0.2 s) ahead: the first J while xdist workers start, then
         # each worker's next item while the current one runs.
@@ -442,7 +474,7 @@ class DockerBackend:
 
     def create(self, *, image: str, labels: Mapping[str, str], name: str | None = None,
                network_mode: str = "bridge", extra_hosts: Mapping[str, str] | None = None,
-               limits: ResourceLimits = ResourceLimits(),
+               limits: ResourceLimits = DEFAULT_LIMITS,
                commands: CommandLog | None = None) -> DockerSandbox:
         return DockerSandbox.create(image=image, labels=labels, name=name,
                                     network_mode=network_mode, extra_hosts=extra_hosts,
@@ -475,7 +507,7 @@ class DockerBackend:
             return None
         if container is None:
             return None
-        return DockerSandbox(container, None, (args.get("limits") or ResourceLimits()).output_bytes)
+        return DockerSandbox(container, None, (args.get("limits") or DEFAULT_LIMITS).output_bytes)
 
     def discard_ahead(self) -> None:
         with self._ahead_lock:
@@ -507,7 +539,7 @@ class DockerBackend:
             found = orphaned_containers()
         except DockerException as e:
             raise SandboxError(f"cannot list sandboxes: {e}") from None
-        return [SandboxInfo(id=c.id, name=(c.attrs.get("Names") or ["?"])[0].lstrip("/"),
+        return [SandboxInfo(id=_id(c), name=(c.attrs.get("Names") or ["?"])[0].lstrip("/"),
                             labels=dict(c.attrs.get("Labels") or {}),
                             state=str(c.attrs.get("State", ""))) for c in found]
 

@@ -3,6 +3,8 @@ out (`internal`), on which the host, and so the model gateway, is the only peer.
 
 from __future__ import annotations
 
+from typing import cast
+
 import docker
 from docker.errors import APIError, DockerException, NotFound
 
@@ -26,7 +28,7 @@ def ensure_agent_network(client: docker.DockerClient) -> str:
         if not network.attrs.get("Internal"):
             raise SandboxError(f"network {AGENT_NETWORK} exists but is not internal: "
                                f"remove it (docker network rm {AGENT_NETWORK})")
-        return network.attrs["IPAM"]["Config"][0]["Gateway"]
+        return cast(str, network.attrs["IPAM"]["Config"][0]["Gateway"])  # the engine's JSON
     except DockerException as e:
         raise SandboxError(f"cannot set up the agent network: {e}") from None
 

@@ -24,7 +24,9 @@ prompts:
 tests:
   application:
     - name: beta-fails
-      script: 'grep -q "made-by-$AXP_VARIANT_ID" /workspace/out.txt && [ "$AXP_VARIANT_ID" != beta ]'
+      script: >-
+        grep -q "made-by-$AXP_VARIANT_ID" /workspace/out.txt
+        && [ "$AXP_VARIANT_ID" != beta ]
 limits: {max_time_seconds: 30}
 """
 

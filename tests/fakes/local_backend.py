@@ -22,13 +22,20 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
 from pytest_axp.record.commands import CommandLog
 from pytest_axp.sandbox.base import (
-    WORKSPACE, ExecResult, ResourceLimits, SandboxError, SandboxInfo, creation_spec, spec_of,
+    DEFAULT_LIMITS,
+    WORKSPACE,
+    ExecResult,
+    ResourceLimits,
+    SandboxError,
+    SandboxInfo,
+    creation_spec,
+    spec_of,
 )
 from pytest_axp.secrets import Redactor
 
@@ -127,11 +134,11 @@ class LocalSandbox:
         self._agent_groups.clear()
         return stopped
 
-    def put_archive(self, path: str, data: bytes) -> None:
+    def put_archive(self, path: str, data: bytes | IO[bytes]) -> None:
         dest = self.host(path)
         if not dest.is_dir():
             raise SandboxError(f"copy into {path} failed: no such folder")
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        with tarfile.open(fileobj=io.BytesIO(data) if isinstance(data, bytes) else data) as tar:
             tar.extractall(dest, filter="fully_trusted")
 
     def get_archive(self, path: str) -> Iterator[bytes]:
@@ -179,7 +186,7 @@ class LocalBackend:
 
     def create(self, *, image: str, labels: Mapping[str, str], name: str | None = None,
                network_mode: str = "bridge", extra_hosts: Mapping[str, str] | None = None,
-               limits: ResourceLimits = ResourceLimits(),
+               limits: ResourceLimits = DEFAULT_LIMITS,
                commands: CommandLog | None = None) -> LocalSandbox:
         if image != IMAGE:
             raise SandboxError(f"could not start a sandbox from image {image!r}: the local "

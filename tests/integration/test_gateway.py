@@ -40,8 +40,8 @@ def cli() -> Path:
     It is linked into a world-readable folder so the unprivileged user can run it."""
     import tempfile
 
-    from pytest_axp.agents.command import link_or_copy
     from pytest_axp.agents.claude_layer import claude_binary
+    from pytest_axp.agents.command import link_or_copy
 
     folder = Path(tempfile.mkdtemp(prefix="axp-cli-"))
     folder.chmod(0o755)

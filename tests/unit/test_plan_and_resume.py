@@ -10,12 +10,22 @@ import pytest
 
 from pytest_axp.experiment import load_and_resolve
 from pytest_axp.plan import (
-    PlanError, bind_files, dry_run_plan, secret_problems, source_problems, unset_secrets,
+    PlanError,
+    bind_files,
+    dry_run_plan,
+    secret_problems,
+    source_problems,
+    unset_secrets,
 )
 from pytest_axp.record.jsonio import write_json
 from pytest_axp.record.layout import RunPaths
 from pytest_axp.resume import (
-    ResumeError, find_run, index_is_stale, recorded_source, repair_index, set_aside,
+    ResumeError,
+    find_run,
+    index_is_stale,
+    recorded_source,
+    repair_index,
+    set_aside,
     variants_to_rerun,
 )
 
