@@ -29,9 +29,12 @@ def gateway_for(services: Services) -> ModelGateway:
         gateway = services.gateway
         if gateway is None:
             from .gateway import ModelGateway, ModelScript
+            from .gateway.apis import add_model_api_finder
 
             script_path = services.model_script
             script = ModelScript.load(script_path) if script_path else None
+            if services.find_model_api is not None:
+                add_model_api_finder(services.find_model_api)
             gateway = ModelGateway(script=script, bind_host=_bind_address(services))
             gateway.start()
             atexit.register(gateway.stop)

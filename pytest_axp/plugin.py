@@ -142,6 +142,9 @@ def pytest_configure(config: pytest.Config) -> None:
     from .agents.registry import AgentRegistry
 
     session.agents = AgentRegistry.for_config(config)
+    # Model APIs of plugins: the gateway asks the hook for a name it does not know.
+    session.services.find_model_api = (
+        lambda name: config.hook.pytest_axp_model_api(name=name))
     config.stash[SESSION_KEY] = session
     if given and not workerinput:
         _hold_runs(session)  # a run id chosen ahead may be another process's run

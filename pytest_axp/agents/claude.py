@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ..experiment import ResolvedVariant
 
 CONFIG_DIR = "/axp/claude-config"
+MODEL_API = "anthropic-messages"  # the gateway's name for the API Claude Code speaks
 MCP_CONFIG = f"{CONFIG_DIR}/axp-mcp.json"
 DEFAULT_MAX_TURNS = 100
 
@@ -56,7 +57,7 @@ def _mcp_config(variant: ResolvedVariant, env: dict[str, str]) -> dict[str, Any]
 
 class ClaudeAgent:
     name = "claude"
-    model_api: str | None = "anthropic-messages"
+    model_api: str | None = MODEL_API
 
     def image_layer(self) -> ImageLayer | None:
         from .claude_layer import claude_layer
@@ -78,7 +79,7 @@ class ClaudeAgent:
             f"{ctx.run_id}/{variant.id}", bodies_dir=ctx.paths.api_bodies,
             traces_dir=ctx.paths.traces, trace_id=ctx.trace_id,
             max_cost_usd=limits.max_cost_usd, secrets=list(ctx.secret_values),
-            attempt=ctx.attempt)
+            attempt=ctx.attempt, model_api=MODEL_API)
         session_id = str(uuid.uuid4())
         model, extra = _model_fields(variant.agent.model)
         base_url = f"http://{ctx.gateway_host}:{gateway.port}"
