@@ -19,7 +19,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from .recorder import Redactor, atomic_write_text
+from .recorder import ApiRedactor, write_json_record
 
 # field number -> (json name, type, repeated, message type for "msg")
 Field = tuple[str, str, bool, str | None]
@@ -398,7 +398,7 @@ def decode_export(
 class OtlpStore:
     """One run's agent telemetry, rewritten to its two files whenever data arrives."""
 
-    def __init__(self, traces_dir: Path, trace_id: str, redactor: Redactor) -> None:
+    def __init__(self, traces_dir: Path, trace_id: str, redactor: ApiRedactor) -> None:
         self.traces_dir = Path(traces_dir)
         self.trace_id = trace_id
         self.redactor = redactor
@@ -427,8 +427,8 @@ class OtlpStore:
                 "resourceSpans": self.data["resourceSpans"],
                 "resourceMetrics": self.data["resourceMetrics"],
             }
-            atomic_write_text(self.otlp_path, self.redactor.dumps(doc))
+            write_json_record(self.otlp_path, self.redactor.dumps(doc))
         if logs and self.data["resourceLogs"]:
-            atomic_write_text(
+            write_json_record(
                 self.logs_path, self.redactor.dumps({"resourceLogs": self.data["resourceLogs"]})
             )

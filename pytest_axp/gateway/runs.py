@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 
 from .meter import Meter
 from .otlp import OtlpStore
-from .recorder import BodyRecorder, Redactor
+from .recorder import ApiRedactor, BodyRecorder
 from .script import ModelScript, ScriptCursor
 
 T = TypeVar("T")
@@ -47,7 +47,7 @@ class RunHandle:
     meter: Meter = field(default_factory=Meter, repr=False)
     _script: ModelScript | None = field(default=None, repr=False)
     _cursor: ScriptCursor | None = field(default=None, repr=False)
-    _redactor: Redactor = field(default_factory=lambda: Redactor(()), repr=False)
+    _redactor: ApiRedactor = field(default_factory=lambda: ApiRedactor(()), repr=False)
     _recorder: BodyRecorder | None = field(default=None, repr=False)
     _otlp: OtlpStore | None = field(default=None, repr=False)
     _inflight: int = field(default=0, repr=False)

@@ -25,7 +25,7 @@ from .calls import STOPPED_STATUS, Upstream, no_model_reason, serve_call
 from .http import RUN_TOKEN_HEADER, HttpServer, Request, Responder, run_token
 from .messages import MESSAGES, REFUSAL_ERROR_TYPE
 from .otlp import OtlpStore
-from .recorder import BodyRecorder, Redactor
+from .recorder import ApiRedactor, BodyRecorder
 from .runs import RunHandle
 from .script import ModelScript
 from .telemetry import TelemetryIntake
@@ -169,7 +169,7 @@ class ModelGateway:
         chosen = script if script is not None else self._script
         # Every real key this gateway may forward with stays out of the run's files.
         keys = [self.upstream_for(known).key for known in self._apis.all()]
-        redactor = Redactor([*secrets, token, *keys, *(u.key for u in self._upstreams.values())])
+        redactor = ApiRedactor([*secrets, token, *keys, *(u.key for u in self._upstreams.values())])
         handle = RunHandle(
             run_key=run_key,
             token=token,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pytest_axp.gateway.otlp import OtlpStore, ProtobufError, decode_export, decode_message
-from pytest_axp.gateway.recorder import Redactor
+from pytest_axp.gateway.recorder import ApiRedactor
 
 
 def varint(n: int) -> bytes:
@@ -192,7 +192,7 @@ def test_truncated_input_raises() -> None:
 
 
 def test_store_merges_and_writes_both_files(tmp_path: Path) -> None:
-    store = OtlpStore(tmp_path, "abc", Redactor(["tok"]))
+    store = OtlpStore(tmp_path, "abc", ApiRedactor(["tok"]))
     store.add("/v1/traces", [{"resource": {}, "scopeSpans": [{"spans": [{"name": "tok"}]}]}])
     store.add("/v1/metrics", [{"scopeMetrics": []}])
     store.add("/v1/traces", [{"scopeSpans": []}])

@@ -7,21 +7,21 @@ from pathlib import Path
 
 from pytest_axp.gateway.recorder import (
     REDACTED,
+    ApiRedactor,
     BodyRecorder,
-    Redactor,
-    atomic_write_text,
     redact_headers,
+    write_json_record,
 )
 
 
 def test_redacts_secrets_in_nested_values_and_keys() -> None:
-    r = Redactor(["sk-test-SECRET", "tok123", "", None])
+    r = ApiRedactor(["sk-test-SECRET", "tok123", "", None])
     out = r.obj({"a": ["x sk-test-SECRET y", {"tok123": 1}], "n": 5, "b": None})
     assert out == {"a": [f"x {REDACTED} y", {REDACTED: 1}], "n": 5, "b": None}
 
 
 def test_longest_secret_wins_and_escaped_forms_are_caught() -> None:
-    r = Redactor(["abc", "abcdef", 'q"uo\\te'])
+    r = ApiRedactor(["abc", "abcdef", 'q"uo\\te'])
     text = r.dumps({"v": "abcdef abc", "w": 'q"uo\\te'})
     assert "abc" not in text.replace(REDACTED, "") and "uo" not in text
     assert json.loads(text) == {"v": f"{REDACTED} {REDACTED}", "w": REDACTED}
@@ -44,17 +44,17 @@ def test_headers_with_credentials_are_redacted() -> None:
     }
 
 
-def test_atomic_write_leaves_no_temp_files(tmp_path: Path) -> None:
+def test_a_record_is_written_whole_and_readable(tmp_path: Path) -> None:
     target = tmp_path / "sub" / "f.json"
-    atomic_write_text(target, "{}")
-    atomic_write_text(target, '{"a": 1}')
+    write_json_record(target, "{}")
+    write_json_record(target, '{"a": 1}')
     assert json.loads(target.read_text()) == {"a": 1}
     assert os.listdir(target.parent) == ["f.json"]
     assert stat.S_IMODE(target.stat().st_mode) == 0o644
 
 
 def test_body_recorder_numbers_files_in_order(tmp_path: Path) -> None:
-    rec = BodyRecorder(tmp_path, Redactor(["s3cr3t"]))
+    rec = BodyRecorder(tmp_path, ApiRedactor(["s3cr3t"]))
     for _ in range(2):
         seq = rec.next_seq()
         rec.write(seq, "request", {"body": {"k": "s3cr3t"}})
@@ -66,7 +66,7 @@ def test_body_recorder_numbers_files_in_order(tmp_path: Path) -> None:
 
 
 def test_secret_split_across_deltas_is_coalesced() -> None:
-    r = Redactor(["my-run-secret"])
+    r = ApiRedactor(["my-run-secret"])
     events = [
         {
             "event": "content_block_delta",
@@ -98,12 +98,12 @@ def test_secret_split_across_deltas_is_coalesced() -> None:
     deltas = [e["data"]["delta"] for e in out]
     assert deltas[0]["partial_json"] + deltas[1]["partial_json"] == '{"c": "[REDACTED]"}'
     assert deltas[0]["_coalesced"] is True and deltas[2]["text"] == "fine"
-    assert r.events(events[2:]) is not None and Redactor(["zzz"]).events(events) is events
+    assert r.events(events[2:]) is not None and ApiRedactor(["zzz"]).events(events) is events
 
 
 def test_a_multi_line_secret_is_caught_whole_and_line_by_line() -> None:
     value = "first-line-AAAA\nsecond-line-BBBB"
-    r = Redactor([value])
+    r = ApiRedactor([value])
     text = r.dumps({"whole": f"x {value} y", "lines": ["first-line-AAAA", "+second-line-BBBB"],
                     "escaped": json.dumps(value)})
     assert "line-AAAA" not in text and "line-BBBB" not in text
