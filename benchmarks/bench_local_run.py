@@ -18,6 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import docker
+from docker.models.containers import Container
+
+from pytest_axp.runner import _STOP_USER_PROCESSES as STOP_USER_PROCESSES
 
 VARIANTS = 8
 JOBS = 4
@@ -65,21 +68,28 @@ def _one_file_tar(name: str, data: bytes) -> bytes:
 
 def baseline_steps(client: docker.DockerClient, image: str) -> None:
     """The container steps the harness makes for such a variant, and nothing else: create;
-    the before_agent snapshot (listing and state tar); the agent; the after_agent snapshot
-    (listing, file lists in, changed files collected and read out); the trace file in; the
-    test; the after_tests listing; the workspace out; remove."""
+    the before_agent snapshot (listing and state tar, the listing read back raw); the agent;
+    the agent user's processes stopped; the after_agent snapshot (listing read back, file
+    lists in, changed files collected and read out); the trace file in; the test; the
+    after_tests listing read back; the workspace out; remove."""
     trace = _one_file_tar("trace.jsonl", b'{"kind": "axp_meta"}\n')
     lists = _one_file_tar("new.list", b"out.txt\0")
+
+    def listing(c: Container, prefix: str = "") -> None:
+        # The harness reads its listing through the archive API, never from redacted output.
+        c.exec_run(["bash", "-c", f"{prefix}cd /workspace && {LIST} > {STATE}/listing"])
+        for _chunk in c.get_archive(f"{STATE}/listing")[0]:
+            pass
 
     def one(_: int) -> None:
         c = client.containers.run(image, ["sleep", "infinity"], detach=True, init=True,
                                   working_dir="/workspace",
                                   extra_hosts={"host.docker.internal": "host-gateway"})
         try:
-            c.exec_run(["bash", "-c", f"cd /workspace && mkdir -p {STATE} && "
-                        f"tar -cf {STATE}/prev.tar . ; {LIST}"])
+            listing(c, f"mkdir -p {STATE} && cd /workspace && tar -cf {STATE}/prev.tar . ; ")
             c.exec_run(["bash", "-c", AGENT], user="agent", workdir="/workspace")
-            c.exec_run(["bash", "-c", f"cd /workspace && {LIST}"])
+            c.exec_run(["bash", "-c", STOP_USER_PROCESSES], user="agent")
+            listing(c)
             c.put_archive(STATE, lists)
             c.exec_run(["bash", "-c", f"rm -rf {STATE}/out && mkdir -p {STATE}/out/new && "
                         f"tar -C /workspace --null -T {STATE}/new.list -cf - | "
@@ -90,7 +100,7 @@ def baseline_steps(client: docker.DockerClient, image: str) -> None:
                 pass
             c.put_archive("/axp", trace)
             c.exec_run(["bash", "-c", TEST], user="agent", workdir="/workspace")
-            c.exec_run(["bash", "-c", f"cd /workspace && {LIST}"])
+            listing(c)
             stream, _ = c.get_archive("/workspace")
             for _chunk in stream:
                 pass
