@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import threading
 
 from . import run as run_cmd
 from .common import RUNS_DIR_HELP
@@ -147,14 +148,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"axp: {e}", file=sys.stderr)
         return e.code
     except KeyboardInterrupt:
-        # Further interrupts would cut this report short; a third Ctrl-C after it still
-        # ends the process at once.
+        # More interrupts would cut the report or the clean-up short and leave sandboxes
+        # behind: from here on they are ignored, and the clean-up is bounded in time instead.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if run_cmd._active_runs:
             run_cmd._report_interrupt(run_cmd._active_runs)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            run_cmd._remove_run_containers([f.name for f in run_cmd._active_runs])
+            _sweep_within([f.name for f in run_cmd._active_runs], _SWEEP_SECONDS)
         elif not run_cmd._interrupt_reported:
             print("axp: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+_SWEEP_SECONDS = 60.0
+
+
+def _sweep_within(run_ids: list[str], seconds: float) -> None:
+    """Remove the runs' sandboxes, waiting at most `seconds` for an engine in trouble."""
+    sweeper = threading.Thread(target=run_cmd._remove_run_containers, args=(run_ids,),
+                               name="axp-sweep", daemon=True)
+    sweeper.start()
+    sweeper.join(seconds)
+    if sweeper.is_alive():
+        print("axp: the sandbox engine did not answer in time; `axp sandbox clean --yes` "
+              "removes what is left", file=sys.stderr)
