@@ -83,20 +83,24 @@ scan() {
   done 2>/dev/null
 }
 settle() {
-  for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+  i=0
+  while [ "$i" -lt "$1" ]; do
     scan
     [ "$n" -eq 0 ] && return
     sleep 0.1
+    i=$((i + 1))
   done
 }
 scan
 found=$n
 if [ "$found" -gt 0 ]; then
   kill -TERM -1 2>/dev/null
-  settle
+  settle 20
   if [ "$n" -gt 0 ]; then
     kill -KILL -1 2>/dev/null
-    settle
+    # Only a process in uninterruptible sleep outlives KILL for long: on a loaded machine
+    # that takes a while, and is not yet a survivor.
+    settle 100
   fi
 fi
 echo "stopped=$found left=$n"
