@@ -10,7 +10,7 @@ from .errors import EXIT_ENGINE, EXIT_OK, CliError
 
 def cmd_image_build(args: argparse.Namespace) -> int:
     from pytest_axp.sandbox.base import SandboxError
-    from pytest_axp.sandbox.image import DEFAULT_BASE_IMAGE, build_image
+    from pytest_axp.sandbox.docker_image import DEFAULT_BASE_IMAGE, build_image
 
     try:
         tag = build_image(args.tag, args.base_image or os.environ.get(

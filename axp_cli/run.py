@@ -171,7 +171,7 @@ def _execute(args: argparse.Namespace, file: Path, variants, ulids: list[str],
     """Run the variants through pytest (xdist for --jobs) and report; one run per ULID."""
     from pytest_axp.agents.registry import agent_images
     from pytest_axp.sandbox.base import SandboxError
-    from pytest_axp.sandbox.image import ensure_image
+    from pytest_axp.sandbox.docker_image import ensure_image
 
     runs_dir = _runs_dir(args)
     _reap_orphans()

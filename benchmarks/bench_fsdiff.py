@@ -19,7 +19,7 @@ from pytest_axp.record.commands import CommandLog
 from pytest_axp.record.fsdiff import WorkspaceDiffer
 from pytest_axp.record.layout import VariantPaths
 from pytest_axp.sandbox.docker import DockerSandbox
-from pytest_axp.sandbox.image import ensure_image
+from pytest_axp.sandbox.docker_image import ensure_image
 
 FILES = 10_000
 MAKE_TREE = (f"cd /workspace && python3 -c \"import os\n"

@@ -128,7 +128,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.baseline:
         return baseline_script(args.baseline)
-    from pytest_axp.sandbox.image import ensure_image
+    from pytest_axp.sandbox.docker_image import ensure_image
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)

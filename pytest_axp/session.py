@@ -77,7 +77,7 @@ class AxpSession:
         """The sandbox image for an agent: the base image plus the agent's own layer."""
         from .agents import AgentNotAvailable
         from .agents.registry import AgentRegistry, agent_image, installed_registry
-        from .sandbox.image import ensure_image
+        from .sandbox.docker_image import ensure_image
 
         if self.services.image is None:
             self.services.image = ensure_image(self.image, self.runs_dir.parent)

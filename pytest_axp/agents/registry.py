@@ -134,7 +134,7 @@ def agent_image(base: str, agent: Agent, lock_dir: Path, *, given_image: bool = 
     layer = None if given_image else agent.image_layer()
     if layer is None:
         return base
-    from ..sandbox.image import ensure_layer
+    from ..sandbox.docker_image import ensure_layer
 
     return ensure_layer(base, layer, lock_dir, log)
 

@@ -242,7 +242,7 @@ def test_orphans_are_cleaned_and_reaped_at_the_next_start(project, docker_client
     """`axp sandbox clean` lists and removes sandboxes whose owner died, never a live one's;
     `axp local run` reaps them before it starts. One test: the two would reap each other's
     orphans if they ran in parallel."""
-    from pytest_axp.sandbox.image import ensure_image
+    from pytest_axp.sandbox.docker_image import ensure_image
 
     image = ensure_image(None, project.root / ".lock")
     host = socket.gethostname()

@@ -176,7 +176,7 @@ def test_a_failed_snapshot_is_recorded_and_the_run_goes_on(project):
 
 @pytest.fixture
 def sandbox(tmp_path, docker_client):
-    from pytest_axp.sandbox.image import ensure_image
+    from pytest_axp.sandbox.docker_image import ensure_image
 
     image = ensure_image(None, tmp_path)
     box = docker_backend.DockerSandbox.create(

@@ -125,7 +125,7 @@ def test_an_unknown_agent_errors_in_one_line_naming_the_plugin_agents(project):
 
 def test_an_agent_layer_is_built_once_and_its_context_made_only_then(docker_client, tmp_path):
     from pytest_axp.sandbox.base import ImageLayer
-    from pytest_axp.sandbox.image import ensure_layer, layer_tag
+    from pytest_axp.sandbox.docker_image import ensure_layer, layer_tag
 
     made = []
 

@@ -14,7 +14,7 @@ from pytest_axp.agents.claude_layer import claude_layer
 from pytest_axp.agents.registry import AgentRegistry, installed_registry
 from pytest_axp.experiment import load_and_resolve
 from pytest_axp.sandbox.base import ImageLayer
-from pytest_axp.sandbox.image import layer_tag
+from pytest_axp.sandbox.docker_image import layer_tag
 
 
 class Mine:
