@@ -18,6 +18,7 @@ from .apis import Answer, Call, ErrorReply, Route
 from .pricing import TokenUsage
 from .script import Reply, error_type_for_status
 from .sse import MessageAssembler, events_of_message
+from .tools import agent_tool_call, offered_from_schemas
 
 # How a refused call is answered (a stopped run, or no model to ask). Measured with Claude Code
 # 2.1.328: 401, 408, 409, 429 and 5xx are retried; a 400 invalid_request_error is not retried as
@@ -54,8 +55,8 @@ class MessagesApi:
         return model if isinstance(model, str) else None
 
     def render(self, call: Call, reply: Reply) -> Answer:
-        message = reply.message
-        assert message is not None
+        assert reply.message is not None
+        message = _as_offered(reply.message, call.body.get("tools"))
         events = list(events_of_message(message)) if call.body.get("stream") else None
         return Answer(message, dict(message["usage"]), message.get("model"), events=events)
 
@@ -78,6 +79,21 @@ class MessagesApi:
 
     def tokens(self, usage: Mapping[str, Any]) -> TokenUsage:
         return TokenUsage.from_mapping(usage)
+
+
+def _as_offered(message: dict[str, Any], tools: Any) -> dict[str, Any]:
+    """`message` with neutral tool calls (`shell`...) as the tools this request offers."""
+    if not any(b.get("type") == "tool_use" for b in message.get("content", ())):
+        return message
+    offered = offered_from_schemas(
+        (t.get("name", ""), t.get("input_schema")) for t in tools or () if isinstance(t, dict))
+    content = []
+    for block in message["content"]:
+        if block.get("type") == "tool_use":
+            name, tool_input = agent_tool_call(block["name"], block["input"], offered)
+            block = {**block, "name": name, "input": tool_input}
+        content.append(block)
+    return {**message, "content": content}
 
 
 def error_body(kind: str, message: str) -> dict[str, Any]:
