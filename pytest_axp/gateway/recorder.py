@@ -41,8 +41,8 @@ class ApiRedactor(Redactor):
                 delta[f] = ""
         return copied
 
-    def _split_blocks(self, events: list[dict[str, Any]]) -> dict[int, Any]:
-        pieces: dict[int, list[tuple[dict[str, Any], str]]] = {}
+    def _split_blocks(self, events: list[dict[str, Any]]) -> dict[object, Any]:
+        pieces: dict[object, list[tuple[dict[str, Any], str]]] = {}
         for ev in events:
             data = ev.get("data")
             if not isinstance(data, dict) or data.get("type") != "content_block_delta":
@@ -51,7 +51,8 @@ class ApiRedactor(Redactor):
             for name in ("text", "partial_json", "thinking"):
                 if isinstance(delta.get(name), str):
                     pieces.setdefault(int(data.get("index", 0)), []).append((delta, name))
-        result: dict[int, Any] = {}
+        pieces.update(_gemini_text_pieces(events))
+        result: dict[object, Any] = {}
         for index, parts in pieces.items():
             joined = "".join(d[f] for d, f in parts)
             result[index] = (parts, any(secret in joined for secret in self._forms_text))
@@ -65,6 +66,23 @@ class ApiRedactor(Redactor):
             if escaped != secret and escaped in text:
                 text = text.replace(escaped, REDACTED)
         return text
+
+
+def _gemini_text_pieces(events: list[dict[str, Any]]) -> dict[object, Any]:
+    """Gemini streams a candidate's text as text parts of successive chunks; its thoughts
+    are a stream of their own."""
+    pieces: dict[object, list[tuple[dict[str, Any], str]]] = {}
+    for ev in events:
+        data = ev.get("data")
+        candidates = data.get("candidates") if isinstance(data, dict) else None
+        for cand in candidates if isinstance(candidates, list) else ():
+            content = cand.get("content") if isinstance(cand, dict) else None
+            parts = content.get("parts") if isinstance(content, dict) else None
+            for part in parts if isinstance(parts, list) else ():
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    key = ("gemini", cand.get("index", 0), bool(part.get("thought")))
+                    pieces.setdefault(key, []).append((part, "text"))
+    return pieces
 
 
 def redact_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
