@@ -97,7 +97,8 @@ def test_a_conftest_agent_is_found_by_the_session(pytester):
             registry = request.config.stash[SESSION_KEY].agents
             assert registry.get("shout").name == "shout"
             assert registry.get("command").name == "command"
-            with pytest.raises(AgentNotAvailable, match="known: shout, command, claude, claude-code, acp"):
+            with pytest.raises(AgentNotAvailable,
+                               match="known: shout, command, claude, claude-code, acp"):
                 registry.get("nope")
     """)
     pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=1)
