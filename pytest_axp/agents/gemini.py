@@ -8,7 +8,7 @@ the token as its API key (sent in `x-goog-api-key`); GEMINI_CLI_TRUST_WORKSPACE 
 run without permission requests. Usage statistics, telemetry and update checks are off in the
 image's system settings.
 
-Model options: `model` -> `--model` (without one the CLI routes each prompt itself, asking a
+Model options: `model` -> `--model=NAME` (without one the CLI routes each prompt itself, asking a
 classifier side call that the gateway answers). `effort`, `thinking`, `context_window_size`
 and `fast` are not honoured: the CLI takes them from model configs, not from its command line.
 """
@@ -39,7 +39,8 @@ class GeminiAgent(AcpAgent):
         argv = ["gemini", "--acp"]
         model = self.model_name(ctx)
         if model:
-            argv += ["--model", model]
+            # One argument: a name starting with "-" cannot become another option.
+            argv.append(f"--model={model}")
         return argv
 
     def adapter_env(self, ctx: AgentContext, gateway: GatewayAccess | None) -> dict[str, str]:
