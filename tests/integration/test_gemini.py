@@ -140,3 +140,35 @@ usage: {input_tokens: 1000, output_tokens: 1000}
     assert [r.get("refused", False) for r in responses] in ([False], [False, True])
     assert agent["cost_usd"] == pytest.approx((1000 * 1.25 + 1000 * 10) / 1e6)
     assert not (res_dir.workspace / "never.txt").exists()
+
+
+NEVER = "{application: [{name: never, script: 'test -f never.txt'}]}"
+
+
+def test_max_turns_stops_gemini(gemini_project):
+    _res, s, _ = _local_run(gemini_project, _experiment(
+        "{name: gemini, model: gemini-2.5-flash}", "{max_turns: 2, max_time_seconds: 180}",
+        NEVER), """
+turns:
+  - tool_use: {name: shell, input: {command: "echo 1"}}
+  - tool_use: {name: shell, input: {command: "echo 2"}}
+  - tool_use: {name: shell, input: {command: "echo 3"}}
+  - tool_use: {name: shell, input: {command: "echo 4"}}
+  - tool_use: {name: shell, input: {command: "echo 5"}}
+  - tool_use: {name: shell, input: {command: "touch never.txt"}}
+""")
+    # Cancelled once the gateway counted a third turn, well before the sixth.
+    assert s["status"] == "fail"
+    assert s["agent"]["stopped_reason"] == "max_turns reached: 2"
+    assert s["agent"]["exit_code"] == 1 and s["agent"]["turns"] >= 3
+
+
+def test_max_time_is_a_timeout_for_gemini(gemini_project):
+    _res, s, _ = _local_run(gemini_project, _experiment(
+        "{name: gemini, model: gemini-2.5-flash}", "{max_time_seconds: 20}", NEVER), """
+turns:
+  - tool_use: {name: shell, input: {command: "sleep 120; touch never.txt"}}
+  - text: done
+""")
+    assert s["status"] == "timeout"
+    assert s["agent"]["timed_out"] is True
