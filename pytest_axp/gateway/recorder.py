@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,10 @@ class ApiRedactor(Redactor):
             for name in ("text", "partial_json", "thinking"):
                 if isinstance(delta.get(name), str):
                     pieces.setdefault(int(data.get("index", 0)), []).append((delta, name))
-        pieces.update(_gemini_text_pieces(events))
+        for ev in events:
+            data = ev.get("data")
+            for key, holder, name in gemini_deltas(data) if isinstance(data, dict) else ():
+                pieces.setdefault(key, []).append((holder, name))
         result: dict[object, Any] = {}
         for index, parts in pieces.items():
             joined = "".join(d[f] for d, f in parts)
@@ -68,21 +71,16 @@ class ApiRedactor(Redactor):
         return text
 
 
-def _gemini_text_pieces(events: list[dict[str, Any]]) -> dict[object, Any]:
-    """Gemini streams a candidate's text as text parts of successive chunks; its thoughts
-    are a stream of their own."""
-    pieces: dict[object, list[tuple[dict[str, Any], str]]] = {}
-    for ev in events:
-        data = ev.get("data")
-        candidates = data.get("candidates") if isinstance(data, dict) else None
-        for cand in candidates if isinstance(candidates, list) else ():
-            content = cand.get("content") if isinstance(cand, dict) else None
-            parts = content.get("parts") if isinstance(content, dict) else None
-            for part in parts if isinstance(parts, list) else ():
-                if isinstance(part, dict) and isinstance(part.get("text"), str):
-                    key = ("gemini", cand.get("index", 0), bool(part.get("thought")))
-                    pieces.setdefault(key, []).append((part, "text"))
-    return pieces
+def gemini_deltas(data: dict[str, Any]) -> Iterator[tuple[Hashable, dict[str, Any], str]]:
+    """Gemini: a candidate's text comes as text parts of successive chunks (its thoughts are
+    a stream of their own); (part key, the part, its field) for each piece."""
+    candidates = data.get("candidates")
+    for cand in candidates if isinstance(candidates, list) else ():
+        content = cand.get("content") if isinstance(cand, dict) else None
+        parts = content.get("parts") if isinstance(content, dict) else None
+        for part in parts if isinstance(parts, list) else ():
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                yield ("gemini", cand.get("index", 0), bool(part.get("thought"))), part, "text"
 
 
 def redact_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
