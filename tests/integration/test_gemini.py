@@ -172,3 +172,18 @@ turns:
 """)
     assert s["status"] == "timeout"
     assert s["agent"]["timed_out"] is True
+
+
+def test_no_key_and_no_script_ends_as_an_error_after_one_refused_call(project, monkeypatch):
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    monkeypatch.delenv("GOOGLE_GEMINI_BASE_URL", raising=False)
+    project.write("exp.yaml", _experiment("{name: gemini, model: gemini-2.5-flash}"))
+    res = project.axp("local", "run", "exp.yaml")
+    run = project.only_run()
+    s = summary(run, "default")
+    reason = "model API unreachable: no GEMINI_API_KEY and no --model-script"
+    assert s["status"] == "error" and s["error"]["infrastructure"] is True
+    assert s["error"]["message"] == reason and reason in res.stdout
+    # the CLI did not retry the refusal
+    bodies = sorted(p.name for p in run.results("default").api_bodies.iterdir())
+    assert bodies == ["0001.request.json", "0001.response.json"]
