@@ -46,6 +46,11 @@ class Upstream:
     def of(cls, api: ModelApi, url: str | None = None, key: str | None = None) -> Upstream:
         """Explicit values first, then the API's environment variables, then its public URL."""
         chosen = (url or os.environ.get(api.base_url_env) or api.default_upstream).rstrip("/")
+        # An API whose base-URL convention differs from its request paths (OpenAI's ends in
+        # /v1) says how to get the root the paths are appended to.
+        root = getattr(api, "upstream_root", None)
+        if callable(root):
+            chosen = str(root(chosen))
         real_key = key if key is not None else os.environ.get(api.key_env)
         return cls(chosen, real_key, chosen == api.default_upstream.rstrip("/"))
 
