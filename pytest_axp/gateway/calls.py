@@ -121,7 +121,7 @@ async def _serve(handle: RunHandle, api: ModelApi, route: Route, req: Request, r
     if handle.stopped_reason is not None:
         err = api.error(STOPPED_STATUS, f"axp: run stopped: {handle.stopped_reason}")
         await _send_error(resp, err)
-        finish(STOPPED_STATUS, mode="gateway", refused=True, body=err.body)
+        finish(err.status, mode="gateway", refused=True, body=err.body)
     elif handle._cursor is not None:
         await _scripted(handle, api, call, resp, finish)
     elif not upstream.usable:
@@ -130,7 +130,7 @@ async def _serve(handle: RunHandle, api: ModelApi, route: Route, req: Request, r
         err = api.error(STOPPED_STATUS, f"axp gateway: model API unreachable: {reason}")
         await _send_error(resp, err)
         handle._error(f"request {seq}: refused: {reason}")
-        finish(STOPPED_STATUS, mode="gateway", refused=True, body=err.body)
+        finish(err.status, mode="gateway", refused=True, body=err.body)
     else:
         assert client is not None
         await _forward(handle, api, call, resp, finish, upstream, client)

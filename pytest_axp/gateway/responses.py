@@ -23,11 +23,13 @@ from .pricing import TokenUsage
 from .script import Reply, TextBlock, ToolUseBlock, Usage, error_type_for_status, new_id
 from .tools import agent_tool_call, offered_from_schemas
 
-# How a refused call is answered. codex (codex-rs) retries 429 (unless its error type is a
-# usage/quota one), 401 (after refreshing auth) and 5xx; any other status ends the turn at
-# once with the body shown (measured with codex-acp 0.16.0: one request, then the prompt
-# ends). 402 is such a status, so the refusal keeps the gateway's 402 with OpenAI's quota wording.
-REFUSAL_ERROR_TYPE = "insufficient_quota"
+# How a refused call is answered (a stopped run, or no model to ask). Measured with codex-acp
+# 0.16.0 (codex 0.137) and stream_max_retries = 2: 401, 402, 403, 404 and 5xx are retried as
+# a lost stream (3 calls); a 429 whose type is a quota one is not retried but its message is
+# replaced by "exceeded retry limit"; a 400 ends the turn after that one call with the body
+# shown verbatim in the prompt's error. So the gateway's 402 is sent as a 400.
+REFUSAL_STATUS = 400
+REFUSAL_CODE = "axp_refused"
 
 # OpenAI's `error.type` by status; a scripted error naming no type of its own gets these.
 _ERROR_TYPES = {
@@ -57,8 +59,8 @@ class ResponsesApi:
 
     def error(self, status: int, message: str, kind: str | None = None) -> ErrorReply:
         if status == 402:
-            return ErrorReply(status, error_body(kind or REFUSAL_ERROR_TYPE, message,
-                                                 kind or REFUSAL_ERROR_TYPE))
+            return ErrorReply(REFUSAL_STATUS,
+                              error_body("invalid_request_error", message, REFUSAL_CODE))
         if kind is None or kind == error_type_for_status(status):
             # the Messages API's default name for this status: use OpenAI's
             kind = _ERROR_TYPES.get(status, "server_error" if status >= 500 else

@@ -139,9 +139,10 @@ def test_openai_models_have_their_own_prices(model: str, row: str) -> None:
 
 def test_errors_in_openais_shape_and_the_refusal() -> None:
     refusal = RESPONSES.error(402, "axp: run stopped")
-    assert refusal.status == 402
+    # codex gives up at once, showing the message, on a 400 only
+    assert refusal.status == 400
     assert refusal.body["error"]["message"] == "axp: run stopped"
-    assert refusal.body["error"]["type"] == "insufficient_quota"
+    assert refusal.body["error"]["code"] == "axp_refused"
     # a scripted error with the default (Messages) type gets OpenAI's name for it
     assert RESPONSES.error(429, "slow down", "rate_limit_error").body["error"]["type"] == (
         "rate_limit_exceeded")
