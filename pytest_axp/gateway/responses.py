@@ -108,8 +108,8 @@ def tokens_of(usage: Mapping[str, Any]) -> TokenUsage:
     cached = _count(details.get("cached_tokens")) if isinstance(details, Mapping) else 0
     total_in = _count(usage.get("input_tokens"))
     cached = min(cached, total_in)
-    return TokenUsage(input_tokens=total_in - cached, output_tokens=_count(usage.get("output_tokens")),
-                      cache_read_tokens=cached)
+    return TokenUsage(input_tokens=total_in - cached,
+                      output_tokens=_count(usage.get("output_tokens")), cache_read_tokens=cached)
 
 
 def usage_of(usage: Usage) -> dict[str, Any]:
