@@ -57,14 +57,14 @@ def _toml(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def codex_config(gateway_url: str, model: str, *, token_env: str = TOKEN_ENV,
+def codex_config(gateway_url: str, model: str | None, *, token_env: str = TOKEN_ENV,
                  reasoning_effort: str | None = None) -> str:
     """`$CODEX_HOME/config.toml`: codex asks `model` through the gateway's Responses API
     (`<gateway>/v1`, key from `token_env`), runs commands without asking and without its
     bubblewrap sandbox (which cannot start inside Docker: the sandbox is the container), and
     makes no other network calls it can be told not to make."""
-    lines = [
-        f"model = {_toml(model)}",
+    lines = [f"model = {_toml(model)}"] if model else []  # none: codex's default
+    lines += [
         f"model_provider = {_toml(PROVIDER)}",
         'approval_policy = "never"',
         'sandbox_mode = "danger-full-access"',
