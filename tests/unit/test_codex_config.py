@@ -29,3 +29,21 @@ def test_the_provider_is_the_gateways_responses_api() -> None:
 def test_any_model_name_is_one_string(model: str) -> None:
     config = tomllib.loads(codex_config("http://h:1", model))
     assert config["model"] == model and set(config) >= {"model_provider", "model_providers"}
+
+
+def test_without_npm_the_error_says_what_to_do(tmp_path, monkeypatch) -> None:
+    from pytest_axp.agents.codex_layer import codex_acp_binary
+    from pytest_axp.sandbox.base import SandboxError
+
+    monkeypatch.delenv("AXP_CODEX_ACP_BINARY", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(SandboxError, match="AXP_CODEX_ACP_BINARY=/path/to/codex-acp"):
+        codex_acp_binary()
+    given = tmp_path / "codex-acp"
+    given.write_bytes(b"\x7fELF")
+    monkeypatch.setenv("AXP_CODEX_ACP_BINARY", str(given))
+    assert codex_acp_binary() == given
+    monkeypatch.setenv("AXP_CODEX_ACP_BINARY", str(tmp_path / "missing"))
+    with pytest.raises(SandboxError, match="is not a file"):
+        codex_acp_binary()
