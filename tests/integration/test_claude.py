@@ -1,4 +1,5 @@
-"""The real Claude Code CLI in real sandboxes, answered by the scripted model gateway."""
+"""The real Claude Code CLI (agent `claude-code`) in real sandboxes, answered by the scripted
+model gateway. (Agent `claude` runs it over ACP: test_acp.py.)"""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def _experiment(limits: str, tests: str = "{}") -> str:
 schema_version: 2
 id: claude-case
 name: Claude case
-agents: [{{name: claude, model: claude-sonnet-4-5}}]
+agents: [{{name: claude-code, model: claude-sonnet-4-5}}]
 prompts: [{{id: go, prompt: do the task}}]
 tests: {tests}
 limits: {limits}
@@ -41,13 +42,19 @@ def claude_project(project, monkeypatch):
     return project
 
 
+def _copy_example_as_cli(root: Path) -> None:
+    text = (EXAMPLES / "claude-hello.yaml").read_text()
+    (root / "claude-hello.yaml").write_text(text.replace("- name: claude\n",
+                                                         "- name: claude-code\n"))
+
+
 def _files_under(root: Path):
     return [p for p in root.rglob("*") if p.is_file()]
 
 
 def test_bundled_example_runs_offline(claude_project):
     project = claude_project
-    shutil.copy(EXAMPLES / "claude-hello.yaml", project.root)
+    _copy_example_as_cli(project.root)
     shutil.copy(EXAMPLES / "claude-hello.model.yaml", project.root)
     res = project.axp("local", "run", "claude-hello.yaml",
                       "--model-script", "claude-hello.model.yaml")
@@ -191,11 +198,11 @@ turns:
 def test_no_key_and_no_script_is_an_infrastructure_error(project, monkeypatch):
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
-    shutil.copy(EXAMPLES / "claude-hello.yaml", project.root)
+    _copy_example_as_cli(project.root)
     res = project.pytest("claude-hello.yaml", "-rA")
     assert res.returncode == 1, res.stdout + res.stderr
     reason = "model API unreachable: no ANTHROPIC_API_KEY and no --model-script"
-    assert f"default: error: model_api 'claude' failed: {reason}" in res.stdout, res.stdout
+    assert f"default: error: model_api 'claude-code' failed: {reason}" in res.stdout, res.stdout
     s = summary(project.only_run(), "default")
     assert s["status"] == "error" and s["tests"] == [], "tests must not run"
     assert s["error"]["phase"] == "model_api" and s["error"]["infrastructure"] is True
