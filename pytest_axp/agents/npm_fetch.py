@@ -3,7 +3,6 @@ configuration: registry, proxy, certificates) and cached, for an agent's image l
 
 from __future__ import annotations
 
-import os
 import platform
 import shutil
 import subprocess
@@ -14,6 +13,9 @@ from pathlib import Path
 
 from ..record.jsonio import atomic_file
 from ..sandbox.base import SandboxError
+from .acp_layer import cache_dir
+
+__all__ = ["cache_dir", "npm_arch", "npm_file"]
 
 
 def npm_arch() -> str:
@@ -23,10 +25,6 @@ def npm_arch() -> str:
     if arch is None:
         raise SandboxError(f"no agent build for {platform.machine()}")
     return arch
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pytest-axp"
 
 
 def npm_file(package: str, member: str, target: Path, *, hint: str,
