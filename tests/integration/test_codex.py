@@ -109,3 +109,23 @@ def test_no_key_and_no_script_is_an_infrastructure_error(project, monkeypatch):
     bodies = project.only_run().results("default").api_bodies
     assert sorted(p.name for p in bodies.iterdir()) == ["0001.request.json",
                                                          "0001.response.json"]
+
+
+def test_max_cost_stops_codex_after_the_call_that_passed_it(codex_project):
+    # each turn costs (100*1.75 + 50*0.175 + 20*14)e-6 = 0.00046375; the cap passes on turn 2
+    project = codex_project
+    project.write("exp.yaml", EXPERIMENT.replace("{max_time_seconds: 180}",
+                                                 "{max_time_seconds: 180, max_cost_usd: 0.0005}"))
+    project.write("model.yaml", SHELL.replace("  - text: done", """\
+  - tool_use: {name: shell, input: {command: "echo again >> /workspace/out.txt"}}
+  - text: done"""))
+    res = project.axp("local", "run", "exp.yaml", "--model-script", "model.yaml")
+    s = summary(project.only_run(), "default")
+    assert s["agent"]["stopped_reason"].startswith("max_cost_usd exceeded"), res.stdout
+    # Two answered turns; the harness cancels the session as the cap passes, so codex's third
+    # call either never comes or is refused (then not retried).
+    assert s["agent"]["output_tokens"] == 40 and s["agent"]["turns"] in (2, 3)
+    bodies = project.only_run().results("default").api_bodies
+    if (bodies / "0003.response.json").exists():
+        assert json.loads((bodies / "0003.response.json").read_text())["refused"] is True
+    assert not (bodies / "0004.request.json").exists()
