@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-BUILTIN_AGENTS = ("command", "claude", "claude-code", "acp", "gemini")
+BUILTIN_AGENTS = ("command", "claude", "claude-code", "acp", "codex", "gemini")
 
 
 @pytest.hookimpl(trylast=True)
@@ -35,6 +35,10 @@ def pytest_axp_agent(name: str, config: pytest.Config | None) -> Any | None:
         from .acp import CommandAcpAgent
 
         return CommandAcpAgent()
+    if name == "codex":
+        from .codex import CodexAgent
+
+        return CodexAgent()
     return None
 
 

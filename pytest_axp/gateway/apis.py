@@ -97,7 +97,8 @@ class ModelApi(Protocol):
 
     def error(self, status: int, message: str, kind: str | None = None) -> ErrorReply:
         """An error in this API's shape. 402 is the gateway's refusal (run stopped, or no
-        model): the answer must make the client give up at once, not retry."""
+        model): the answer must make the client give up at once, not retry (with another
+        status if its clients retry a 402)."""
 
     def request_model(self, call: Call) -> str | None:
         """The model a request asks for."""

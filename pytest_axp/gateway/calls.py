@@ -46,6 +46,11 @@ class Upstream:
     def of(cls, api: ModelApi, url: str | None = None, key: str | None = None) -> Upstream:
         """Explicit values first, then the API's environment variables, then its public URL."""
         chosen = (url or os.environ.get(api.base_url_env) or api.default_upstream).rstrip("/")
+        # An API whose base-URL convention differs from its request paths (OpenAI's ends in
+        # /v1) says how to get the root the paths are appended to.
+        root = getattr(api, "upstream_root", None)
+        if callable(root):
+            chosen = str(root(chosen))
         real_key = key if key is not None else os.environ.get(api.key_env)
         return cls(chosen, real_key, chosen == api.default_upstream.rstrip("/"))
 
@@ -116,7 +121,7 @@ async def _serve(handle: RunHandle, api: ModelApi, route: Route, req: Request, r
     if handle.stopped_reason is not None:
         err = api.error(STOPPED_STATUS, f"axp: run stopped: {handle.stopped_reason}")
         await _send_error(resp, err)
-        finish(STOPPED_STATUS, mode="gateway", refused=True, body=err.body)
+        finish(err.status, mode="gateway", refused=True, body=err.body)
     elif handle._cursor is not None:
         await _scripted(handle, api, call, resp, finish)
     elif not upstream.usable:
@@ -125,7 +130,7 @@ async def _serve(handle: RunHandle, api: ModelApi, route: Route, req: Request, r
         err = api.error(STOPPED_STATUS, f"axp gateway: model API unreachable: {reason}")
         await _send_error(resp, err)
         handle._error(f"request {seq}: refused: {reason}")
-        finish(STOPPED_STATUS, mode="gateway", refused=True, body=err.body)
+        finish(err.status, mode="gateway", refused=True, body=err.body)
     else:
         assert client is not None
         await _forward(handle, api, call, resp, finish, upstream, client)

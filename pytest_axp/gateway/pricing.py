@@ -51,6 +51,10 @@ HAIKU_3 = _price(0.25, 1.25)
 _LEGACY_OPUS_MARKERS = ("claude-3-opus", "opus-4-0", "opus-4-1", "opus-4-2025", "opus-4@")
 
 
+# ---- Gemini ------------------------------------------------------------------------------
+# See the module docstring for where the figures come from.
+
+
 def _gemini(input_per_m: float, output_per_m: float, cache_read_per_m: float,
             long: ModelPrice | None = None) -> ModelPrice:
     # Gemini bills no cache writes (implicit caching; explicit caches' storage is billed by
@@ -91,11 +95,62 @@ def gemini_price(name: str) -> ModelPrice:
     return next((price for marker, price in GEMINI_PRICES if marker in name), GEMINI_3_PRO)
 
 
+# ---- OpenAI ------------------------------------------------------------------------------
+# OpenAI's list prices in USD per million tokens (https://openai.com/api/pricing, "Standard"
+# tier, as published for these models): input, cached input, output. OpenAI has no cache
+# writes, so those are priced as input. Longest matching prefix wins; a `gpt-`/`o`-series id
+# not listed (a newer release) is priced as gpt-5, codex's default family.
+
+
+def _openai(input_per_m: float, cached_per_m: float, output_per_m: float) -> ModelPrice:
+    return ModelPrice(input=input_per_m, output=output_per_m, cache_write=input_per_m,
+                      cache_write_1h=input_per_m, cache_read=cached_per_m)
+
+
+OPENAI_PRICES: dict[str, ModelPrice] = {
+    "gpt-5": _openai(1.25, 0.125, 10.0),
+    "gpt-5-codex": _openai(1.25, 0.125, 10.0),
+    "gpt-5-mini": _openai(0.25, 0.025, 2.0),
+    "gpt-5-nano": _openai(0.05, 0.005, 0.40),
+    "gpt-5-pro": _openai(15.0, 15.0, 120.0),  # no cached-input discount
+    "gpt-5.1": _openai(1.25, 0.125, 10.0),
+    "gpt-5.1-codex-mini": _openai(0.25, 0.025, 2.0),
+    "gpt-5.2": _openai(1.75, 0.175, 14.0),
+    "gpt-4.1": _openai(2.0, 0.50, 8.0),
+    "gpt-4.1-mini": _openai(0.40, 0.10, 1.60),
+    "gpt-4.1-nano": _openai(0.10, 0.025, 0.40),
+    "gpt-4o": _openai(2.50, 1.25, 10.0),
+    "gpt-4o-mini": _openai(0.15, 0.075, 0.60),
+    "o3": _openai(2.0, 0.50, 8.0),
+    "o4-mini": _openai(1.10, 0.275, 4.40),
+}
+OPENAI_DEFAULT = OPENAI_PRICES["gpt-5"]
+
+
+def openai_price(name: str) -> ModelPrice | None:
+    """The row for an OpenAI model id (lower case), or None when it is not an OpenAI one."""
+    name = name.rsplit("/", 1)[-1]
+    best = max((p for p in OPENAI_PRICES if name == p or name.startswith(p + "-")),
+               key=len, default=None)
+    if best is not None:
+        return OPENAI_PRICES[best]
+    if name.startswith(("gpt-", "codex-")) or (len(name) > 1 and name[0] == "o"
+                                                and name[1].isdigit()):
+        return OPENAI_DEFAULT
+    return None
+
+
+# ---- all providers ------------------------------------------------------------------------
+
+
 def price_for_model(model: str | None) -> ModelPrice:
     """Price row for a model id; unknown or missing models are priced as Sonnet."""
     name = (model or "").lower()
     if "gemini" in name:
         return gemini_price(name)
+    openai = openai_price(name)
+    if openai is not None:
+        return openai
     if "opus" in name:
         if any(m in name for m in _LEGACY_OPUS_MARKERS) or name.endswith("opus-4"):
             return OPUS_LEGACY

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +24,15 @@ class ApiRedactor(Redactor):
         self._forms_text = [v.decode("utf-8", "surrogateescape") for v in self.values]
 
     def events(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Stream events for the record. A secret can be split across two deltas of one block, where
-        no single fragment matches; such a block's fragments are coalesced into its first delta
+        """Stream events for the record. A secret can be split across two deltas of one streamed
+        part (a Messages content block, a Responses output item's text or arguments), where no
+        single fragment matches; such a part's fragments are coalesced into its first delta
         (redacted, the rest emptied, marked `_coalesced`), so the deltas still concatenate
         correctly."""
-        if not self._forms_text or not any(flag for _, flag in self._split_blocks(events).values()):
+        if not self._forms_text or not any(flag for _, flag in self._split_parts(events).values()):
             return events
         copied: list[dict[str, Any]] = json.loads(json.dumps(events, default=str))
-        for parts, has_secret in self._split_blocks(copied).values():
+        for parts, has_secret in self._split_parts(copied).values():
             if not has_secret:
                 continue
             first, name = parts[0]
@@ -41,24 +42,19 @@ class ApiRedactor(Redactor):
                 delta[f] = ""
         return copied
 
-    def _split_blocks(self, events: list[dict[str, Any]]) -> dict[object, Any]:
-        pieces: dict[object, list[tuple[dict[str, Any], str]]] = {}
+    def _split_parts(self, events: list[dict[str, Any]]) -> dict[Hashable, Any]:
+        pieces: dict[Hashable, list[tuple[dict[str, Any], str]]] = {}
         for ev in events:
             data = ev.get("data")
-            if not isinstance(data, dict) or data.get("type") != "content_block_delta":
+            if not isinstance(data, dict):
                 continue
-            delta = data.get("delta") or {}
-            for name in ("text", "partial_json", "thinking"):
-                if isinstance(delta.get(name), str):
-                    pieces.setdefault(int(data.get("index", 0)), []).append((delta, name))
-        for ev in events:
-            data = ev.get("data")
-            for key, holder, name in gemini_deltas(data) if isinstance(data, dict) else ():
-                pieces.setdefault(key, []).append((holder, name))
-        result: dict[object, Any] = {}
-        for index, parts in pieces.items():
+            for finder in DELTA_FINDERS:
+                for key, holder, name in finder(data):
+                    pieces.setdefault(key, []).append((holder, name))
+        result: dict[Hashable, Any] = {}
+        for key, parts in pieces.items():
             joined = "".join(d[f] for d, f in parts)
-            result[index] = (parts, any(secret in joined for secret in self._forms_text))
+            result[key] = (parts, any(secret in joined for secret in self._forms_text))
         return result
 
     def dumps(self, value: Any) -> str:
@@ -71,6 +67,31 @@ class ApiRedactor(Redactor):
         return text
 
 
+# Where each API's stream carries a part in pieces: (part key, dict holding a piece, field).
+DeltaFinder = Callable[[dict[str, Any]], Iterator[tuple[Hashable, dict[str, Any], str]]]
+
+
+def messages_deltas(data: dict[str, Any]) -> Iterator[tuple[Hashable, dict[str, Any], str]]:
+    """Anthropic Messages: content_block_delta's text, partial_json or thinking, by block."""
+    if data.get("type") != "content_block_delta" or not isinstance(data.get("delta"), dict):
+        return
+    delta = data["delta"]
+    for name in ("text", "partial_json", "thinking"):
+        if isinstance(delta.get(name), str):
+            yield ("messages", data.get("index", 0), name), delta, name
+
+
+def responses_deltas(data: dict[str, Any]) -> Iterator[tuple[Hashable, dict[str, Any], str]]:
+    """OpenAI Responses: every `response.*.delta` event's `delta` string (output text, function
+    call arguments, reasoning, refusals), by event type, item and content/summary part."""
+    kind = data.get("type")
+    if (isinstance(kind, str) and kind.startswith("response.") and kind.endswith(".delta")
+            and isinstance(data.get("delta"), str)):
+        where = (data.get("item_id"), data.get("output_index"), data.get("content_index"),
+                 data.get("summary_index"))
+        yield ("responses", kind, *map(str, where)), data, "delta"
+
+
 def gemini_deltas(data: dict[str, Any]) -> Iterator[tuple[Hashable, dict[str, Any], str]]:
     """Gemini: a candidate's text comes as text parts of successive chunks (its thoughts are
     a stream of their own); (part key, the part, its field) for each piece."""
@@ -81,6 +102,9 @@ def gemini_deltas(data: dict[str, Any]) -> Iterator[tuple[Hashable, dict[str, An
         for part in parts if isinstance(parts, list) else ():
             if isinstance(part, dict) and isinstance(part.get("text"), str):
                 yield ("gemini", cand.get("index", 0), bool(part.get("thought"))), part, "text"
+
+
+DELTA_FINDERS: tuple[DeltaFinder, ...] = (messages_deltas, responses_deltas, gemini_deltas)
 
 
 def redact_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:

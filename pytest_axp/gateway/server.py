@@ -27,6 +27,7 @@ from .http import RUN_TOKEN_HEADER, HttpServer, Request, Responder, run_token
 from .messages import MESSAGES, REFUSAL_ERROR_TYPE
 from .otlp import OtlpStore
 from .recorder import ApiRedactor, BodyRecorder
+from .responses import RESPONSES
 from .runs import RunHandle
 from .script import ModelScript
 from .telemetry import TelemetryIntake
@@ -42,6 +43,7 @@ __all__ = [
 ]
 
 register_model_api(MESSAGES)  # built in, registered as a plugin's API would be
+register_model_api(RESPONSES)
 register_model_api(GEMINI)
 
 DEFAULT_UPSTREAM = MESSAGES.default_upstream

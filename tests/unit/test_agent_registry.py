@@ -70,7 +70,8 @@ def test_a_plugin_agent_is_found_and_the_trylast_builtins_can_be_replaced():
     assert registry.get("mine") is plugin.replacement
     assert registry.get("command") is plugin.replacement  # the plugin's, not the built-in
     assert isinstance(registry.get("claude"), ClaudeAcpAgent)
-    assert registry.known() == ["mine", "command", "claude", "claude-code", "acp", "gemini"]
+    assert registry.known() == ["mine", "command", "claude", "claude-code", "acp", "codex",
+                                "gemini"]
     with pytest.raises(AgentNotAvailable, match=r"known: mine, command, claude, claude-code, acp"):
         registry.get("nope")
 
@@ -124,7 +125,7 @@ HEAD = "schema_version: 2\nid: exp\nname: E\ntests: {}\nlimits: {}\nprompts: [go
       "'script' (the bash it runs)")),
     ("agents: [nosuch]",
      "exp.yaml: variant default: agent 'nosuch' is not available (known: command, claude, "
-     "claude-code, acp, gemini)"),
+     "claude-code, acp, codex, gemini)"),
     ("agents: [{name: acp}]",
      "exp.yaml:7:10: variant default: agent acp: command: the 'acp' agent needs a 'command' "
      "(the adapter to start, e.g. \"my-agent --acp\")"),

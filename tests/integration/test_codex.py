@@ -1,0 +1,131 @@
+"""The `codex` agent in a real sandbox: codex-acp over ACP, its model calls answered by the
+scripted gateway through the OpenAI Responses API, run with `axp local run --model-script`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .conftest import summary
+
+REAL_KEY = "sk-openai-test-REALKEY-codex-must-never-leak-0123456789"
+
+# Like real AXP files: the command the agent's shell tool ran, from the trace.
+RAN_ECHO = """jq -e -s 'map(select(.raw_json.params.update.sessionUpdate == "tool_call")
+  | .raw_json.params.update.rawInput.command | if type == "array" then last else . end)
+  | any(test("echo hi"))' "$AXP_TRACE_PATH"
+"""
+EXPERIMENT = """
+schema_version: 2
+id: codex-case
+name: Codex case
+agents: [{name: codex, model: gpt-5.2}]
+prompts: [{id: go, prompt: write the file}]
+tests:
+  application: [{name: file, script: 'grep -qx hi out.txt'}]
+  introspection: [{name: ran-echo, script: RAN_ECHO}]
+limits: {max_time_seconds: 180}
+""".replace("RAN_ECHO", json.dumps(RAN_ECHO))
+SHELL = """
+turns:
+  - tool_use:
+      name: shell
+      input: {command: "echo hi > /workspace/out.txt && env > /workspace/env.txt"}
+  - text: done
+usage: {input_tokens: 100, output_tokens: 20, cache_read_input_tokens: 50}
+"""
+TEXT_ONLY = """
+turns:
+  - text: "I will not run anything"
+usage: {input_tokens: 100, output_tokens: 20}
+"""
+
+
+def _run(project, script: str):
+    project.write("exp.yaml", EXPERIMENT)
+    project.write("model.yaml", script)
+    res = project.axp("local", "run", "exp.yaml", "--model-script", "model.yaml")
+    run = project.only_run()
+    return res, summary(run, "default"), run.results("default")
+
+
+@pytest.fixture
+def codex_project(project, monkeypatch):
+    # The host has a real-looking key; it must reach no file and not the sandbox.
+    monkeypatch.setenv("OPENAI_API_KEY", REAL_KEY)
+    return project
+
+
+def test_codex_runs_a_scripted_shell_call_offline(codex_project):
+    res, s, res_dir = _run(codex_project, SHELL)
+    assert s["status"] == "pass", res.stdout + res.stderr + res_dir.agent_log.read_text()
+    assert [t["status"] for t in s["tests"]] == ["pass", "pass"]
+    trace = [json.loads(line) for line in res_dir.agent_trace.read_text().splitlines()]
+    sent = [e["raw_json"]["method"] for e in trace
+            if e.get("direction") == "client->agent" and "method" in e["raw_json"]]
+    assert sent[:3] == ["initialize", "session/new", "session/prompt"]
+    calls = [e["raw_json"]["params"]["update"] for e in trace if e["kind"] == "tool_call"]
+    assert len(calls) == 1 and calls[0]["kind"] == "execute"
+    assert "echo hi > /workspace/out.txt" in calls[0]["rawInput"]["command"][-1]
+    # two scripted turns of gpt-5.2 (input $1.75, cached $0.175, output $14 per million)
+    agent = s["agent"]
+    assert agent["turns"] == 2
+    assert (agent["input_tokens"], agent["cache_read_input_tokens"],
+            agent["output_tokens"]) == (200, 100, 40)
+    # (the summary keeps six decimals)
+    assert agent["cost_usd"] == pytest.approx(2 * (100 * 1.75 + 50 * 0.175 + 20 * 14) / 1e6,
+                                              abs=5e-7)
+    bodies = sorted(p.name for p in res_dir.api_bodies.iterdir())
+    assert bodies == [f"000{i}.{k}.json" for i in (1, 2) for k in ("request", "response")]
+    first = json.loads((res_dir.api_bodies / "0001.response.json").read_text())
+    assert first["message"]["output"][0]["name"] == "exec_command"
+    # the sandbox had the run token, never the key
+    env = (res_dir.workspace / "env.txt").read_text()
+    assert "OPENAI_API_KEY=" in env and REAL_KEY not in env
+    for path in (codex_project.root / ".axp").rglob("*"):
+        if path.is_file():
+            assert REAL_KEY.encode() not in path.read_bytes(), path
+
+
+def test_the_trace_test_fails_when_the_agent_ran_nothing(codex_project):
+    res, s, _ = _run(codex_project, TEXT_ONLY)
+    assert s["status"] == "fail", res.stdout + res.stderr
+    assert [t["status"] for t in s["tests"]] == ["fail", "fail"]
+    assert s["agent"]["turns"] == 1
+
+
+def test_no_key_and_no_script_is_an_infrastructure_error(project, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    project.write("exp.yaml", EXPERIMENT)
+    res = project.axp("local", "run", "exp.yaml")
+    s = summary(project.only_run(), "default")
+    reason = "model API unreachable: no OPENAI_API_KEY and no --model-script"
+    assert s["status"] == "error" and s["tests"] == [], res.stdout + res.stderr
+    assert s["error"]["infrastructure"] is True and s["error"]["message"] == reason
+    assert reason in res.stdout
+    # refused at once with an answer codex does not retry: one model call
+    bodies = project.only_run().results("default").api_bodies
+    assert sorted(p.name for p in bodies.iterdir()) == ["0001.request.json",
+                                                         "0001.response.json"]
+
+
+def test_max_cost_stops_codex_after_the_call_that_passed_it(codex_project):
+    # each turn costs (100*1.75 + 50*0.175 + 20*14)e-6 = 0.00046375; the cap passes on turn 2
+    project = codex_project
+    project.write("exp.yaml", EXPERIMENT.replace("{max_time_seconds: 180}",
+                                                 "{max_time_seconds: 180, max_cost_usd: 0.0005}"))
+    project.write("model.yaml", SHELL.replace("  - text: done", """\
+  - tool_use: {name: shell, input: {command: "echo again >> /workspace/out.txt"}}
+  - text: done"""))
+    res = project.axp("local", "run", "exp.yaml", "--model-script", "model.yaml")
+    s = summary(project.only_run(), "default")
+    assert s["agent"]["stopped_reason"].startswith("max_cost_usd exceeded"), res.stdout
+    # Two answered turns; the harness cancels the session as the cap passes, so codex's third
+    # call either never comes or is refused (then not retried).
+    assert s["agent"]["output_tokens"] == 40 and s["agent"]["turns"] in (2, 3)
+    bodies = project.only_run().results("default").api_bodies
+    if (bodies / "0003.response.json").exists():
+        assert json.loads((bodies / "0003.response.json").read_text())["refused"] is True
+    assert not (bodies / "0004.request.json").exists()
