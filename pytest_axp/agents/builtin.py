@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-BUILTIN_AGENTS = ("command", "claude", "claude-code", "acp", "codex")
+BUILTIN_AGENTS = ("command", "claude", "claude-code", "acp", "codex", "gemini")
 
 
 @pytest.hookimpl(trylast=True)
@@ -27,6 +27,10 @@ def pytest_axp_agent(name: str, config: pytest.Config | None) -> Any | None:
         from .claude import ClaudeAgent
 
         return ClaudeAgent()
+    if name == "gemini":
+        from .gemini import GeminiAgent
+
+        return GeminiAgent()
     if name == "acp":
         from .acp import CommandAcpAgent
 

@@ -5,6 +5,9 @@ Numbers are Anthropic's public list prices in USD per million tokens
 cache writes are 1.25x input for the 5-minute cache and 2x input for the 1-hour
 cache, cache reads 0.1x input. They match the table baked into Claude Code
 2.1.328, so the gateway's cost agrees with the CLI's own `total_cost_usd`.
+
+Gemini models: Google's list prices for the Gemini Developer API, standard (paid) tier, text
+input (https://ai.google.dev/gemini-api/docs/pricing), see `GEMINI_PRICES`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ class ModelPrice:
     cache_write: float
     cache_write_1h: float
     cache_read: float
+    # What the whole call costs instead when its prompt (cached part included) has more than
+    # `long_prompt` tokens (Gemini Pro models).
+    long: ModelPrice | None = None
+    long_prompt: int = 0
 
 
 def _price(input_per_m: float, output_per_m: float) -> ModelPrice:
@@ -42,6 +49,50 @@ HAIKU_3_5 = _price(0.8, 4.0)
 HAIKU_3 = _price(0.25, 1.25)
 
 _LEGACY_OPUS_MARKERS = ("claude-3-opus", "opus-4-0", "opus-4-1", "opus-4-2025", "opus-4@")
+
+
+# ---- Gemini ------------------------------------------------------------------------------
+# See the module docstring for where the figures come from.
+
+
+def _gemini(input_per_m: float, output_per_m: float, cache_read_per_m: float,
+            long: ModelPrice | None = None) -> ModelPrice:
+    # Gemini bills no cache writes (implicit caching; explicit caches' storage is billed by
+    # the hour, outside any call).
+    return ModelPrice(input=input_per_m, output=output_per_m, cache_write=input_per_m,
+                      cache_write_1h=input_per_m, cache_read=cache_read_per_m,
+                      long=long, long_prompt=200_000 if long is not None else 0)
+
+
+GEMINI_3_PRO = _gemini(2.0, 12.0, 0.20, long=_gemini(4.0, 18.0, 0.40))
+GEMINI_3_FLASH = _gemini(0.50, 3.0, 0.05)
+GEMINI_2_5_PRO = _gemini(1.25, 10.0, 0.125, long=_gemini(2.50, 15.0, 0.25))
+GEMINI_2_5_FLASH = _gemini(0.30, 2.50, 0.03)
+GEMINI_2_5_FLASH_LITE = _gemini(0.10, 0.40, 0.01)
+GEMINI_2_0_FLASH = _gemini(0.10, 0.40, 0.025)
+GEMINI_2_0_FLASH_LITE = _gemini(0.075, 0.30, 0.075)
+
+# By the part of the model id that names it, most specific first (ids come with suffixes:
+# `-preview-06-05`, `-001`, a `models/` prefix). Versions not listed (newer than this table)
+# are priced by family at the newest listed generation's price; an unknown family as Pro,
+# so a cost cap errs on the early side.
+GEMINI_PRICES: tuple[tuple[str, ModelPrice], ...] = (
+    ("gemini-2.0-flash-lite", GEMINI_2_0_FLASH_LITE),
+    ("gemini-2.0-flash", GEMINI_2_0_FLASH),
+    ("gemini-2.5-flash-lite", GEMINI_2_5_FLASH_LITE),
+    ("gemini-2.5-flash", GEMINI_2_5_FLASH),
+    ("gemini-2.5-pro", GEMINI_2_5_PRO),
+    ("gemini-3-flash", GEMINI_3_FLASH),
+    ("gemini-3-pro", GEMINI_3_PRO),
+    ("flash-lite", GEMINI_2_5_FLASH_LITE),
+    ("flash", GEMINI_3_FLASH),
+    ("pro", GEMINI_3_PRO),
+)
+
+
+def gemini_price(name: str) -> ModelPrice:
+    """Price row for a Gemini model id (lower case)."""
+    return next((price for marker, price in GEMINI_PRICES if marker in name), GEMINI_3_PRO)
 
 
 # ---- OpenAI ------------------------------------------------------------------------------
@@ -95,6 +146,8 @@ def openai_price(name: str) -> ModelPrice | None:
 def price_for_model(model: str | None) -> ModelPrice:
     """Price row for a model id; unknown or missing models are priced as Sonnet."""
     name = (model or "").lower()
+    if "gemini" in name:
+        return gemini_price(name)
     openai = openai_price(name)
     if openai is not None:
         return openai
@@ -150,6 +203,9 @@ class TokenUsage:
 def cost_of(model: str | None, tokens: TokenUsage) -> float:
     """Cost in USD of one response's tokens at the model's list price."""
     p = price_for_model(model)
+    prompt = tokens.input_tokens + tokens.cache_read_tokens + tokens.cache_write_tokens
+    if p.long is not None and prompt > p.long_prompt:
+        p = p.long
     total = (
         tokens.input_tokens * p.input
         + tokens.output_tokens * p.output

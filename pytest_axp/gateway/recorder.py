@@ -92,7 +92,19 @@ def responses_deltas(data: dict[str, Any]) -> Iterator[tuple[Hashable, dict[str,
         yield ("responses", kind, *map(str, where)), data, "delta"
 
 
-DELTA_FINDERS: tuple[DeltaFinder, ...] = (messages_deltas, responses_deltas)
+def gemini_deltas(data: dict[str, Any]) -> Iterator[tuple[Hashable, dict[str, Any], str]]:
+    """Gemini: a candidate's text comes as text parts of successive chunks (its thoughts are
+    a stream of their own); (part key, the part, its field) for each piece."""
+    candidates = data.get("candidates")
+    for cand in candidates if isinstance(candidates, list) else ():
+        content = cand.get("content") if isinstance(cand, dict) else None
+        parts = content.get("parts") if isinstance(content, dict) else None
+        for part in parts if isinstance(parts, list) else ():
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                yield ("gemini", cand.get("index", 0), bool(part.get("thought"))), part, "text"
+
+
+DELTA_FINDERS: tuple[DeltaFinder, ...] = (messages_deltas, responses_deltas, gemini_deltas)
 
 
 def redact_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:

@@ -22,6 +22,7 @@ import httpx
 
 from .apis import REGISTRY, ModelApi, ModelApiRegistry, register_model_api
 from .calls import STOPPED_STATUS, Upstream, no_model_reason, serve_call
+from .gemini import GEMINI
 from .http import RUN_TOKEN_HEADER, HttpServer, Request, Responder, run_token
 from .messages import MESSAGES, REFUSAL_ERROR_TYPE
 from .otlp import OtlpStore
@@ -43,6 +44,7 @@ __all__ = [
 
 register_model_api(MESSAGES)  # built in, registered as a plugin's API would be
 register_model_api(RESPONSES)
+register_model_api(GEMINI)
 
 DEFAULT_UPSTREAM = MESSAGES.default_upstream
 STOPPED_ERROR_TYPE = REFUSAL_ERROR_TYPE

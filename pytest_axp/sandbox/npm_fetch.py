@@ -42,19 +42,8 @@ def packed_file(package: str, member: str, target: Path, *, needed_by: str,
     ("name@version"), cached at `target` (kept executable)."""
     if target.is_file():
         return target
-    npm = shutil.which("npm")
-    if npm is None:
-        raise SandboxError(f"{needed_by} needs {package} from npm: install npm (Node.js)")
-    if log:
-        log(f"fetching {package} with npm")
     with tempfile.TemporaryDirectory() as tmp:
-        res = subprocess.run([npm, "pack", "--silent", "--pack-destination", tmp, package],
-                             capture_output=True, text=True, check=False)
-        tgz = sorted(Path(tmp).glob("*.tgz"))
-        if res.returncode != 0 or not tgz:
-            last = (res.stderr.strip().splitlines() or ["no output"])[-1]
-            raise SandboxError(f"npm pack {package} failed: {last}")
-        with tarfile.open(tgz[0]) as tar:
+        with tarfile.open(_npm_pack(package, Path(tmp), needed_by, log)) as tar:
             try:
                 src = tar.extractfile(tar.getmember(f"package/{member}"))
             except KeyError:
@@ -76,3 +65,31 @@ def given_file(variable: str) -> Path | None:
     if not path.is_file():
         raise SandboxError(f"{variable}={given} is not a file")
     return path
+
+
+def packed_tarball(package: str, target: Path, *, needed_by: str, log: Log = None) -> Path:
+    """The npm `package` ("name@version") as `npm pack` makes it (a .tgz whose files are
+    under `package/`), cached at `target`: for packages that are a folder, not one file."""
+    if target.is_file():
+        return target
+    with tempfile.TemporaryDirectory() as tmp:
+        tgz = _npm_pack(package, Path(tmp), needed_by, log)
+        with tgz.open("rb") as src, atomic_file(target, mode=0o644) as out:
+            shutil.copyfileobj(src, out)
+    return target
+
+
+def _npm_pack(package: str, folder: Path, needed_by: str, log: Log) -> Path:
+    """`npm pack` of `package` into `folder`, with the host's npm configuration."""
+    npm = shutil.which("npm")
+    if npm is None:
+        raise SandboxError(f"{needed_by} needs {package} from npm: install npm (Node.js)")
+    if log:
+        log(f"fetching {package} with npm")
+    res = subprocess.run([npm, "pack", "--silent", "--pack-destination", str(folder), package],
+                         capture_output=True, text=True, check=False)
+    tgz = sorted(folder.glob("*.tgz"))
+    if res.returncode != 0 or not tgz:
+        last = (res.stderr.strip().splitlines() or ["no output"])[-1]
+        raise SandboxError(f"npm pack {package} failed: {last}")
+    return tgz[0]

@@ -12,6 +12,7 @@ from pytest_axp.agents import AgentNotAvailable, builtin
 from pytest_axp.agents.claude import ClaudeAgent
 from pytest_axp.agents.claude_acp import ClaudeAcpAgent
 from pytest_axp.agents.claude_layer import claude_layer
+from pytest_axp.agents.gemini import GeminiAgent
 from pytest_axp.agents.registry import AgentRegistry, installed_registry
 from pytest_axp.experiment import load_and_resolve
 from pytest_axp.sandbox.base import ImageLayer
@@ -60,6 +61,7 @@ def test_an_unknown_name_is_one_line_naming_the_known_agents():
                                      "claude-code, acp")
     assert isinstance(installed_registry().get("claude"), ClaudeAcpAgent)
     assert isinstance(installed_registry().get("claude-code"), ClaudeAgent)
+    assert isinstance(installed_registry().get("gemini"), GeminiAgent)
 
 
 def test_a_plugin_agent_is_found_and_the_trylast_builtins_can_be_replaced():
@@ -68,7 +70,8 @@ def test_a_plugin_agent_is_found_and_the_trylast_builtins_can_be_replaced():
     assert registry.get("mine") is plugin.replacement
     assert registry.get("command") is plugin.replacement  # the plugin's, not the built-in
     assert isinstance(registry.get("claude"), ClaudeAcpAgent)
-    assert registry.known() == ["mine", "command", "claude", "claude-code", "acp", "codex"]
+    assert registry.known() == ["mine", "command", "claude", "claude-code", "acp", "codex",
+                                "gemini"]
     with pytest.raises(AgentNotAvailable, match=r"known: mine, command, claude, claude-code, acp"):
         registry.get("nope")
 
@@ -122,7 +125,7 @@ HEAD = "schema_version: 2\nid: exp\nname: E\ntests: {}\nlimits: {}\nprompts: [go
       "'script' (the bash it runs)")),
     ("agents: [nosuch]",
      "exp.yaml: variant default: agent 'nosuch' is not available (known: command, claude, "
-     "claude-code, acp, codex)"),
+     "claude-code, acp, codex, gemini)"),
     ("agents: [{name: acp}]",
      "exp.yaml:7:10: variant default: agent acp: command: the 'acp' agent needs a 'command' "
      "(the adapter to start, e.g. \"my-agent --acp\")"),
