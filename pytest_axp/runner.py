@@ -268,6 +268,24 @@ class VariantRun:
         self._env = base_environment(self.variant, self._secrets)
         return self._plan_staging()
 
+    def _check_model(self) -> None:
+        """An agent that talks to a model needs a key or a script; without either it could
+        only fail, so the variant ends as `error` now, before any sandbox (not retried:
+        nothing outside the experiment is at fault)."""
+        api = getattr(self.agent, "model_api", None)
+        if api is None:
+            return
+        from .gateway_service import model_state
+
+        _, reason = model_state(api, scripted=self.services.model_script is not None,
+                                gateway=self.services.gateway,
+                                find=self.services.find_model_api)
+        if reason is not None:
+            self._fail(Failure(phase="model_api", name=self.variant.agent.name,
+                               message=f"{reason}: set the key in the environment, or answer "
+                                       "from a model script (axp local run --model-script "
+                                       "FILE; pytest --axp-model-script FILE)"))
+
     def provision(self) -> None:
         """Everything before the agent. Raises VariantFailed on staging/setup failure."""
         if self.backend is None:
@@ -277,6 +295,7 @@ class VariantRun:
         self._write_layout()
         try:
             entries = self.preflight()
+            self._check_model()
             with self.tracer.span("sandbox_create", image=self.image) as span:
                 args = self.sandbox_args()
                 ahead = self.backend.take(self.sandbox_key, args)
@@ -578,36 +597,29 @@ class VariantRun:
 
     def _setup(self) -> None:
         assert self.sandbox is not None
+        # As on AXP: setup runs as root and what it makes stays root's (the agent may read
+        # it, and write it only where setup made it writable); setup checks run as the
+        # agent, so they catch exactly that before the agent starts.
         for step in self.variant.setup:
-            name = f"{step.phase}/{step.name}"
-            self._step("setup", name, step.script, env=self._env)
-        if self.variant.setup:
-            # Setup ran as root; the agent must own what it works on. (Staged files are
-            # already the agent's: the tar says so.)
-            self._step("handover", "chown-workspace",
-                       ["chown", "-R", f"{AGENT_USER}:{AGENT_USER}", WORKSPACE],
-                       check_as="setup")
+            self._step("setup", f"{step.phase}/{step.name}", step.script, env=self._env)
         for check in self.variant.setup_checks:
-            self._step("setup_check", check.name, check.script, env=self._env)
+            self._step("setup_check", check.name, check.script, env=self._env,
+                       user=AGENT_USER)
 
-    def _step(self, phase: str, name: str, script: str | list[str],
-              env: Mapping[str, str] | None = None, check_as: str | None = None) -> None:
-        """Run an experiment's bash script, or (a list) one of ours as an argv."""
+    def _step(self, phase: str, name: str, script: str, env: Mapping[str, str] | None = None,
+              user: str = "root") -> None:
+        """Run an experiment's bash script; a non-zero exit or a timeout fails the variant."""
         assert self.sandbox is not None
         timeout = self.options.setup_timeout_seconds
         with self.tracer.span(phase, **{"axp.name": name}) as span:
             try:
-                if isinstance(script, list):
-                    res = self.sandbox.exec(argv=script, phase=phase, name=name, env=env,
-                                            timeout=timeout)
-                else:
-                    res = self.sandbox.exec(script, phase=phase, name=name, env=env,
-                                            timeout=timeout)
+                res = self.sandbox.exec(script, phase=phase, name=name, env=env, user=user,
+                                        timeout=timeout)
             except SandboxError as e:
-                self._fail(Failure(phase=check_as or phase, name=name, message=str(e),
+                self._fail(Failure(phase=phase, name=name, message=str(e),
                                    infrastructure=True))
             span.set("axp.exit_code", res.exit_code)
-        self._check(res, check_as or phase, name, timeout)
+        self._check(res, phase, name, timeout)
 
     def _check(self, res: ExecResult, phase: str, name: str, timeout: float) -> None:
         if not res.ok:
