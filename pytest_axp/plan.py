@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .agents.registry import AgentRegistry
     from .experiment import ResolvedVariant
 
 Bindings = tuple[tuple[str, str, str], ...]
@@ -112,6 +113,14 @@ class SecretRow:
     state: str                # "set", "missing" or "too short"
 
 
+@dataclass(frozen=True)
+class ModelRow:
+    agent: str
+    api: str
+    state: str                # "scripted", "live" or "none" (no key and no script)
+    reason: str = ""
+
+
 @dataclass
 class RunPlan:
     """A run as it would happen, written nowhere. `problems` are invalid input (exit 2);
@@ -122,6 +131,7 @@ class RunPlan:
     image: str | None
     staging: list[StagingRow] = field(default_factory=list)
     secrets: list[SecretRow] = field(default_factory=list)
+    models: list[ModelRow] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -134,9 +144,11 @@ def dry_run_plan(variants: Sequence[ResolvedVariant], *, bindings: Bindings = ()
                  repeat: int = 1, image: str | None = None, cwd: Path,
                  env_files: Sequence[str | Path] = (),
                  env_args: Sequence[str] = (),
-                 host_env: Mapping[str, str] | None = None) -> RunPlan:
-    """Variants, staging (with file counts and sizes of the sources that exist), secrets
-    and what is missing. Sources are read to count them; nothing is written or held."""
+                 host_env: Mapping[str, str] | None = None,
+                 scripted: bool = False, agents: AgentRegistry | None = None) -> RunPlan:
+    """Variants, staging (with file counts and sizes of the sources that exist), secrets,
+    where each agent's model answers come from (`scripted`: a --model-script is given) and
+    what is missing. Sources are read to count them; nothing is written or held."""
     from .secrets import too_short
     from .staging import StagingError, build_entry, plan_entries
 
@@ -175,7 +187,33 @@ def dry_run_plan(variants: Sequence[ResolvedVariant], *, bindings: Bindings = ()
         plan.secrets.append(SecretRow(n, state))
     plan.missing += [f"secret {n}" for n in names if not values.get(n)]
     plan.missing += [f"secret {n} (too short)" for n in names if n in short and values.get(n)]
+    plan.models = model_rows(variants, scripted=scripted, agents=agents)
+    plan.missing += [f"model for agent {r.agent} ({r.reason})" for r in plan.models
+                     if r.state == "none"]
     return plan
+
+
+def model_rows(variants: Sequence[ResolvedVariant], *, scripted: bool,
+               agents: AgentRegistry | None = None) -> list[ModelRow]:
+    """One row per agent that talks to a model through the gateway, in variant order."""
+    from .agents import AgentNotAvailable
+    from .agents.registry import installed_registry
+    from .gateway_service import model_state
+
+    registry = agents or installed_registry()
+    rows: dict[str, ModelRow] = {}
+    for v in variants:
+        if v.agent.name in rows:
+            continue
+        try:
+            api = registry.get(v.agent.name).model_api
+        except AgentNotAvailable:
+            continue  # said elsewhere, as invalid input
+        if api is None:
+            continue
+        state, reason = model_state(api, scripted=scripted, find=registry.model_api)
+        rows[v.agent.name] = ModelRow(v.agent.name, api, state, reason or "")
+    return list(rows.values())
 
 
 def unset_secrets(variants: Sequence[ResolvedVariant], cwd: Path,
