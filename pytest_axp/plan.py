@@ -47,6 +47,7 @@ def source_problems(variants: Sequence[ResolvedVariant], bindings: Bindings = ()
                     slots_bound_later: bool = False) -> list[str]:
     """One line per host-path source that is missing or goes through a symlink, and per
     slot left unbound (unless slots are bound later, at run time); each said once."""
+    from .gitsource import commit_problem
     from .staging import plan_entries
 
     bound = {name for kind, name, _ in bindings if kind == "slot"}
@@ -68,6 +69,10 @@ def source_problems(variants: Sequence[ResolvedVariant], bindings: Bindings = ()
             elif p.state == "UNBOUND" and not slots_bound_later:
                 problems.append(f"{where}: files: slot {p.entry.name!r} has no source: bind "
                                 f"it with --file {p.entry.name}=PATH")
+            elif p.state == "OK" and p.source and getattr(p.entry, "pin", None) is not None:
+                problem = commit_problem(p.source, p.entry.pin)
+                if problem is not None:
+                    problems.append(problem)
     return list(dict.fromkeys(problems))
 
 
@@ -149,15 +154,17 @@ def dry_run_plan(variants: Sequence[ResolvedVariant], *, bindings: Bindings = ()
     """Variants, staging (with file counts and sizes of the sources that exist), secrets,
     where each agent's model answers come from (`scripted`: a --model-script is given) and
     what is missing. Sources are read to count them; nothing is written or held."""
+    from .gitsource import checked_out
     from .secrets import too_short
     from .staging import StagingError, build_entry, plan_entries
 
     plan = RunPlan(experiment_id=variants[0].experiment_id if variants else "",
                    variants=list(variants), repeat=repeat, image=image)
-    seen: set[tuple[str | None, str | None, str]] = set()
+    seen: set[tuple[str | None, str | None, str, str | None]] = set()
     for v in variants:
         for p in plan_entries(v.files, Path(v.source_file).parent, bindings):
-            key = (p.entry.name, p.source, p.entry.dest)
+            pin = getattr(p.entry, "pin", None)
+            key = (p.entry.name, p.source, p.entry.dest, pin.commit if pin else None)
             if key in seen:
                 continue
             seen.add(key)
@@ -165,6 +172,15 @@ def dry_run_plan(variants: Sequence[ResolvedVariant], *, bindings: Bindings = ()
             if p.state == "SYMLINK":
                 plan.problems.append(f"{p.entry.where or v.source_file}: files: source "
                                      f"{p.entry.source or p.source}: {p.problem}")
+            elif p.state == "OK" and pin is not None:
+                try:  # a temporary checkout, gone once counted
+                    with checked_out(p.source or "", pin) as (path, _):
+                        staged = build_entry(path, p.entry.dest)
+                    files, size = staged.file_count, staged.size_bytes
+                except StagingError as e:
+                    plan.problems.append(str(e))
+                except OSError:
+                    pass
             elif p.state == "OK":
                 try:  # counted and hashed as it streams: nothing is held or written
                     staged = build_entry(Path(p.source or ""), p.entry.dest)
@@ -173,7 +189,8 @@ def dry_run_plan(variants: Sequence[ResolvedVariant], *, bindings: Bindings = ()
                     pass
             elif p.state in ("MISSING", "UNBOUND"):
                 plan.missing.append(f"file {p.entry.name or p.source}")
-            plan.staging.append(StagingRow(p.entry.name or "", p.source or "", p.entry.dest,
+            shown = f"{p.source}@{pin.commit}" if pin is not None and p.source else p.source
+            plan.staging.append(StagingRow(p.entry.name or "", shown or "", p.entry.dest,
                                            files, size, p.state))
     names = secret_names(variants)
     try:

@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from .agents import AgentContext, AgentNotAvailable
 from .agents.command import link_or_copy
+from .gitsource import checked_out, commit_problem
 from .record.attempts import attempt_entry
 from .record.commands import CommandLog
 from .record.fsdiff import DEFAULT_MAX_PATCH_BYTES, WorkspaceDiffer
@@ -551,6 +552,10 @@ class VariantRun:
                 self._fail(Failure(phase="staging", name=p.label,
                                    message=f"source {p.source} does not exist{where}"))
             assert p.source is not None  # only an UNBOUND slot has none, and it failed above
+            pin = getattr(p.entry, "pin", None)
+            problem = commit_problem(p.source, pin) if pin is not None else None
+            if problem is not None:
+                self._fail(Failure(phase="staging", name=p.label, message=problem))
             plan.append((p.entry, p.source, p.label))
         return plan
 
@@ -581,8 +586,17 @@ class VariantRun:
     def _build(self, entry: Any, source: str, sink: IO[bytes]) -> StagedEntry:
         """The entry's tar, written to `sink`; a URL is fetched (cached by sha256), a sha256
         is checked."""
-        from .fetch import fetch_url, file_sha256
+        from .fetch import fetch_url
 
+        pin = getattr(entry, "pin", None)
+        if pin is not None:
+            with checked_out(source, pin) as (path, commit):
+                if entry.sha256:
+                    _check_sha256(path, entry.sha256, f"{source} at {commit}")
+                staged = build_entry(path, entry.dest, name=entry.name, source_label=source,
+                                     sink=sink)
+            staged.commit = commit
+            return staged
         if is_url(source):
             # Our own cache: its location may sit behind a link (a symlinked home).
             path = Path(os.path.realpath(fetch_url(source, entry.sha256)))
@@ -590,9 +604,8 @@ class VariantRun:
                 source.rstrip("/").rsplit("/", 1)[-1] or "download")
             return build_entry(path, dest, name=entry.name, source_label=source, sink=sink)
         path = Path(source)
-        if entry.sha256 and path.is_file() and file_sha256(path) != entry.sha256:
-            raise StagingError(f"{path}: sha256 does not match the experiment's "
-                               f"{entry.sha256}")
+        if entry.sha256:
+            _check_sha256(path, entry.sha256, str(path))
         return build_entry(path, entry.dest, name=entry.name, sink=sink)
 
     def _setup(self) -> None:
@@ -701,6 +714,17 @@ class VariantRun:
             "workspace": self.workspace_copy or None,
             "notes": self.notes,
         }))
+
+
+def _check_sha256(path: Path, expected: str, label: str) -> None:
+    from .fetch import file_sha256
+
+    if path.is_dir():
+        raise StagingError(f"{label}: sha256 is given, but the source is a folder (a "
+                           "sha256 checks a file's content)")
+    actual = file_sha256(path)
+    if actual != expected:
+        raise StagingError(f"{label}: sha256 is {actual}, the experiment expects {expected}")
 
 
 def _redact_file(path: Path, redactor: Redactor) -> None:
