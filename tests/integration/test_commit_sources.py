@@ -164,3 +164,53 @@ def test_a_git_url_is_cloned_at_the_commit(project):
     assert res.returncode == 0, res.stdout + res.stderr
     records = json.loads(project.only_run().staging("default").read_text())
     assert records[0]["source"] == url and records[0]["commit"] == first
+
+
+SHA256 = """
+schema_version: 2
+id: sha
+name: sha256 of host sources
+agents: [{name: command, script: "true"}]
+prompts: [go]
+environments:
+  - name: good
+    setup: [{name: s, script: "true", files: [{source: repo/v.txt, dest: v.txt,
+                                                sha256: "{uncommitted}"}]}]
+  - name: bad
+    setup: [{name: s, script: "true", files: [{source: repo/v.txt, dest: v.txt,
+                                                sha256: "{one}"}]}]
+  - name: folder
+    setup: [{name: s, script: "true", files: [{source: repo/sub, dest: sub,
+                                                sha256: "{one}"}]}]
+  - name: pinned
+    commit: {first}
+    setup: [{name: s, script: "true", files: [{source: repo/v.txt, dest: v.txt,
+                                                sha256: "{one}"}]}]
+tests:
+  application:
+    - {name: v, script: cat v.txt}
+limits: {max_time_seconds: 60}
+"""
+
+
+def test_sha256_checks_the_content_that_is_staged(project):
+    import hashlib
+
+    _, first, _ = _repo(project)
+    digest = {k: hashlib.sha256(v).hexdigest() for k, v in
+              (("one", b"one\n"), ("uncommitted", b"uncommitted\n"))}
+    project.write("exp.yaml", SHA256.replace("{first}", first).replace(
+        "{one}", digest["one"]).replace("{uncommitted}", digest["uncommitted"]))
+    res = project.pytest("exp.yaml")
+    assert res.returncode == 1, res.stdout + res.stderr
+    run = project.only_run()
+    status = {v: summary(run, v)["status"] for v in ("good", "bad", "folder", "pinned")}
+    assert status == {"good": "pass", "bad": "error", "folder": "error", "pinned": "pass"}
+    bad = summary(run, "bad")["error"]
+    assert bad["phase"] == "staging" and bad["message"] == (
+        f"{(project.root / 'repo' / 'v.txt').resolve()}: sha256 is {digest['uncommitted']}, "
+        f"the experiment expects {digest['one']}")
+    assert "sha256 is given, but the source is a folder" in summary(run, "folder")["error"][
+        "message"]
+    pinned = (run.results("pinned").root / "application" / "v.stdout.log").read_text()
+    assert pinned == "one\n", "checked and staged at the commit, not the work tree"
