@@ -269,7 +269,7 @@ class VariantRun:
         self._env = base_environment(self.variant, self._secrets)
         return self._plan_staging()
 
-    def _check_model(self) -> None:
+    def check_model(self) -> None:
         """An agent that talks to a model needs a key or a script; without either it could
         only fail, so the variant ends as `error` now, before any sandbox (not retried:
         nothing outside the experiment is at fault)."""
@@ -296,7 +296,7 @@ class VariantRun:
         self._write_layout()
         try:
             entries = self.preflight()
-            self._check_model()
+            self.check_model()
             with self.tracer.span("sandbox_create", image=self.image) as span:
                 args = self.sandbox_args()
                 ahead = self.backend.take(self.sandbox_key, args)
