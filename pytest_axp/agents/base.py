@@ -16,7 +16,7 @@ from ..record.trace import TraceWriter
 if TYPE_CHECKING:
     from ..experiment import Agent as AgentSpec
     from ..experiment import ResolvedVariant
-    from ..sandbox.base import ExecResult, ImageLayer
+    from ..sandbox.base import ExecResult, ImageLayer, SandboxProcess
     from ..services import Services
 
 
@@ -31,6 +31,10 @@ class AgentSandbox(Protocol):
              phase: str, name: str, user: str = "root", workdir: str = "/workspace",
              env: Mapping[str, str] | None = None,
              timeout: float | None = None) -> ExecResult: ...
+
+    def start(self, argv: Sequence[str], *, phase: str, name: str, user: str = "root",
+              workdir: str = "/workspace",
+              env: Mapping[str, str] | None = None) -> SandboxProcess: ...
 
     def put_file(self, path: str, content: bytes, mode: int = 0o644,
                  uid: int = 0) -> None: ...

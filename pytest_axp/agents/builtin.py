@@ -1,6 +1,6 @@
 """The built-in agents, as ordinary hook implementations that answer last.
 
-A plugin that answers `pytest_axp_agent` for "command" or "claude" replaces the built-in.
+A plugin that answers `pytest_axp_agent` for one of these names replaces the built-in.
 Cheap to import: an adapter's module loads only when its agent is asked for.
 """
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-BUILTIN_AGENTS = ("command", "claude")
+BUILTIN_AGENTS = ("command", "claude", "claude-code", "acp")
 
 
 @pytest.hookimpl(trylast=True)
@@ -20,9 +20,17 @@ def pytest_axp_agent(name: str, config: pytest.Config | None) -> Any | None:
 
         return CommandAgent()
     if name == "claude":
+        from .claude_acp import ClaudeAcpAgent
+
+        return ClaudeAcpAgent()
+    if name == "claude-code":
         from .claude import ClaudeAgent
 
         return ClaudeAgent()
+    if name == "acp":
+        from .acp import CommandAcpAgent
+
+        return CommandAcpAgent()
     return None
 
 

@@ -1,4 +1,5 @@
-"""The `claude` agent: the real Claude Code CLI in the sandbox, behind the model gateway.
+"""The `claude-code` agent: the real Claude Code CLI run directly (`claude -p`), behind the
+model gateway.
 
 The sandbox never sees the model key: it gets the gateway's address and a per-run token.
 """
@@ -56,7 +57,7 @@ def _mcp_config(variant: ResolvedVariant, env: dict[str, str]) -> dict[str, Any]
 
 
 class ClaudeAgent:
-    name = "claude"
+    name = "claude-code"
     model_api: str | None = MODEL_API
 
     def image_layer(self) -> ImageLayer | None:

@@ -156,6 +156,7 @@ class Agent(_AgentRules):
     name: Name = Field(min_length=1)
     model: ModelSpec | None = None
     script: str | None = None  # ours: the `command` agent's bash script (its adapter checks)
+    command: str | None = None  # ours: the `acp` agent's adapter command line (split, no shell)
 
     @field_validator("model", mode="before", json_schema_input_type=str | ModelSpec | None)
     @classmethod
@@ -168,6 +169,7 @@ class AgentV1(_AgentRules):
 
     name: Name = Field(min_length=1)
     script: str | None = None  # ours: the `command` agent's bash script (its adapter checks)
+    command: str | None = None  # ours: the `acp` agent's adapter command line (split, no shell)
 
 
 class Prompt(_Strict):

@@ -335,7 +335,8 @@ def _resolve_v1(exp: ExperimentV1, source: YamlSource) -> list[ResolvedVariant]:
         base_agent = ov.agent or exp.agent
         model = ov.model or exp.model
         agent = Agent(name=base_agent.name if base_agent else "claude",
-                      script=base_agent.script if base_agent else None, model=model)
+                      script=base_agent.script if base_agent else None,
+                      command=base_agent.command if base_agent else None, model=model)
         agent._where = SourcePosition(source.where(
             (*loc, "overrides", "agent") if ov.agent else ("agent",) if exp.agent else loc))
         prompt_text = ov.prompt if ov.prompt is not None else (exp.flow.prompt if exp.flow

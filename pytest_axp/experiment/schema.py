@@ -45,10 +45,15 @@ _BY_MODEL = {
                      "name": "human-readable experiment name (required)",
                      "flow": "what the agent is asked (legacy)",
                      "matrix": "the variants, each with its overrides (legacy)"},
-    "Agent": {"name": "agent adapter: claude (Claude Code) or command (ours: runs `script`)",
+    "Agent": {"name": "agent adapter: claude (Claude Code over ACP), claude-code (the CLI), "
+                      "acp (any ACP adapter: `command`) or command (ours: runs `script`)",
+              "command": "the acp agent's adapter command line, e.g. \"my-agent --acp\" "
+                         "(split into arguments, never run by a shell)",
               "script": "the command agent's bash script, run in /workspace as the agent "
                         "(ours; only for name: command)"},
-    "AgentV1": {"name": "agent adapter: claude (Claude Code) or command (ours: runs `script`)",
+    "AgentV1": {"name": "agent adapter: claude (Claude Code over ACP), claude-code (the CLI), "
+                        "acp (any ACP adapter: `command`) or command (ours: runs `script`)",
+                "command": "the acp agent's adapter command line (ours; only for name: acp)",
                 "script": "the command agent's bash script (ours; only for name: command)"},
     "ModelSpec": {"name": "model name, as the agent's API knows it",
                   "effort": "reasoning effort, passed to the agent",

@@ -290,10 +290,35 @@ def _parse_error(value: Any, where: str) -> ErrorSpec:
     return ErrorSpec(status=status, message=message, type=etype, times=times)
 
 
+# Claude Code's prompt-suggestion side request carries the tools but its last user message
+# holds this marker (seen with claude-agent-acp 0.101.0).
+SUGGESTION_MARKER = "[SUGGESTION MODE"
+
+
+def _last_user_text(body: Mapping[str, Any]) -> str:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return ""
+    last = messages[-1]
+    if not isinstance(last, dict) or last.get("role") != "user":
+        return ""
+    content = last.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(b.get("text", "") for b in content
+                       if isinstance(b, dict) and b.get("type") == "text"
+                       and isinstance(b.get("text"), str))
+    return ""
+
+
 def consumes_turn(body: Mapping[str, Any]) -> bool:
-    """Main-conversation requests carry the tool list; side requests do not."""
+    """Main-conversation requests carry the tool list; side requests do not (or, Claude
+    Code's prompt suggestion, say so in their last user message)."""
     tools = body.get("tools")
-    return isinstance(tools, list) and len(tools) > 0
+    if not (isinstance(tools, list) and len(tools) > 0):
+        return False
+    return SUGGESTION_MARKER not in _last_user_text(body)
 
 
 # Where each model API keeps the conversation: Messages, OpenAI Responses, Gemini.

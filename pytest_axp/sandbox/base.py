@@ -93,6 +93,34 @@ class SandboxInfo:
     state: str
 
 
+class SandboxProcess(Protocol):
+    """A process started in a sandbox with its stdio attached (`Sandbox.start`): stdin is
+    ours to write, stdout is read line by line, stderr goes to the command's stderr file.
+    Its record in commands.jsonl is finished by `wait` (or `kill`)."""
+
+    command_id: str
+    stderr_path: Path
+
+    def write(self, data: bytes) -> None:
+        """Send bytes to its stdin; SandboxError once stdin is gone."""
+        ...
+
+    def read_line(self, timeout: float | None = None) -> bytes | None:
+        """The next stdout line (with its newline); None at end of stdout; TimeoutError if
+        none came within `timeout` seconds."""
+        ...
+
+    def close_stdin(self) -> None: ...
+
+    def kill(self) -> None:
+        """Stop it now (TERM, a short grace, KILL); harmless once it has ended."""
+        ...
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Its exit code once it ended (None if the engine lost it or `timeout` passed)."""
+        ...
+
+
 @runtime_checkable
 class Sandbox(Protocol):
     """One variant run's isolated machine, as the engine uses it. Every exec is recorded
@@ -109,6 +137,13 @@ class Sandbox(Protocol):
              env: Mapping[str, str] | None = None,
              timeout: float | None = None) -> ExecResult:
         """Run a bash `script` or an `argv`; ExecResult once it ended (or timed out)."""
+        ...
+
+    def start(self, argv: Sequence[str], *, phase: str, name: str, user: str = "root",
+              workdir: str = WORKSPACE,
+              env: Mapping[str, str] | None = None) -> SandboxProcess:
+        """Start `argv` with stdin/stdout attached (e.g. an ACP adapter); recorded in
+        commands.jsonl like exec, its stdout and stderr captured (redacted) as well."""
         ...
 
     def put_archive(self, path: str, data: bytes | IO[bytes]) -> None:

@@ -236,6 +236,29 @@ class DockerSandbox:
             self.commands.finish(rec)
         return ExecResult(rec.id, exit_code, timed_out, rec.duration_seconds, out_path, err_path)
 
+    def start(self, argv: Sequence[str], *, phase: str, name: str, user: str = "root",
+              workdir: str = WORKSPACE,
+              env: Mapping[str, str] | None = None) -> DockerProcess:
+        """Start `argv` with stdin attached; see SandboxProcess. Recorded like exec."""
+        argv = list(argv)
+        started = time.time()
+        assert self.commands is not None
+        rec, out_path, err_path = self.commands.start(
+            phase=phase, name=name, argv=argv, user=user, workdir=workdir,
+            started_at_epoch=started)
+        try:
+            exec_id = self._api.exec_create(
+                self.id, argv, user=user, workdir=workdir, environment=dict(env or {}),
+                stdin=True, stdout=True, stderr=True)["Id"]
+            sock = cast(_Closable, self._api.exec_start(exec_id, socket=True))
+        except (DockerException, OSError) as e:
+            rec.extra["error"] = f"could not start: {e}"
+            rec.duration_seconds = round(time.time() - started, 3)
+            self.commands.finish(rec)
+            raise SandboxError(f"command {rec.id} ({phase} {name}) could not start: "
+                               f"{e}") from None
+        return DockerProcess(self, rec, out_path, err_path, exec_id, sock, user, started)
+
     def _signal_user_processes(self, user: str, signal: str) -> None:
         # Docker cannot signal an exec; signalling every process of that user ends it.
         try:
@@ -291,6 +314,123 @@ def _agent_workspace_tar() -> bytes:
         info.uname = info.gname = AGENT_USER
         tar.addfile(info)
     return buf.getvalue()
+
+
+class DockerProcess:
+    """A process in a container with its stdio attached (Sandbox.start): a reader thread
+    demultiplexes the engine's framed stream, stdout into lines for `read_line` and into
+    the command's stdout file, stderr into its stderr file (both files redacted)."""
+
+    def __init__(self, sandbox: DockerSandbox, rec: Any, out_path: Path, err_path: Path,
+                 exec_id: str, sock: _Closable, user: str, started: float) -> None:
+        import queue
+
+        self.command_id: str = rec.id
+        self.stdout_path = out_path
+        self.stderr_path = err_path
+        self._sandbox = sandbox
+        self._rec = rec
+        self._exec_id = exec_id
+        self._sock = sock
+        self._raw = cast(socket.socket, getattr(sock, "_sock", sock))
+        self._raw.settimeout(None)
+        self._user = user
+        self._started = started
+        self._lines: queue.Queue[bytes | None] = queue.Queue()
+        self._counts = [0, 0]
+        self._done = False
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._pump, daemon=True,
+                                        name=f"axp-proc-{rec.id}")
+        self._reader.start()
+
+    def _pump(self) -> None:
+        assert self._sandbox.commands is not None
+        redactor = self._sandbox.commands.redactor
+        limit = self._sandbox.output_limit
+        pending = b""
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            sinks = {1: (out, Redactor(redactor.values_text), 0),
+                     2: (err, Redactor(redactor.values_text), 1)}
+            try:
+                while True:
+                    header = _recv_exact(self._raw, 8)
+                    if header is None:
+                        break
+                    payload = _recv_exact(self._raw, struct.unpack(">I", header[4:])[0])
+                    if payload is None:
+                        break
+                    sink, red, index = sinks.get(header[0], sinks[1])
+                    if index == 0:
+                        pending += payload
+                        *lines, pending = pending.split(b"\n")
+                        for line in lines:
+                            self._lines.put(line + b"\n")
+                    room = limit - self._counts[index]
+                    self._counts[index] += len(payload)
+                    if room > 0:
+                        sink.write(red.feed(payload[:room]))
+                        sink.flush()
+            finally:
+                if pending:
+                    self._lines.put(pending)
+                self._lines.put(None)
+                for sink, red, index in sinks.values():
+                    sink.write(red.flush(cut=self._counts[index] > limit))
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._raw.sendall(data)
+        except OSError as e:
+            raise SandboxError(f"command {self.command_id}: stdin closed: {e}") from None
+
+    def read_line(self, timeout: float | None = None) -> bytes | None:
+        import queue
+
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError from None
+        if line is None:
+            self._lines.put(None)  # every later read sees the end too
+        return line
+
+    def close_stdin(self) -> None:
+        try:
+            self._raw.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def kill(self) -> None:
+        if not self._reader.is_alive():
+            return
+        self._rec.timed_out = True
+        self._sandbox._signal_user_processes(self._user, "TERM")
+        self._reader.join(_TERM_GRACE_SECONDS)
+        if self._reader.is_alive():
+            self._sandbox._signal_user_processes(self._user, "KILL")
+            self._reader.join(_KILL_GRACE_SECONDS)
+        _close(self._sock)
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        self._reader.join(timeout)
+        if self._reader.is_alive():
+            return None
+        with self._lock:
+            if self._done:
+                return cast(int | None, self._rec.exit_code)
+            self._done = True
+            _close(self._sock)
+            api = self._sandbox._api
+            code = _await_exit_code(lambda: api.exec_inspect(self._exec_id),
+                                    timeout=_TIMED_OUT_EXIT_WAIT)
+            rec = self._rec
+            rec.exit_code = code
+            rec.duration_seconds = round(time.time() - self._started, 3)
+            rec.stdout_bytes, rec.stderr_bytes = self._counts
+            assert self._sandbox.commands is not None
+            self._sandbox.commands.finish(rec)
+            return code
 
 
 def _engine_errors_as_sandbox_errors(chunks: Iterator[bytes], what: str) -> Iterator[bytes]:

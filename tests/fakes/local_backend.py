@@ -117,6 +117,33 @@ class LocalSandbox:
         return ExecResult(rec.id, rec.exit_code, timed_out, rec.duration_seconds,
                           out_path, err_path)
 
+    def start(self, argv: Sequence[str], *, phase: str, name: str, user: str = "root",
+              workdir: str = WORKSPACE,
+              env: Mapping[str, str] | None = None) -> LocalProcess:
+        assert self.commands is not None, "the runner sets the command log before any start"
+        argv = list(argv)
+        rec, out_path, err_path = self.commands.start(
+            phase=phase, name=name, argv=argv, user=user, workdir=workdir,
+            started_at_epoch=time.time())
+        run_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                   "HOME": str(self.root / "home"), "LANG": "C.UTF-8",
+                   **{k: self.map(v) for k, v in (env or {}).items()}}
+        err = open(err_path, "wb")
+        try:
+            proc = subprocess.Popen([self.map(a) for a in argv], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=err,
+                                    cwd=self.map(workdir), env=run_env,
+                                    start_new_session=True)
+        except OSError as e:
+            err.close()
+            rec.extra["error"] = f"could not start: {e}"
+            self.commands.finish(rec)
+            raise SandboxError(f"command {rec.id} ({phase} {name}) could not start: "
+                               f"{e}") from None
+        if user != "root":
+            self._agent_groups.append(proc.pid)
+        return LocalProcess(self, rec, proc, err, out_path, err_path)
+
     def _redact(self, path: Path) -> int:
         """Secrets out of a captured stream, cut at the output limit; its original size."""
         assert self.commands is not None
@@ -159,6 +186,63 @@ class LocalSandbox:
     def remove(self, wait: bool = True) -> None:
         self._stop_agent_groups()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class LocalProcess:
+    """Sandbox.start's process on the host: stdout lines are read as they come (and kept,
+    for the command's stdout file), stderr goes to its file."""
+
+    def __init__(self, box: LocalSandbox, rec: Any, proc: subprocess.Popen[bytes],
+                 err: IO[bytes], out_path: Path, err_path: Path) -> None:
+        self.command_id = rec.id
+        self.stderr_path = err_path
+        self._box, self._rec, self._proc, self._err = box, rec, proc, err
+        self._out_path = out_path
+        self._kept: list[bytes] = []
+        self._done = False
+
+    def write(self, data: bytes) -> None:
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(data)
+            self._proc.stdin.flush()
+        except OSError as e:
+            raise SandboxError(f"command {self.command_id}: stdin closed: {e}") from None
+
+    def read_line(self, timeout: float | None = None) -> bytes | None:
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline()  # the client reads from its own thread
+        if not line:
+            return None
+        self._kept.append(line)
+        return line
+
+    def close_stdin(self) -> None:
+        if self._proc.stdin is not None:
+            try:
+                self._proc.stdin.close()
+            except OSError:
+                pass
+
+    def kill(self) -> None:
+        self._rec.timed_out = True
+        _kill_group(self._proc.pid)
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        try:
+            code = self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        if not self._done:
+            self._done = True
+            self._err.close()
+            self._out_path.write_bytes(b"".join(self._kept))
+            self._rec.exit_code = code
+            self._rec.stdout_bytes, self._rec.stderr_bytes = (
+                self._box._redact(self._out_path), self._box._redact(self.stderr_path))
+            assert self._box.commands is not None
+            self._box.commands.finish(self._rec)
+        return code
 
 
 def _kill_group(pgid: int) -> bool:

@@ -1,4 +1,5 @@
-"""The real Claude Code CLI in real sandboxes, answered by the scripted model gateway."""
+"""The real Claude Code CLI (agent `claude-code`) in real sandboxes, answered by the scripted
+model gateway. (Agent `claude` runs it over ACP: test_acp.py.)"""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def _experiment(limits: str, tests: str = "{}") -> str:
 schema_version: 2
 id: claude-case
 name: Claude case
-agents: [{{name: claude, model: claude-sonnet-4-5}}]
+agents: [{{name: claude-code, model: claude-sonnet-4-5}}]
 prompts: [{{id: go, prompt: do the task}}]
 tests: {tests}
 limits: {limits}
@@ -41,13 +42,19 @@ def claude_project(project, monkeypatch):
     return project
 
 
+def _copy_example_as_cli(root: Path) -> None:
+    text = (EXAMPLES / "claude-hello.yaml").read_text()
+    (root / "claude-hello.yaml").write_text(text.replace("- name: claude\n",
+                                                         "- name: claude-code\n"))
+
+
 def _files_under(root: Path):
     return [p for p in root.rglob("*") if p.is_file()]
 
 
 def test_bundled_example_runs_offline(claude_project):
     project = claude_project
-    shutil.copy(EXAMPLES / "claude-hello.yaml", project.root)
+    _copy_example_as_cli(project.root)
     shutil.copy(EXAMPLES / "claude-hello.model.yaml", project.root)
     res = project.axp("local", "run", "claude-hello.yaml",
                       "--model-script", "claude-hello.model.yaml")
@@ -192,12 +199,12 @@ def test_no_key_and_no_script_is_an_error_before_any_sandbox(project, monkeypatc
                                                             docker_client):
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
-    shutil.copy(EXAMPLES / "claude-hello.yaml", project.root)
+    _copy_example_as_cli(project.root)
     res = project.pytest("claude-hello.yaml", "-rA", "--axp-retries", "2")
     assert res.returncode == 1, res.stdout + res.stderr
     reason = "no ANTHROPIC_API_KEY and no --model-script"
-    assert f"default: error: model_api 'claude' failed: {reason}: set the key" in res.stdout, \
-        res.stdout
+    assert f"default: error: model_api 'claude-code' failed: {reason}: set the key" \
+        in res.stdout, res.stdout
     assert "FAILED" not in res.stdout, "never a failed test"
     run = project.only_run()
     s = summary(run, "default")

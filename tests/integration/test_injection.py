@@ -1,4 +1,4 @@
-"""No value from an experiment file reaches a shell: the claude agent starts from an argv."""
+"""No value from an experiment file reaches a shell: the claude-code agent starts from an argv."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ schema_version: 2
 id: injection
 name: Injection
 agents:
-  - name: claude
+  - name: claude-code
     model: {name: 'claude-sonnet-4-5$(touch /tmp/pwned-model)`touch /tmp/pwned-tick`',
             effort: 'high"; touch /tmp/pwned-effort; echo "'}
 prompts:

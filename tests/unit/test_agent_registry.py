@@ -10,6 +10,7 @@ import pytest
 from pytest_axp import hookspecs
 from pytest_axp.agents import AgentNotAvailable, builtin
 from pytest_axp.agents.claude import ClaudeAgent
+from pytest_axp.agents.claude_acp import ClaudeAcpAgent
 from pytest_axp.agents.claude_layer import claude_layer
 from pytest_axp.agents.registry import AgentRegistry, installed_registry
 from pytest_axp.experiment import load_and_resolve
@@ -54,9 +55,11 @@ def registry_with(*plugins) -> AgentRegistry:
 
 def test_an_unknown_name_is_one_line_naming_the_known_agents():
     with pytest.raises(AgentNotAvailable) as err:
-        installed_registry().get("codex")
-    assert str(err.value) == "agent 'codex' is not available (known: command, claude)"
-    assert isinstance(installed_registry().get("claude"), ClaudeAgent)
+        installed_registry().get("nosuch")
+    assert str(err.value).startswith("agent 'nosuch' is not available (known: command, claude, "
+                                     "claude-code, acp")
+    assert isinstance(installed_registry().get("claude"), ClaudeAcpAgent)
+    assert isinstance(installed_registry().get("claude-code"), ClaudeAgent)
 
 
 def test_a_plugin_agent_is_found_and_the_trylast_builtins_can_be_replaced():
@@ -64,9 +67,9 @@ def test_a_plugin_agent_is_found_and_the_trylast_builtins_can_be_replaced():
     registry = registry_with(plugin)
     assert registry.get("mine") is plugin.replacement
     assert registry.get("command") is plugin.replacement  # the plugin's, not the built-in
-    assert isinstance(registry.get("claude"), ClaudeAgent)
-    assert registry.known() == ["mine", "command", "claude"]
-    with pytest.raises(AgentNotAvailable, match=r"known: mine, command, claude\)$"):
+    assert isinstance(registry.get("claude"), ClaudeAcpAgent)
+    assert registry.known() == ["mine", "command", "claude", "claude-code", "acp"]
+    with pytest.raises(AgentNotAvailable, match=r"known: mine, command, claude, claude-code, acp"):
         registry.get("nope")
 
 
@@ -94,7 +97,8 @@ def test_a_conftest_agent_is_found_by_the_session(pytester):
             registry = request.config.stash[SESSION_KEY].agents
             assert registry.get("shout").name == "shout"
             assert registry.get("command").name == "command"
-            with pytest.raises(AgentNotAvailable, match="known: shout, command, claude"):
+            with pytest.raises(AgentNotAvailable,
+                               match="known: shout, command, claude, claude-code, acp"):
                 registry.get("nope")
     """)
     pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=1)
@@ -116,8 +120,12 @@ HEAD = "schema_version: 2\nid: exp\nname: E\ntests: {}\nlimits: {}\nprompts: [go
     ("agents: [command]",
      ("exp.yaml:7:10: variant default: agent command: script: the 'command' agent needs a "
       "'script' (the bash it runs)")),
-    ("agents: [codex]",
-     "exp.yaml: variant default: agent 'codex' is not available (known: command, claude)"),
+    ("agents: [nosuch]",
+     "exp.yaml: variant default: agent 'nosuch' is not available (known: command, claude, "
+     "claude-code, acp)"),
+    ("agents: [{name: acp}]",
+     "exp.yaml:7:10: variant default: agent acp: command: the 'acp' agent needs a 'command' "
+     "(the adapter to start, e.g. \"my-agent --acp\")"),
 ])
 def test_each_adapter_checks_its_own_fields_with_file_and_line(tmp_path, agents, problem):
     found = installed_registry().problems(variants(tmp_path, HEAD + agents + "\n"))

@@ -1,0 +1,243 @@
+"""Agents over ACP in real sandboxes: claude (claude-agent-acp) and the generic `acp` agent,
+answered by the scripted model gateway. The harness is the ACP client."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .conftest import summary
+
+REAL_KEY = "sk-ant-test-REALKEY-acp-must-never-leak-0123456789"
+EXAMPLES = Path(__file__).resolve().parents[2] / "example_experiments"
+
+# Like real AXP files: which tool, and the command it ran.
+BASH_USED = """jq -e -s 'map(select(.raw_json.params.update._meta.claudeCode.toolName == "Bash")
+  | .raw_json.params.update.rawInput.command // empty) | any(test("echo hi"))' "$AXP_TRACE_PATH"
+"""
+
+
+def _experiment(limits: str, tests: str = "{}", agent: str = "claude") -> str:
+    return f"""
+schema_version: 2
+id: acp-case
+name: ACP case
+agents: [{{name: {agent}, model: claude-sonnet-4-5}}]
+prompts: [{{id: go, prompt: write the file}}]
+tests: {tests}
+limits: {limits}
+"""
+
+
+def _run(project, experiment: str, script: str | None, *extra: str):
+    project.write("exp.yaml", experiment)
+    args = ["exp.yaml"]
+    if script is not None:
+        project.write("model.yaml", script)
+        args += ["--axp-model-script", "model.yaml"]
+    res = project.pytest(*args, *extra)
+    run = project.only_run()
+    return res, summary(run, "default"), run.results("default")
+
+
+def _trace(res_dir) -> list[dict]:
+    return [json.loads(line) for line in res_dir.agent_trace.read_text().splitlines()]
+
+
+@pytest.fixture
+def acp_project(project, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", REAL_KEY)
+    return project
+
+
+SHELL_SCRIPT = """
+turns:
+  - tool_use:
+      name: shell
+      input: {command: "echo hi > /workspace/out.txt && env > /workspace/env.txt"}
+  - text: done
+usage: {input_tokens: 100, output_tokens: 20, cache_read_input_tokens: 50}
+"""
+TESTS = ("{application: [{name: file, script: 'grep -qx hi out.txt'}], "
+         "introspection: [{name: used-bash, script: " + json.dumps(BASH_USED) + "}]}")
+
+
+def test_claude_runs_a_shell_command_over_acp(acp_project):
+    res, s, res_dir = _run(acp_project, _experiment("{max_time_seconds: 180}", TESTS),
+                           SHELL_SCRIPT)
+    assert s["status"] == "pass", res.stdout + res.stderr
+    assert [t["status"] for t in s["tests"]] == ["pass", "pass"]
+    trace = _trace(res_dir)
+    sent = [e["raw_json"]["method"] for e in trace if e.get("direction") == "client->agent"
+            and "method" in e["raw_json"]]
+    assert sent[:4] == ["initialize", "session/new", "session/set_mode", "session/prompt"]
+    init = next(e for e in trace if e["kind"] == "initialize")["raw_json"]["params"]
+    assert init["protocolVersion"] == 1
+    new = next(e for e in trace if e["kind"] == "session/new")["raw_json"]["params"]
+    assert new == {"cwd": "/workspace", "mcpServers": []}
+    kinds = {e["kind"] for e in trace}
+    assert {"available_commands_update", "tool_call", "tool_call_update", "usage_update",
+            "session/request_permission", "agent_message_chunk"} <= kinds
+    answers = [e for e in trace if e["kind"] == "response"
+               and e.get("method") == "session/request_permission"]
+    assert answers and answers[0]["direction"] == "client->agent"
+    assert answers[0]["raw_json"]["result"]["outcome"]["outcome"] == "selected"
+    calls = [e for e in trace if e.get("tool_call_id")]
+    assert {c["raw_json"]["params"].get("update", {}).get("_meta", {}).get("claudeCode", {})
+            .get("toolName") for c in calls if c["kind"] == "tool_call"} == {"Bash"}
+    # Two scripted turns; the adapter's side requests consume none and cost nothing.
+    agent = s["agent"]
+    assert agent["turns"] == 2 and agent["exit_code"] == 0
+    assert agent["input_tokens"] == 200 and agent["output_tokens"] == 40
+    assert agent["cache_read_input_tokens"] == 100
+    assert agent["cost_usd"] == pytest.approx(200 * 3e-6 + 40 * 15e-6 + 100 * 0.3e-6)
+    raw = json.loads(res_dir.agent_raw.read_text())
+    assert raw["result"]["stopReason"] == "end_turn" and raw["turns"] == 2
+    assert raw["input_tokens"] == 200
+    assert res_dir.agent_log.read_text().strip(), "agent.log is the adapter's stderr"
+    env = (res_dir.workspace / "env.txt").read_text()
+    assert "ANTHROPIC_BASE_URL=http://" in env and "IS_SANDBOX=1" in env
+    assert REAL_KEY not in env
+    for path in (acp_project.root / ".axp").rglob("*"):
+        if path.is_file():
+            assert REAL_KEY.encode() not in path.read_bytes(), path
+
+
+def test_trace_test_fails_when_the_agent_does_not_use_bash(acp_project):
+    _res, s, _ = _run(acp_project, _experiment("{max_time_seconds: 180}", TESTS), """
+turns:
+  - tool_use: {name: write_file, input: {path: /workspace/out.txt, content: "hi\\n"}}
+  - text: done
+""")
+    assert s["status"] == "fail"
+    assert {t["name"]: t["status"] for t in s["tests"]} == {"file": "pass",
+                                                            "used-bash": "fail"}
+
+
+def test_max_turns_cancels_the_session(acp_project):
+    _res, s, res_dir = _run(acp_project, _experiment(
+        "{max_turns: 2, max_time_seconds: 180}",
+        "{application: [{name: never, script: 'test -f never.txt'}]}"), """
+turns:
+  - tool_use: {name: shell, input: {command: "echo 1"}}
+  - tool_use: {name: shell, input: {command: "echo 2"}}
+  - tool_use: {name: shell, input: {command: "echo 3"}}
+  - tool_use: {name: shell, input: {command: "touch never.txt"}}
+  - text: done
+""")
+    assert s["agent"]["stopped_reason"] == "max_turns reached: 2"
+    assert s["agent"]["exit_code"] == 1
+    assert s["status"] == "fail"
+    trace = _trace(res_dir)
+    assert any(e["kind"] == "session/cancel" for e in trace)
+
+
+def test_max_time_cancels_then_kills(acp_project):
+    _res, s, res_dir = _run(acp_project, _experiment(
+        "{max_time_seconds: 15}", "{application: [{name: t, script: 'true'}]}"), """
+turns:
+  - tool_use:
+      name: Bash
+      input: {command: "python3 -c 'import time; time.sleep(300)'", timeout: 600000}
+  - text: done
+usage: {input_tokens: 120, output_tokens: 30}
+""")
+    assert s["status"] == "timeout" and s["tests"] == []
+    assert s["agent"]["stopped_reason"] == "max_time_seconds exceeded: 15.0"
+    assert s["agent"]["timed_out"] is True
+    trace = _trace(res_dir)
+    assert any(e["kind"] == "session/prompt" for e in trace)
+    assert any(e["kind"] == "session/cancel" for e in trace)
+    # The gateway's count of the one turn made.
+    assert s["agent"]["turns"] == 1
+
+
+def test_bundled_example_runs_on_the_acp_trace(acp_project):
+    project = acp_project
+    shutil.copy(EXAMPLES / "claude-hello.yaml", project.root)
+    shutil.copy(EXAMPLES / "claude-hello.model.yaml", project.root)
+    res = project.axp("local", "run", "claude-hello.yaml",
+                      "--model-script", "claude-hello.model.yaml")
+    assert res.returncode == 0, res.stdout + res.stderr
+    s = summary(project.only_run(), "default")
+    assert s["status"] == "pass"
+    assert [t["name"] for t in s["tests"]] == ["file-written", "used-bash",
+                                               "commands-extractable"]
+    assert s["agent"]["turns"] == 3
+    assert s["agent"]["input_tokens"] == 360 and s["agent"]["output_tokens"] == 90
+
+
+# A minimal ACP adapter: answers the session, reports one tool call, asks permission, and
+# writes a file when allowed. Stands for "any adapter the image or setup installed".
+FAKE_ADAPTER = r'''
+import json, sys
+def send(m): sys.stdout.write(json.dumps(m) + "\n"); sys.stdout.flush()
+def update(sid, u): send({"jsonrpc": "2.0", "method": "session/update",
+                          "params": {"sessionId": sid, "update": u}})
+for line in sys.stdin:
+    m = json.loads(line)
+    method, mid = m.get("method"), m.get("id")
+    if method == "initialize":
+        send({"jsonrpc": "2.0", "id": mid, "result": {"protocolVersion": 1,
+              "agentCapabilities": {}, "authMethods": []}})
+    elif method == "session/new":
+        send({"jsonrpc": "2.0", "id": mid, "result": {"sessionId": "s1"}})
+    elif method == "session/prompt":
+        update("s1", {"sessionUpdate": "tool_call", "toolCallId": "t1", "title": "touch",
+                      "kind": "execute", "status": "pending",
+                      "rawInput": {"command": "touch made.txt"}})
+        send({"jsonrpc": "2.0", "id": 99, "method": "session/request_permission",
+              "params": {"sessionId": "s1", "toolCall": {"toolCallId": "t1"},
+                         "options": [{"optionId": "no", "kind": "reject_once", "name": "No"},
+                                     {"optionId": "yes", "kind": "allow_once", "name": "Yes"}]}})
+        answer = json.loads(sys.stdin.readline())
+        if answer["result"]["outcome"].get("optionId") == "yes":
+            open("/workspace/made.txt", "w").write(sys.argv[1])
+        print("adapter log line", file=sys.stderr)
+        update("s1", {"sessionUpdate": "agent_message_chunk",
+                      "content": {"type": "text", "text": "made it"}})
+        send({"jsonrpc": "2.0", "id": mid, "result": {"stopReason": "end_turn"}})
+'''
+
+
+def test_acp_agent_runs_the_adapter_given_by_command(project):
+    project.write("fake_acp.py", FAKE_ADAPTER)
+    experiment = """
+schema_version: 2
+id: acp-generic
+name: any ACP adapter
+agents: [{name: acp, command: "python3 /workspace/fake_acp.py 'word; $(no shell)'"}]
+prompts: [{id: go, prompt: make it}]
+files: [{source: fake_acp.py, dest: /workspace/fake_acp.py}]
+tests:
+  application:
+    - {name: made, script: "grep -qxF 'word; $(no shell)' made.txt"}
+  introspection:
+    - name: tool-seen
+      script: >-
+        jq -s -e 'any(.[]; .kind == "tool_call" and
+        .raw_json.params.update.rawInput.command == "touch made.txt")' "$AXP_TRACE_PATH"
+limits: {max_time_seconds: 60}
+"""
+    res, s, res_dir = _run(project, experiment, "turns: [{text: unused}]")
+    assert s["status"] == "pass", res.stdout + res.stderr
+    assert s["agent"]["name"] == "acp" and s["agent"]["exit_code"] == 0
+    assert "adapter log line" in res_dir.agent_log.read_text()
+
+
+def test_acp_agent_without_command_is_refused(project):
+    project.write("exp.yaml", """
+schema_version: 2
+id: acp-bad
+name: bad
+agents: [{name: acp}]
+prompts: [{id: go, prompt: x}]
+tests: {}
+limits: {max_time_seconds: 60}
+""")
+    res = project.axp("experiment", "validate", "exp.yaml")
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "agent acp: command: the 'acp' agent needs a 'command'" in res.stdout + res.stderr
