@@ -424,7 +424,8 @@ def _dry_run(args: argparse.Namespace, variants, bindings) -> int:
     from pytest_axp.secrets import MIN_SECRET_LENGTH
 
     plan = dry_run_plan(variants, bindings=bindings, repeat=args.repeat, image=args.image,
-                        cwd=Path.cwd(), env_files=args.env_file, env_args=args.env)
+                        cwd=Path.cwd(), env_files=args.env_file, env_args=args.env,
+                        scripted=bool(args.model_script))
     refuse(plan.problems)
     print(f"experiment {plan.experiment_id}: {len(plan.variants)} variant(s) x "
           f"{plan.repeat} repeat(s) = {plan.sandbox_runs} sandbox run(s)")
@@ -445,6 +446,11 @@ def _dry_run(args: argparse.Namespace, variants, bindings) -> int:
         print(render(("name", "state"), [
             (r.name, f"too short (under {MIN_SECRET_LENGTH} characters)"
              if r.state == "too short" else r.state) for r in plan.secrets]))
+    if plan.models:
+        print("\nmodels:")
+        print(render(("agent", "api", "answers"), [
+            (r.agent, r.api, {"scripted": f"scripted ({args.model_script})", "live": "model API",
+                              "none": f"none: {r.reason}"}[r.state]) for r in plan.models]))
     print("\ndry run: nothing was written" + (f"; missing: {', '.join(plan.missing)}"
                                                 if plan.missing else ""))
     return EXIT_NOT_PASSED if plan.missing else EXIT_OK

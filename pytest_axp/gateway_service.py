@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import atexit
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .gateway import ModelGateway
+    from .gateway import ModelApi, ModelGateway
     from .services import Services
 
 _lock = threading.Lock()
@@ -46,3 +47,26 @@ def stop_gateway(services: Services) -> None:
     gateway, services.gateway = services.gateway, None
     if gateway is not None:
         gateway.stop()
+
+
+def model_state(api_name: str, *, scripted: bool, gateway: ModelGateway | None = None,
+                find: Callable[[str], Any] | None = None) -> tuple[str, str | None]:
+    """Where an agent speaking `api_name` gets its answers: ("scripted" | "live" | "none",
+    why none). "none" is no key and no script: the agent could only fail, so the run says
+    so before any sandbox. An API nobody provides is the gateway's to report ("live")."""
+    if scripted:
+        return "scripted", None
+    from .gateway.apis import model_api
+    from .gateway.calls import Upstream, no_model_reason
+
+    api: ModelApi | None
+    try:
+        api = model_api(api_name)
+    except KeyError:
+        api = find(api_name) if find is not None else None
+    if api is None:
+        return "live", None
+    upstream = gateway.upstream_for(api) if gateway is not None else Upstream.of(api)
+    if upstream.usable:
+        return "live", None
+    return "none", no_model_reason(api)

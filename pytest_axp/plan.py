@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .agents.registry import AgentRegistry
     from .experiment import ResolvedVariant
 
 Bindings = tuple[tuple[str, str, str], ...]
@@ -46,6 +47,7 @@ def source_problems(variants: Sequence[ResolvedVariant], bindings: Bindings = ()
                     slots_bound_later: bool = False) -> list[str]:
     """One line per host-path source that is missing or goes through a symlink, and per
     slot left unbound (unless slots are bound later, at run time); each said once."""
+    from .gitsource import commit_problem
     from .staging import plan_entries
 
     bound = {name for kind, name, _ in bindings if kind == "slot"}
@@ -67,6 +69,10 @@ def source_problems(variants: Sequence[ResolvedVariant], bindings: Bindings = ()
             elif p.state == "UNBOUND" and not slots_bound_later:
                 problems.append(f"{where}: files: slot {p.entry.name!r} has no source: bind "
                                 f"it with --file {p.entry.name}=PATH")
+            elif p.state == "OK" and p.source and getattr(p.entry, "pin", None) is not None:
+                problem = commit_problem(p.source, p.entry.pin)
+                if problem is not None:
+                    problems.append(problem)
     return list(dict.fromkeys(problems))
 
 
@@ -112,6 +118,14 @@ class SecretRow:
     state: str                # "set", "missing" or "too short"
 
 
+@dataclass(frozen=True)
+class ModelRow:
+    agent: str
+    api: str
+    state: str                # "scripted", "live" or "none" (no key and no script)
+    reason: str = ""
+
+
 @dataclass
 class RunPlan:
     """A run as it would happen, written nowhere. `problems` are invalid input (exit 2);
@@ -122,6 +136,7 @@ class RunPlan:
     image: str | None
     staging: list[StagingRow] = field(default_factory=list)
     secrets: list[SecretRow] = field(default_factory=list)
+    models: list[ModelRow] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -134,18 +149,22 @@ def dry_run_plan(variants: Sequence[ResolvedVariant], *, bindings: Bindings = ()
                  repeat: int = 1, image: str | None = None, cwd: Path,
                  env_files: Sequence[str | Path] = (),
                  env_args: Sequence[str] = (),
-                 host_env: Mapping[str, str] | None = None) -> RunPlan:
-    """Variants, staging (with file counts and sizes of the sources that exist), secrets
-    and what is missing. Sources are read to count them; nothing is written or held."""
+                 host_env: Mapping[str, str] | None = None,
+                 scripted: bool = False, agents: AgentRegistry | None = None) -> RunPlan:
+    """Variants, staging (with file counts and sizes of the sources that exist), secrets,
+    where each agent's model answers come from (`scripted`: a --model-script is given) and
+    what is missing. Sources are read to count them; nothing is written or held."""
+    from .gitsource import checked_out
     from .secrets import too_short
     from .staging import StagingError, build_entry, plan_entries
 
     plan = RunPlan(experiment_id=variants[0].experiment_id if variants else "",
                    variants=list(variants), repeat=repeat, image=image)
-    seen: set[tuple[str | None, str | None, str]] = set()
+    seen: set[tuple[str | None, str | None, str, str | None]] = set()
     for v in variants:
         for p in plan_entries(v.files, Path(v.source_file).parent, bindings):
-            key = (p.entry.name, p.source, p.entry.dest)
+            pin = getattr(p.entry, "pin", None)
+            key = (p.entry.name, p.source, p.entry.dest, pin.commit if pin else None)
             if key in seen:
                 continue
             seen.add(key)
@@ -153,6 +172,15 @@ def dry_run_plan(variants: Sequence[ResolvedVariant], *, bindings: Bindings = ()
             if p.state == "SYMLINK":
                 plan.problems.append(f"{p.entry.where or v.source_file}: files: source "
                                      f"{p.entry.source or p.source}: {p.problem}")
+            elif p.state == "OK" and pin is not None:
+                try:  # a temporary checkout, gone once counted
+                    with checked_out(p.source or "", pin) as (path, _):
+                        staged = build_entry(path, p.entry.dest)
+                    files, size = staged.file_count, staged.size_bytes
+                except StagingError as e:
+                    plan.problems.append(str(e))
+                except OSError:
+                    pass
             elif p.state == "OK":
                 try:  # counted and hashed as it streams: nothing is held or written
                     staged = build_entry(Path(p.source or ""), p.entry.dest)
@@ -161,7 +189,8 @@ def dry_run_plan(variants: Sequence[ResolvedVariant], *, bindings: Bindings = ()
                     pass
             elif p.state in ("MISSING", "UNBOUND"):
                 plan.missing.append(f"file {p.entry.name or p.source}")
-            plan.staging.append(StagingRow(p.entry.name or "", p.source or "", p.entry.dest,
+            shown = f"{p.source}@{pin.commit}" if pin is not None and p.source else p.source
+            plan.staging.append(StagingRow(p.entry.name or "", shown or "", p.entry.dest,
                                            files, size, p.state))
     names = secret_names(variants)
     try:
@@ -175,7 +204,33 @@ def dry_run_plan(variants: Sequence[ResolvedVariant], *, bindings: Bindings = ()
         plan.secrets.append(SecretRow(n, state))
     plan.missing += [f"secret {n}" for n in names if not values.get(n)]
     plan.missing += [f"secret {n} (too short)" for n in names if n in short and values.get(n)]
+    plan.models = model_rows(variants, scripted=scripted, agents=agents)
+    plan.missing += [f"model for agent {r.agent} ({r.reason})" for r in plan.models
+                     if r.state == "none"]
     return plan
+
+
+def model_rows(variants: Sequence[ResolvedVariant], *, scripted: bool,
+               agents: AgentRegistry | None = None) -> list[ModelRow]:
+    """One row per agent that talks to a model through the gateway, in variant order."""
+    from .agents import AgentNotAvailable
+    from .agents.registry import installed_registry
+    from .gateway_service import model_state
+
+    registry = agents or installed_registry()
+    rows: dict[str, ModelRow] = {}
+    for v in variants:
+        if v.agent.name in rows:
+            continue
+        try:
+            api = registry.get(v.agent.name).model_api
+        except AgentNotAvailable:
+            continue  # said elsewhere, as invalid input
+        if api is None:
+            continue
+        state, reason = model_state(api, scripted=scripted, find=registry.model_api)
+        rows[v.agent.name] = ModelRow(v.agent.name, api, state, reason or "")
+    return list(rows.values())
 
 
 def unset_secrets(variants: Sequence[ResolvedVariant], cwd: Path,

@@ -320,9 +320,10 @@ def _prefetch_next(axp: AxpSession, backend: SandboxBackend) -> None:
     try:
         image = backend.ensure_image(spec.variant.agent.name, axp.resolve_image)
         upcoming = VariantRun(spec.variant, spec.run, spec.repeat, axp.engine_options(),
-                              image=image, backend=backend,
+                              image=image, backend=backend, services=axp.services,
                               attempt=next_attempt(spec.run.results(spec.variant.id).root))
         upcoming.preflight()
+        upcoming.check_model()
     except (VariantFailed, SandboxError):
         return  # that item fails on its own, before any sandbox, when it runs
     upcoming.create_ahead()

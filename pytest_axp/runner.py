@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from .agents import AgentContext, AgentNotAvailable
 from .agents.command import link_or_copy
+from .gitsource import checked_out, commit_problem
 from .record.attempts import attempt_entry
 from .record.commands import CommandLog
 from .record.fsdiff import DEFAULT_MAX_PATCH_BYTES, WorkspaceDiffer
@@ -268,6 +269,24 @@ class VariantRun:
         self._env = base_environment(self.variant, self._secrets)
         return self._plan_staging()
 
+    def check_model(self) -> None:
+        """An agent that talks to a model needs a key or a script; without either it could
+        only fail, so the variant ends as `error` now, before any sandbox (not retried:
+        nothing outside the experiment is at fault)."""
+        api = getattr(self.agent, "model_api", None)
+        if api is None:
+            return
+        from .gateway_service import model_state
+
+        _, reason = model_state(api, scripted=self.services.model_script is not None,
+                                gateway=self.services.gateway,
+                                find=self.services.find_model_api)
+        if reason is not None:
+            self._fail(Failure(phase="model_api", name=self.variant.agent.name,
+                               message=f"{reason}: set the key in the environment, or answer "
+                                       "from a model script (axp local run --model-script "
+                                       "FILE; pytest --axp-model-script FILE)"))
+
     def provision(self) -> None:
         """Everything before the agent. Raises VariantFailed on staging/setup failure."""
         if self.backend is None:
@@ -277,6 +296,7 @@ class VariantRun:
         self._write_layout()
         try:
             entries = self.preflight()
+            self.check_model()
             with self.tracer.span("sandbox_create", image=self.image) as span:
                 args = self.sandbox_args()
                 ahead = self.backend.take(self.sandbox_key, args)
@@ -532,6 +552,10 @@ class VariantRun:
                 self._fail(Failure(phase="staging", name=p.label,
                                    message=f"source {p.source} does not exist{where}"))
             assert p.source is not None  # only an UNBOUND slot has none, and it failed above
+            pin = getattr(p.entry, "pin", None)
+            problem = commit_problem(p.source, pin) if pin is not None else None
+            if problem is not None:
+                self._fail(Failure(phase="staging", name=p.label, message=problem))
             plan.append((p.entry, p.source, p.label))
         return plan
 
@@ -562,8 +586,17 @@ class VariantRun:
     def _build(self, entry: Any, source: str, sink: IO[bytes]) -> StagedEntry:
         """The entry's tar, written to `sink`; a URL is fetched (cached by sha256), a sha256
         is checked."""
-        from .fetch import fetch_url, file_sha256
+        from .fetch import fetch_url
 
+        pin = getattr(entry, "pin", None)
+        if pin is not None:
+            with checked_out(source, pin) as (path, commit):
+                if entry.sha256:
+                    _check_sha256(path, entry.sha256, f"{source} at {commit}")
+                staged = build_entry(path, entry.dest, name=entry.name, source_label=source,
+                                     sink=sink)
+            staged.commit = commit
+            return staged
         if is_url(source):
             # Our own cache: its location may sit behind a link (a symlinked home).
             path = Path(os.path.realpath(fetch_url(source, entry.sha256)))
@@ -571,43 +604,35 @@ class VariantRun:
                 source.rstrip("/").rsplit("/", 1)[-1] or "download")
             return build_entry(path, dest, name=entry.name, source_label=source, sink=sink)
         path = Path(source)
-        if entry.sha256 and path.is_file() and file_sha256(path) != entry.sha256:
-            raise StagingError(f"{path}: sha256 does not match the experiment's "
-                               f"{entry.sha256}")
+        if entry.sha256:
+            _check_sha256(path, entry.sha256, str(path))
         return build_entry(path, entry.dest, name=entry.name, sink=sink)
 
     def _setup(self) -> None:
         assert self.sandbox is not None
+        # As on AXP: setup runs as root and what it makes stays root's (the agent may read
+        # it, and write it only where setup made it writable); setup checks run as the
+        # agent, so they catch exactly that before the agent starts.
         for step in self.variant.setup:
-            name = f"{step.phase}/{step.name}"
-            self._step("setup", name, step.script, env=self._env)
-        if self.variant.setup:
-            # Setup ran as root; the agent must own what it works on. (Staged files are
-            # already the agent's: the tar says so.)
-            self._step("handover", "chown-workspace",
-                       ["chown", "-R", f"{AGENT_USER}:{AGENT_USER}", WORKSPACE],
-                       check_as="setup")
+            self._step("setup", f"{step.phase}/{step.name}", step.script, env=self._env)
         for check in self.variant.setup_checks:
-            self._step("setup_check", check.name, check.script, env=self._env)
+            self._step("setup_check", check.name, check.script, env=self._env,
+                       user=AGENT_USER)
 
-    def _step(self, phase: str, name: str, script: str | list[str],
-              env: Mapping[str, str] | None = None, check_as: str | None = None) -> None:
-        """Run an experiment's bash script, or (a list) one of ours as an argv."""
+    def _step(self, phase: str, name: str, script: str, env: Mapping[str, str] | None = None,
+              user: str = "root") -> None:
+        """Run an experiment's bash script; a non-zero exit or a timeout fails the variant."""
         assert self.sandbox is not None
         timeout = self.options.setup_timeout_seconds
         with self.tracer.span(phase, **{"axp.name": name}) as span:
             try:
-                if isinstance(script, list):
-                    res = self.sandbox.exec(argv=script, phase=phase, name=name, env=env,
-                                            timeout=timeout)
-                else:
-                    res = self.sandbox.exec(script, phase=phase, name=name, env=env,
-                                            timeout=timeout)
+                res = self.sandbox.exec(script, phase=phase, name=name, env=env, user=user,
+                                        timeout=timeout)
             except SandboxError as e:
-                self._fail(Failure(phase=check_as or phase, name=name, message=str(e),
+                self._fail(Failure(phase=phase, name=name, message=str(e),
                                    infrastructure=True))
             span.set("axp.exit_code", res.exit_code)
-        self._check(res, check_as or phase, name, timeout)
+        self._check(res, phase, name, timeout)
 
     def _check(self, res: ExecResult, phase: str, name: str, timeout: float) -> None:
         if not res.ok:
@@ -689,6 +714,17 @@ class VariantRun:
             "workspace": self.workspace_copy or None,
             "notes": self.notes,
         }))
+
+
+def _check_sha256(path: Path, expected: str, label: str) -> None:
+    from .fetch import file_sha256
+
+    if path.is_dir():
+        raise StagingError(f"{label}: sha256 is given, but the source is a folder (a "
+                           "sha256 checks a file's content)")
+    actual = file_sha256(path)
+    if actual != expected:
+        raise StagingError(f"{label}: sha256 is {actual}, the experiment expects {expected}")
 
 
 def _redact_file(path: Path, redactor: Redactor) -> None:

@@ -36,6 +36,7 @@ class StagedEntry:
     tar_sha256: str = ""
     tar_bytes: int = 0
     error: str | None = None
+    commit: str | None = None  # the full commit id, for a source taken at a commit
 
     def record(self) -> dict[str, Any]:
         rec: dict[str, Any] = {}
@@ -44,6 +45,8 @@ class StagedEntry:
         rec.update(source=self.source, dest=self.dest, file_count=self.file_count,
                    skipped_symlinks=self.skipped_symlinks, size_bytes=self.size_bytes,
                    tar_sha256=self.tar_sha256)
+        if self.commit:
+            rec["commit"] = self.commit
         if self.error:
             rec["error"] = self.error
         return rec

@@ -50,6 +50,10 @@ class AgentRegistry:
                                     f"(known: {', '.join(self.known())})")
         return adapter  # type: ignore[no-any-return]
 
+    def model_api(self, name: str) -> Any | None:
+        """The model API `name` a plugin provides (the `pytest_axp_model_api` hook), or None."""
+        return self._hook.pytest_axp_model_api(name=name)
+
     def adapter_for(self, variant: ResolvedVariant) -> Agent:
         """The variant's agent adapter, once it has accepted the variant's agent fields;
         else AgentNotAvailable with the one line that says what is wrong and where."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -32,6 +33,8 @@ _EXTENSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # '.' joins the exte
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _SECRET_REF = re.compile(r"^axp://secrets/[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A git revision that can be neither an option nor a range: a commit id, a tag, a branch.
+_COMMIT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
 WORKSPACE = "/workspace"
 # Names and ids become file names (255 bytes at most), container names and log lines: bounded
 # and free of control characters when the file is loaded, not when a path is first made.
@@ -255,17 +258,33 @@ def workspace_relative(dest: str) -> str:
     return norm
 
 
+@dataclass(frozen=True)
+class GitPin:
+    """The `commit` of the environment or product whose setup stages a file entry: its source
+    (a git work tree, or a git URL) is taken at that commit."""
+
+    commit: str
+    where: str   # file:line:column of the `commit` field
+    field: str   # its path, e.g. environments[0].commit
+
+
 class FileEntry(_Strict):
     name: Name | None = None
     source: str | None = None
     sha256: str | None = None
     dest: str
     _where: str = PrivateAttr(default="")
+    _pin: GitPin | None = PrivateAttr(default=None)
 
     @property
     def where(self) -> str:
         """file:line:column of this entry in its experiment file ('' when not from a file)."""
         return self._where
+
+    @property
+    def pin(self) -> GitPin | None:
+        """The commit its source is taken at (set when variants are resolved), if any."""
+        return self._pin
 
     @field_validator("sha256")
     @classmethod
@@ -313,6 +332,16 @@ class SetupStep(_Strict):
 _SetupInput = str | list[SetupStep]
 
 
+def _commit(value: str | None) -> str | None:
+    if value is None:
+        return None
+    _name_text(value)
+    if not _COMMIT.match(value) or ".." in value:
+        raise ValueError("a commit is a git commit id, tag or branch: letters, digits, '.', "
+                         "'_', '/' and '-', starting with a letter or digit")
+    return value
+
+
 class Environment(_Strict):
     name: Name = Field(min_length=1)
     setup: list[SetupStep] = []
@@ -323,6 +352,7 @@ class Environment(_Strict):
     _setup = field_validator("setup", mode="before", json_schema_input_type=_SetupInput)(
         classmethod(lambda cls, v: _setup_shorthand(v)))
     _text = field_validator("commit", mode="before")(classmethod(lambda cls, v: _scalar_text(v)))
+    _revision = field_validator("commit")(classmethod(lambda cls, v: _commit(v)))
 
 
 class Product(_Strict):
@@ -338,6 +368,7 @@ class Product(_Strict):
         classmethod(lambda cls, v: _setup_shorthand(v)))
     _text = field_validator("version", "commit", mode="before")(
         classmethod(lambda cls, v: _scalar_text(v)))
+    _revision = field_validator("commit")(classmethod(lambda cls, v: _commit(v)))
 
 
 class TestSpec(_Strict):

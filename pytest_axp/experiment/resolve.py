@@ -24,6 +24,7 @@ from .models import (
     ExperimentV2,
     Extension,
     FileEntry,
+    GitPin,
     Limits,
     MatrixVariant,
     McpServer,
@@ -128,10 +129,13 @@ class _Parts:
 
     def add_steps(self, steps: list[SetupStep], phase: Literal["environment", "product"],
                   loc: tuple[Any, ...],
-                  source: YamlSource) -> None:
+                  source: YamlSource, pin: GitPin | None = None) -> None:
         for i, step in enumerate(steps):
             self.setup.append(ResolvedStep(phase=phase, **dict(step)))
-            self.files += _located(step.files, (*loc, i, "files"), source)
+            files = _located(step.files, (*loc, i, "files"), source)
+            for entry in files:
+                entry._pin = pin  # the same for every variant: it comes from one place
+            self.files += files
             self.env += step.environment_variables
             self.secrets += step.secrets
             self.mcp += step.mcp_servers
@@ -261,9 +265,10 @@ def _resolve_v2(exp: ExperimentV2, source: YamlSource) -> list[ResolvedVariant]:
                            secrets=list(exp.secrets))
             if env is not None:
                 parts.add_steps(env.setup, "environment", locs["environments"] + ("setup",),
-                                source)
+                                source, _pin(env.commit, locs["environments"], source))
             if prod is not None:
-                parts.add_steps(prod.setup, "product", locs["products"] + ("setup",), source)
+                parts.add_steps(prod.setup, "product", locs["products"] + ("setup",), source,
+                                _pin(prod.commit, locs["products"], source))
             matrix = {"agent": agent.name}
             if agent.model is not None:
                 matrix["model"] = agent.model.name
@@ -285,6 +290,12 @@ def _resolve_v2(exp: ExperimentV2, source: YamlSource) -> list[ResolvedVariant]:
             candidates.append(_Candidate(_with_fingerprint(variant), locs))
     _check_unique_ids(candidates, source)
     return [c.variant for c in candidates]
+
+
+def _pin(commit: str | None, loc: tuple[Any, ...], source: YamlSource) -> GitPin | None:
+    if commit is None:
+        return None
+    return GitPin(commit, source.where((*loc, "commit")), format_path((*loc, "commit")))
 
 
 def _check_unique_ids(candidates: list[_Candidate], source: YamlSource) -> None:

@@ -28,13 +28,14 @@ _FIELDS = {
     "tests": "tests run after the agent (required; either list may be empty)",
     "limits": "limits on the agent's run (required)",
     "setup": "a setup script, or a list of setup steps run in order before the agent",
-    "setup_checks": "scripts run after all setup, before the agent; a failure ends the "
-                    "variant as error",
+    "setup_checks": "scripts run as the agent user after all setup, before the agent; a "
+                    "failure ends the variant as error",
     "mcp_servers": "MCP servers given to the agent",
     "model": "the model: a name or an object",
     "agent": "the agent: a name or an object",
     "script": "bash script run in /workspace",
-    "commit": "commit the environment or product is at",
+    "commit": "git commit (id, tag or branch) the environment or product is at: the "
+              "sources of its setup's files are taken from git at it",
     "value": "the value",
 }
 _BY_MODEL = {

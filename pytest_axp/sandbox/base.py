@@ -125,7 +125,8 @@ class SandboxProcess(Protocol):
 class Sandbox(Protocol):
     """One variant run's isolated machine, as the engine uses it. Every exec is recorded
     through `commands` (set by the runner before the first exec); failures of the backend
-    itself are SandboxError, never the backend's own exception types."""
+    itself are SandboxError, never the backend's own exception types. A new sandbox's
+    WORKSPACE exists and belongs to AGENT_USER (AGENT_UID); `user` AGENT_USER runs as it."""
 
     id: str
     spec: str                       # digest of the creation arguments (see creation_spec)

@@ -19,6 +19,8 @@ from docker.errors import APIError, DockerException, NotFound
 from ..record.commands import CommandLog
 from ..secrets import Redactor
 from .base import (
+    AGENT_UID,
+    AGENT_USER,
     DEFAULT_LIMITS,
     LABEL_OWNER_HOST,
     LABEL_OWNER_PID,
@@ -133,7 +135,15 @@ class DockerSandbox:
         except DockerException as e:
             raise SandboxError(f"could not start a sandbox from image {image!r}: {e}") from None
         _live.add(_id(container))
-        return cls(container, commands, limits.output_bytes)
+        sandbox = cls(container, commands, limits.output_bytes)
+        try:
+            # /workspace itself is the agent's, whatever image the sandbox came from
+            # (an image's WORKDIR that did not exist is made root's).
+            sandbox.put_archive("/", _agent_workspace_tar())
+        except SandboxError:
+            sandbox.remove()
+            raise
+        return sandbox
 
     def exec(self, script: str | None = None, *, argv: Sequence[str] | None = None,
              phase: str, name: str, user: str = "root",
@@ -291,6 +301,19 @@ class DockerSandbox:
         future = _remover.submit(_remove_quietly, self._container)
         _pending_removals.add(future)
         future.add_done_callback(_pending_removals.discard)
+
+
+def _agent_workspace_tar() -> bytes:
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(WORKSPACE.lstrip("/"))
+        info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, int(time.time())
+        info.uid = info.gid = AGENT_UID
+        info.uname = info.gname = AGENT_USER
+        tar.addfile(info)
+    return buf.getvalue()
 
 
 class DockerProcess:

@@ -195,20 +195,56 @@ turns:
             assert secret.encode() not in path.read_bytes(), path
 
 
-def test_no_key_and_no_script_is_an_infrastructure_error(project, monkeypatch):
+def test_no_key_and_no_script_is_an_error_before_any_sandbox(project, monkeypatch,
+                                                            docker_client):
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
     _copy_example_as_cli(project.root)
-    res = project.pytest("claude-hello.yaml", "-rA")
+    res = project.pytest("claude-hello.yaml", "-rA", "--axp-retries", "2")
     assert res.returncode == 1, res.stdout + res.stderr
-    reason = "model API unreachable: no ANTHROPIC_API_KEY and no --model-script"
-    assert f"default: error: model_api 'claude-code' failed: {reason}" in res.stdout, res.stdout
-    s = summary(project.only_run(), "default")
+    reason = "no ANTHROPIC_API_KEY and no --model-script"
+    assert f"default: error: model_api 'claude-code' failed: {reason}: set the key" \
+        in res.stdout, res.stdout
+    assert "FAILED" not in res.stdout, "never a failed test"
+    run = project.only_run()
+    s = summary(run, "default")
     assert s["status"] == "error" and s["tests"] == [], "tests must not run"
-    assert s["error"]["phase"] == "model_api" and s["error"]["infrastructure"] is True
-    assert s["error"]["message"] == reason
-    assert s["agent"]["model_source"] == "none"
-    # Refused at once, not retried: one model call reached the gateway.
-    bodies = project.only_run().results("default").api_bodies
-    assert sorted(p.name for p in bodies.iterdir()) == ["0001.request.json",
-                                                         "0001.response.json"]
+    assert s["error"]["phase"] == "model_api" and s["error"]["infrastructure"] is False
+    assert s["error"]["message"].startswith(reason)
+    assert "attempts" not in s, "a missing key is not retried"
+    # Said before any sandbox: nothing ran, no model call reached the gateway.
+    assert not run.results("default").commands_index.exists()
+    assert not run.results("default").api_bodies.exists()
+    assert not [c for c in docker_client.containers.list(
+        all=True, filters={"label": f"axp.run_id={run.run_id}"}, sparse=True)]
+
+
+def test_no_key_and_no_script_dry_run_says_so_and_exits_1(project, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    shutil.copy(EXAMPLES / "claude-hello.yaml", project.root)
+    shutil.copy(EXAMPLES / "claude-hello.model.yaml", project.root)
+    res = project.axp("local", "run", "claude-hello.yaml", "--dry-run")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "none: no ANTHROPIC_API_KEY and no --model-script" in res.stdout
+    assert res.stdout.rstrip().endswith("missing: model for agent claude (no "
+                                        "ANTHROPIC_API_KEY and no --model-script)")
+    scripted = project.axp("local", "run", "claude-hello.yaml", "--dry-run",
+                           "--model-script", "claude-hello.model.yaml")
+    assert scripted.returncode == 0, scripted.stdout + scripted.stderr
+    assert "scripted (claude-hello.model.yaml)" in scripted.stdout
+    monkeypatch.setenv("ANTHROPIC_API_KEY", REAL_KEY)
+    live = project.axp("local", "run", "claude-hello.yaml", "--dry-run")
+    assert live.returncode == 0, live.stdout + live.stderr
+    assert "model API" in live.stdout and REAL_KEY not in live.stdout
+    assert not project.runs_dir.exists(), "a dry run writes nothing"
+
+
+def test_no_key_and_no_script_cli_run_ends_as_error_on_the_terminal(project, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    shutil.copy(EXAMPLES / "claude-hello.yaml", project.root)
+    res = project.axp("local", "run", "claude-hello.yaml")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "no ANTHROPIC_API_KEY and no --model-script" in res.stdout, res.stdout
+    assert summary(project.only_run(), "default")["status"] == "error"

@@ -92,7 +92,7 @@ def test_three_points_patches_spans_and_layout(project):
     doc = json.loads(traces[0].read_text())
     spans = doc["resourceSpans"][0]["scopeSpans"][0]["spans"]
     assert Counter(s["name"] for s in spans) == Counter({
-        "variant_run": 1, "sandbox_create": 1, "stage": 1, "setup": 1, "handover": 1,
+        "variant_run": 1, "sandbox_create": 1, "stage": 1, "setup": 1,
         "setup_check": 1, "snapshot": 3, "agent": 1, "stop_agent_processes": 1, "test": 2,
         "copy_workspace": 1, "teardown": 1})
     root = next(s for s in spans if s["name"] == "variant_run")

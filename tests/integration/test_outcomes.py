@@ -73,8 +73,7 @@ def test_pass_fail_timeout_error(project):
     assert trace[0]["kind"] == "axp_meta"
     assert any(e["kind"] == "agent_message_chunk" for e in trace)
     records = [json.loads(x) for x in res_dir.commands_index.read_text().splitlines()]
-    # No setup, so no handover; the agent's processes stopped; three workspace snapshots
-    # around agent and tests.
+    # The agent's processes stopped; three workspace snapshots around agent and tests.
     assert [(r["phase"], r["name"]) for r in records] == [
         ("snapshot", "before_agent"), ("agent", "command"), ("agent", "stop-processes"),
         ("snapshot", "after_agent"),

@@ -61,7 +61,10 @@ def experiment(tmp_path: Path):
 HOST_ENV = {"GOOD_TOKEN": "a-long-enough-value", "SHORT_TOKEN": "abc"}
 
 
-def test_dry_run_plan_counts_sources_and_names_what_is_missing(experiment, tmp_path):
+def test_dry_run_plan_counts_sources_and_names_what_is_missing(experiment, tmp_path,
+                                                               monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
     plan = dry_run_plan(experiment, repeat=3, cwd=tmp_path, host_env=HOST_ENV)
     assert plan.experiment_id == "exp" and plan.sandbox_runs == 3 and plan.image is None
     rows = {r.dest: r for r in plan.staging}
@@ -76,7 +79,10 @@ def test_dry_run_plan_counts_sources_and_names_what_is_missing(experiment, tmp_p
     assert {r.name: r.state for r in plan.secrets} == {
         "GOOD_TOKEN": "set", "SHORT_TOKEN": "too short", "ABSENT_TOKEN": "missing"}
     assert plan.missing == [f"file {tmp_path / 'nowhere'}", "file data", "secret ABSENT_TOKEN",
-                            "secret SHORT_TOKEN (too short)"]
+                            "secret SHORT_TOKEN (too short)", "model for agent claude (no "
+                            "ANTHROPIC_API_KEY and no --model-script)"]
+    assert [(r.agent, r.api, r.state) for r in plan.models] == [
+        ("claude", "anthropic-messages", "none")]
     # the values themselves are nowhere in the plan
     assert "a-long-enough-value" not in repr(plan)
 
@@ -89,7 +95,7 @@ def test_dry_run_plan_with_everything_bound(experiment, tmp_path):
     bindings = bind_files(["data=data.csv"], tmp_path, experiment)
     env = dict(HOST_ENV, SHORT_TOKEN="long enough now", ABSENT_TOKEN="present now")
     plan = dry_run_plan(experiment, bindings=bindings, cwd=tmp_path, host_env=env,
-                        image="custom:1")
+                        image="custom:1", scripted=True)
     assert plan.problems == [] and plan.missing == [] and plan.image == "custom:1"
     assert {r.dest: r.state for r in plan.staging} == {
         "present": "OK", "nowhere": "OK", "linked": "OK", "data": "OK"}
