@@ -1,0 +1,122 @@
+"""The one rendering path: Jinja2 templates (autoescaped) for the viewer's pages and the
+report file alike."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).parent
+STATIC = HERE / "static"
+
+# No inline script or style may run: the trace text shown is the agent's, and hostile.
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+def _duration(seconds: Any) -> str:
+    if seconds is None:
+        return "-"
+    s = float(seconds)
+    if s < 60:
+        return f"{s:.1f}s"
+    m, s = divmod(int(round(s)), 60)
+    return f"{m}m{s:02d}s" if m < 60 else f"{m // 60}h{m % 60:02d}m"
+
+
+def _ms(ms: Any) -> str:
+    return "-" if ms is None else (f"{float(ms):.0f} ms" if float(ms) < 1000
+                                   else _duration(float(ms) / 1000))
+
+
+def _money(x: Any) -> str:
+    return "-" if x is None else f"${float(x):.4f}"
+
+
+def _pct(x: Any) -> str:
+    return "-" if x is None else f"{float(x):.0%}"
+
+
+def _num(x: Any, digits: int = 1) -> str:
+    if x is None:
+        return "-"
+    return f"{float(x):,.{digits}f}" if digits else f"{round(float(x)):,}"
+
+
+def _when(epoch: Any) -> str:
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(float(epoch), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _pvalue(p: Any) -> str:
+    return "-" if p is None else f"{float(p):.3g}"
+
+
+@cache
+def environment() -> Any:
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    env = Environment(loader=FileSystemLoader(str(HERE / "templates")), autoescape=True,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(duration=_duration, ms=_ms, money=_money, pct=_pct, num=_num,
+                       when=_when, pvalue=_pvalue)
+    return env
+
+
+def render(template: str, **context: Any) -> str:
+    context.setdefault("inline_assets", None)
+    context.setdefault("style_placeholders", style_placeholders())
+    return str(environment().get_template(template).render(**context))
+
+
+def figure_json(figure: dict[str, Any]) -> Any:
+    """A figure as JSON for a <script type="application/json"> block, where HTML entities
+    are not decoded: `<`, `>` and `&` become JSON escapes instead, so no text inside can
+    close the block, and the result is marked as already safe for the template."""
+    from markupsafe import Markup
+
+    return Markup(json.dumps(figure, ensure_ascii=False).replace("<", "\\u003c")
+                  .replace(">", "\\u003e").replace("&", "\\u0026"))
+
+
+def static_text(name: str) -> str:
+    if name == "plotly.min.js":
+        from .charts import plotly_js_path
+
+        return plotly_js_path().read_text(encoding="utf-8")
+    return (STATIC / name).read_text(encoding="utf-8")
+
+
+@cache
+def style_placeholders() -> tuple[str, ...]:
+    """Ids of the <style> elements Plotly.js adds at load unless one with the id exists
+    (a map library's CSS, unused here): an empty element with each id keeps them out, so
+    the page's CSP has nothing to block."""
+    import re
+
+    from .charts import plotly_js_path
+
+    text = plotly_js_path().read_text(encoding="utf-8")
+    return tuple(dict.fromkeys(re.findall(
+        r'getElementById\("([0-9a-f]{16,64})"\)\)\{var [\w$]+=document\.createElement'
+        r'\("style"\)', text)))
+
+
+def _hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+def inline_assets() -> dict[str, str]:
+    """For a report file: the same CSS and scripts inline, allowed by their hashes only."""
+    scripts = [static_text("plotly.min.js"), static_text("app.js")]
+    styles = [static_text("plotly.css"), static_text("app.css")]
+    csp = ("default-src 'none'; img-src data:; base-uri 'none'; form-action 'none'; "
+           f"script-src {' '.join(_hash(s) for s in scripts)}; "
+           f"style-src {' '.join(_hash(s) for s in styles)}")
+    return {"scripts": scripts, "styles": styles, "csp": csp}  # type: ignore[dict-item]
