@@ -273,7 +273,9 @@ def stats_rows(res: Any) -> list[dict[str, Any]]:
     labels = _labels(res)
     return [{"label": labels[v.key], "n": v.n, "passed": v.passed, "pass_rate": v.pass_rate,
              "ci_low": v.ci_low, "ci_high": v.ci_high, "errors": v.errors,
-             "unfinished": v.unfinished, "metrics": v.metrics, "verdict": v.verdict}
+             # results' `unfinished` counts errors too; they have their own column here
+             "unfinished": max(0, v.unfinished - v.errors), "metrics": v.metrics,
+             "verdict": v.verdict}
             for v in res.variants]
 
 
