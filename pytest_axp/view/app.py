@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Awaitable, Callable
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -198,7 +199,7 @@ def _split(text: str) -> list[str]:
 
 
 def _sig(rows: list[data.RunListRow]) -> str:
-    return json.dumps([[r.run_id, r.status, r.counts] for r in rows])
+    return data.digest([[r.run_id, r.status, r.counts] for r in rows])
 
 
 def _compare_href(a: list[str], b: list[str]) -> str:
@@ -325,7 +326,7 @@ def create_app(runs_dir: Path, run_ids: list[str] | None = None,
         return HTMLResponse(render(template, **ctx), status_code=http_status,
                             headers=_headers(headers))
 
-    def guarded(fn: Any) -> Any:
+    def guarded(fn: Callable[[Request], Awaitable[Response]]) -> Any:
         async def endpoint(request: Request) -> Response:
             try:
                 return await fn(request)

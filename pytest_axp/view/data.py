@@ -45,6 +45,13 @@ def short(text: str, limit: int = MAX_FIELD_CHARS) -> str:
     return text[:limit] + f"\n… ({len(text) - limit} more characters)"
 
 
+def digest(value: Any) -> str:
+    """A short digest of a JSON value: the live pages' "has anything changed" token."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(value).encode()).hexdigest()[:16]
+
+
 def last_line(text: str) -> str:
     lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
     return lines[-1] if lines else ""
@@ -282,7 +289,8 @@ class Matrix:
 
     def signature(self) -> str:
         """Changes whenever a cell does: the live page reloads its matrix then."""
-        return json.dumps([[c.status, c.phase] for v in self.variants for c in self.cells[v]])
+        return digest([[v, c.run_id, c.status, c.phase] for v in self.variants
+                       for c in self.cells[v]])
 
 
 def matrix(runs_dir: Path, run_ids: list[str]) -> Matrix:

@@ -25,7 +25,7 @@ def _duration(seconds: Any) -> str:
     s = float(seconds)
     if s < 60:
         return f"{s:.1f}s"
-    m, s = divmod(int(round(s)), 60)
+    m, s = divmod(round(s), 60)
     return f"{m}m{s:02d}s" if m < 60 else f"{m // 60}h{m % 60:02d}m"
 
 

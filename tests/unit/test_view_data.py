@@ -180,7 +180,7 @@ def test_run_set_groups_the_repeats_of_one_invocation(tmp_path):
     first = ULID()
     stamp = str(first)[:10]
     ids = [f"exp-{stamp}{'0' * 15}{c}" for c in "21"]  # repeat 2's id sorts first
-    other = f"exp-{str(ULID.from_timestamp(first.timestamp + 5))}"
+    other = f"exp-{ULID.from_timestamp(first.timestamp + 5)!s}"
     for rid, rep in ((ids[0], 2), (ids[1], 1), (other, 1)):
         v = RunPaths(tmp_path / rid).results("a").root
         v.mkdir(parents=True)
