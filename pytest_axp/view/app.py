@@ -120,7 +120,7 @@ class Viewer:
             "agent": summary.get("agent") if isinstance(summary.get("agent"), dict) else {},
             "error": error, "spans": spans,
             "timeline": figure_json(charts.timeline(
-                [s.name for s in spans], [s.start_ms for s in spans],
+                [s.label for s in spans], [s.start_ms for s in spans],
                 [s.duration_ms for s in spans], [s.error for s in spans])),
             "page": page, "trace_size": page.size, "trace_file": trace.name,
             "diffs": data.diff_points(run, vid), "tests": data.tests(run, vid, summary),

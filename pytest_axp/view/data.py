@@ -314,6 +314,14 @@ class Span:
     attributes: dict[str, Any]
     error: bool
 
+    @property
+    def label(self) -> str:
+        """The span's name with what tells spans of one name apart (a test, a point)."""
+        a = self.attributes
+        detail = (a.get("axp.test.name") or a.get("axp.point") or a.get("axp.agent")
+                  or a.get("axp.entry") or a.get("name"))
+        return f"{self.name} {detail}" if detail else self.name
+
 
 def spans(run: RunPaths, vid: str) -> list[Span]:
     """The harness spans (not the agent's own telemetry), in start order, with depth."""

@@ -19,51 +19,74 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' 
        "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
+def _number(x: Any) -> float | None:
+    """A value of a record as a number, or None (missing, undefined or not a number: the
+    records are read as found)."""
+    from jinja2 import Undefined
+
+    if isinstance(x, (bool, Undefined)):
+        return None
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return None
+
+
 def _duration(seconds: Any) -> str:
-    if seconds is None:
+    s = _number(seconds)
+    if s is None:
         return "-"
-    s = float(seconds)
     if s < 60:
         return f"{s:.1f}s"
-    m, s = divmod(round(s), 60)
-    return f"{m}m{s:02d}s" if m < 60 else f"{m // 60}h{m % 60:02d}m"
+    m, sec = divmod(round(s), 60)
+    return f"{m}m{sec:02d}s" if m < 60 else f"{m // 60}h{m % 60:02d}m"
 
 
 def _ms(ms: Any) -> str:
-    return "-" if ms is None else (f"{float(ms):.0f} ms" if float(ms) < 1000
-                                   else _duration(float(ms) / 1000))
+    x = _number(ms)
+    return "-" if x is None else (f"{x:.0f} ms" if x < 1000 else _duration(x / 1000))
 
 
 def _money(x: Any) -> str:
-    return "-" if x is None else f"${float(x):.4f}"
+    v = _number(x)
+    return "-" if v is None else f"${v:.4f}"
 
 
 def _pct(x: Any) -> str:
-    return "-" if x is None else f"{float(x):.0%}"
+    v = _number(x)
+    return "-" if v is None else f"{v:.0%}"
 
 
 def _num(x: Any, digits: int = 1) -> str:
-    if x is None:
+    v = _number(x)
+    if v is None:
         return "-"
-    return f"{float(x):,.{digits}f}" if digits else f"{round(float(x)):,}"
+    return f"{v:,.{digits}f}" if digits else f"{round(v):,}"
 
 
 def _when(epoch: Any) -> str:
-    if epoch is None:
+    v = _number(epoch)
+    if v is None:
         return "-"
-    return datetime.fromtimestamp(float(epoch), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    try:
+        return datetime.fromtimestamp(v, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, OSError, ValueError):
+        return "-"
 
 
 def _pvalue(p: Any) -> str:
-    return "-" if p is None else f"{float(p):.3g}"
+    v = _number(p)
+    return "-" if v is None else f"{v:.3g}"
 
 
 @cache
 def environment() -> Any:
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+    from jinja2 import ChainableUndefined, Environment, FileSystemLoader
 
+    # Records are read as found (an old or cut-short summary lacks fields): a missing one
+    # renders empty rather than failing the page.
     env = Environment(loader=FileSystemLoader(str(HERE / "templates")), autoescape=True,
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+                      undefined=ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(duration=_duration, ms=_ms, money=_money, pct=_pct, num=_num,
                        when=_when, pvalue=_pvalue)
     return env
