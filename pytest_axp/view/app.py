@@ -20,6 +20,7 @@ from .render import CSP, figure_json, render, static_text
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 STATUSES = ("pass", "fail", "timeout", "error", "partial", "running")
+PAGE_ROWS = 200  # runs on the front page before "more"
 _STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 _STATIC_FILES = ("app.css", "app.js", "plotly.css", "plotly.min.js")
 
@@ -42,6 +43,7 @@ class Viewer:
     def __init__(self, runs_dir: Path, run_ids: list[str] | None = None) -> None:
         self.runs_dir = runs_dir
         self.only = list(run_ids or [])
+        self.rows = data.RowCache()
 
     # -- lookups ----------------------------------------------------------------------------
 
@@ -60,7 +62,7 @@ class Viewer:
 
     def index_rows(self, experiment: str, status: str) -> tuple[list[data.RunListRow], int,
                                                                  list[str]]:
-        rows = data.list_rows(self.runs_dir, self.only or None)
+        rows = data.list_rows(self.runs_dir, self.only or None, self.rows)
         experiments = sorted({r.experiment_id for r in rows})
         total = len(rows)
         if experiment:
@@ -69,10 +71,20 @@ class Viewer:
             rows = [r for r in rows if r.status == status]
         return rows, total, experiments
 
-    def index_context(self, experiment: str, status: str) -> dict[str, Any]:
+    def index_context(self, experiment: str, status: str, shown: int = PAGE_ROWS
+                      ) -> dict[str, Any]:
         rows, total, experiments = self.index_rows(experiment, status)
-        q = urlencode({k: v for k, v in (("experiment", experiment), ("status", status)) if v})
-        return {"rows": rows, "total": total, "experiments": experiments,
+        shown = max(PAGE_ROWS, shown)
+        params = {k: v for k, v in (("experiment", experiment), ("status", status)) if v}
+        more = (("/?" + urlencode({**params, "shown": str(shown + PAGE_ROWS)}))
+                if len(rows) > shown else "")
+        matching = len(rows)
+        rows = rows[:shown]
+        if shown != PAGE_ROWS:
+            params["shown"] = str(shown)
+        q = urlencode(params)
+        return {"rows": rows, "total": total, "matching": matching, "more": more,
+                "experiments": experiments,
                 "experiment": experiment, "status": status, "statuses": STATUSES,
                 "runs_dir": str(self.runs_dir), "sig": _sig(rows),
                 "live_src": "/fragments/runs" + (f"?{q}" if q else "")}
@@ -342,12 +354,13 @@ def create_app(runs_dir: Path, run_ids: list[str] | None = None,
 
     async def index(request: Request) -> Response:
         q = request.query_params
-        return page("index.html", **viewer.index_context(q.get("experiment", ""),
-                                                         q.get("status", "")))
+        return page("index.html", **viewer.index_context(
+            q.get("experiment", ""), q.get("status", ""), _int(request, "shown") or 0))
 
     async def runs_fragment(request: Request) -> Response:
         q = request.query_params
-        ctx = viewer.index_context(q.get("experiment", ""), q.get("status", ""))
+        ctx = viewer.index_context(q.get("experiment", ""), q.get("status", ""),
+                                   _int(request, "shown") or 0)
         if q.get("sig") == ctx["sig"]:
             return Response(status_code=204, headers=_headers({"X-Live": "1"}))
         return page("_runs_table.html", headers={"X-Signature": ctx["sig"], "X-Live": "1"},

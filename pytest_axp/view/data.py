@@ -237,14 +237,39 @@ def run_row(runs_dir: Path, info: RunRow) -> RunListRow:
         duration_seconds=(max(ends) - min(starts)) if starts and ends else None)
 
 
-def list_rows(runs_dir: Path, only: list[str] | None = None) -> list[RunListRow]:
+class RowCache:
+    """Rows of finished runs, kept while their index.json is unchanged (a resume rewrites
+    it): the front page over hundreds of runs then costs a stat per run. A run without an
+    index (partial or being written) is read again every time."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, tuple[tuple[int, int], RunListRow]] = {}
+
+    def row(self, runs_dir: Path, path: Path) -> RunListRow:
+        try:
+            st = (path / "index.json").stat()
+            key: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            key = None
+        hit = self._rows.get(path.name)
+        if key is not None and hit is not None and hit[0] == key:
+            return hit[1]
+        row = run_row(runs_dir, read_run(path))
+        if key is not None:
+            self._rows[path.name] = (key, row)
+        return row
+
+
+def list_rows(runs_dir: Path, only: list[str] | None = None,
+              cache: RowCache | None = None) -> list[RunListRow]:
     """Every run (or those named), newest first."""
     if not runs_dir.is_dir():
         return []
     paths = [p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
     if only:
         paths = [p for p in paths if p.name in only]
-    rows = [run_row(runs_dir, read_run(p)) for p in paths]
+    cache = cache or RowCache()
+    rows = [cache.row(runs_dir, p) for p in paths]
     rows.sort(key=lambda r: (r.created_epoch, r.run_id), reverse=True)
     return rows
 
