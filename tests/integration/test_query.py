@@ -4,6 +4,7 @@ Claude Code CLI answered by the scripted model gateway, a real headless Chromium
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import os
@@ -290,10 +291,12 @@ def test_results_statistics_all_and_report(project, tmp_path):
     # Offline: nothing is loaded from anywhere (scripts and styles are inline, allowed by
     # their hashes only).
     markup = re.sub(r"<script>.*?</script>", "", page, flags=re.S)  # Plotly.js's own text
-    assert markup.count("<script") == 0 and page.count("<script>") == 2
+    assert page.count("<script>") == 2  # Plotly.js and ours; the rest are JSON data blocks
+    assert markup.count("<script") == markup.count('<script type="application/json"') == 3
     assert not re.findall(r'(?:src|href)="(?:https?:)?//', markup)
     csp = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)"', page)
-    assert csp and "default-src 'none'" in csp.group(1) and "unsafe" not in csp.group(1)
+    policy = html.unescape(csp.group(1)) if csp else ""
+    assert "default-src 'none'" in policy and "unsafe" not in policy
     assert "<script src" not in page and "<link rel=\"stylesheet\"" not in page
     # Every link is a relative file link to a file of a run.
     hrefs = re.findall(r'href="([^"]+)"', page)
