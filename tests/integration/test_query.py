@@ -299,7 +299,7 @@ def test_results_statistics_all_and_report(project, tmp_path):
     assert "default-src 'none'" in policy and "unsafe" not in policy
     assert "<script src" not in page and "<link rel=\"stylesheet\"" not in page
     # Every link is a relative file link to a file of a run.
-    hrefs = re.findall(r'href="([^"]+)"', page)
+    hrefs = re.findall(r'href="([^"]+)"', markup)
     files = [h for h in hrefs if not h.startswith(("data:", "#"))]
     assert files and all(not h.startswith("/") for h in files)
     for h in files:
