@@ -25,6 +25,12 @@ def plotly_js_path() -> Path:
     return path
 
 
+def plain(text: str) -> str:
+    """A label as Plotly shows it literally: Plotly reads tags such as <a href> and <br> in
+    text, so angle brackets become look-alikes (names come from experiment files)."""
+    return str(text).replace("<", "\u2039").replace(">", "\u203a")
+
+
 def _layout(height: int, xtitle: str, **extra: Any) -> dict[str, Any]:
     return {
         "height": height, "margin": {"l": 200, "r": 20, "t": 10, "b": 40},
@@ -39,6 +45,7 @@ def pass_rate(labels: list[str], rates: list[float | None], lows: list[float],
               highs: list[float], ns: list[int]) -> Figure:
     """Pass rate per row as a bar, with its Wilson 95% interval as the error bar."""
     x = [r if r is not None else 0 for r in rates]
+    labels = [plain(label) for label in labels]
     return {
         "data": [{
             "type": "bar", "orientation": "h", "y": labels, "x": x,
@@ -60,6 +67,8 @@ def pass_rate(labels: list[str], rates: list[float | None], lows: list[float],
 def metric(labels: list[str], means: list[float | None],
            runs: list[list[tuple[str, float]]], title: str) -> Figure:
     """Mean per row as a bar, each variant run as a dot."""
+    labels = [plain(label) for label in labels]
+    runs = [[(plain(name), v) for name, v in row] for row in runs]
     data: list[dict[str, Any]] = [{
         "type": "bar", "orientation": "h", "y": labels,
         "x": [m if m is not None else 0 for m in means], "opacity": 0.45,
@@ -82,7 +91,7 @@ def timeline(names: list[str], starts_ms: list[float], durations_ms: list[float 
     return {
         "data": [{
             "type": "bar", "orientation": "h",
-            "y": [f"{i + 1}. {n}" for i, n in enumerate(names)],
+            "y": [f"{i + 1}. {plain(n)}" for i, n in enumerate(names)],
             "x": [d / 1000 for d in dur], "base": [s / 1000 for s in starts_ms],
             "marker": {"color": ["#c23b5b" if e else PALETTE[0] for e in errors]},
             "hovertemplate": "%{y}: %{x:.3f} s<extra></extra>",

@@ -484,7 +484,11 @@ def diff_points(run: RunPaths, vid: str) -> list[DiffPoint]:
             cut = False
             patch = c.get("patch")
             if isinstance(patch, str) and patch:
-                text, cut = read_text_head(fs / patch, MAX_PATCH_BYTES)
+                try:  # a record names its patch; nothing outside the variant is read
+                    text, cut = read_text_head(variant_file(run, vid, f"fs-diff/{patch}"),
+                                               MAX_PATCH_BYTES)
+                except BadPath:
+                    text, cut, patch = "", False, None
                 lines = [(diff_line_class(line), line) for line in text.splitlines()]
             changes.append(FileChange(str(c.get("path")), str(c.get("change")), c.get("size"),
                                       c.get("note"),

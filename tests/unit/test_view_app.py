@@ -13,6 +13,8 @@ from pytest_axp.view import data
 from pytest_axp.view.app import create_app
 
 RID = "exp-01ARZ3NDEKTSV4RRFFQ69G5FAV"
+# Starlette's test client warns that it will move off httpx; the requests are the same.
+pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx`:DeprecationWarning")
 
 
 def _event(seq: int) -> dict:

@@ -197,3 +197,27 @@ def test_a_run_is_live_while_its_writer_lives(tmp_path):
     assert data.is_live(tmp_path, rid)
     lock.write_text(json.dumps({"pid": 2 ** 22 + 12345, "run": rid}))
     assert not data.is_live(tmp_path, rid)
+
+
+def test_chart_labels_carry_no_plotly_markup():
+    from pytest_axp.view import charts
+
+    fig = charts.timeline(['test <a href="https://x">x</a><br>'], [0.0], [1.0], [False])
+    (label,) = fig["data"][0]["y"]
+    assert "<" not in label and ">" not in label and "href" in label
+
+
+def test_a_patch_named_outside_the_variant_is_not_read(tmp_path):
+    run = RunPaths(tmp_path / "exp-01ARZ3NDEKTSV4RRFFQ69G5FAV")
+    fs = run.results("a").fs_diff
+    fs.mkdir(parents=True)
+    (tmp_path / "secret.txt").write_text("+top secret\n")
+    (fs / "2").mkdir()
+    (fs / "2" / "ok.txt.patch").write_text("--- a/ok.txt\n+++ b/ok.txt\n@@ -0,0 +1 @@\n+fine\n")
+    (fs / "2.json").write_text(json.dumps({"seq": 2, "point": "after_agent", "changes": [
+        {"path": "ok.txt", "change": "added", "patch": "2/ok.txt.patch"},
+        {"path": "x", "change": "added", "patch": "../../../../secret.txt"}]}))
+    (point,) = data.diff_points(run, "a")
+    ok, bad = point.changes
+    assert ("add", "+fine") in ok.lines and ok.patch_path == "fs-diff/2/ok.txt.patch"
+    assert bad.lines == [] and bad.patch_path is None
