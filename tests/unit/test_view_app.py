@@ -14,7 +14,7 @@ from pytest_axp.view.app import create_app
 
 RID = "exp-01ARZ3NDEKTSV4RRFFQ69G5FAV"
 # Starlette's test client warns that it will move off httpx; the requests are the same.
-pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx`:DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx`")
 
 
 def _event(seq: int) -> dict:
