@@ -565,7 +565,7 @@ def _loads(text: str) -> dict[str, Any]:
 @dataclass
 class Step:
     kind: str          # prompt, message, thought, tool, permission, usage, plan, result, meta,
-    seq: int           # event, unreadable
+    seq: int           # stdout, event, unreadable
     ts_ms: float | None
     title: str = ""
     text: str = ""
@@ -669,10 +669,21 @@ def event_step(event: dict[str, Any], seq: int, t0: int | None) -> Step:
         if usage:
             text += "; usage: " + ", ".join(f"{k} {v}" for k, v in usage.items())
         return Step("result", seq, ts_ms, text=text)
+    if isinstance(frame.get("axp_stdout"), str):
+        return Step("stdout", seq, ts_ms, text=short(frame["axp_stdout"]))
     if event.get("kind") == "axp_meta":
         return Step("meta", seq, ts_ms, text=", ".join(f"{k}: {v}" for k, v in frame.items()
                                                        if k != "schema_version"))
-    label = str(method or event.get("kind") or ("response" if "result" in frame else "event"))
+    if method:
+        label = str(method)
+    elif "result" in frame or "error" in frame:
+        # An answer names the request it answers in its envelope (the ACP frame tracer's).
+        answered = event.get("method")
+        label = f"response to {answered}" if answered else "response"
+        if "error" in frame:
+            label += ": error"
+    else:
+        label = str(event.get("kind") or "event")
     return Step("event", seq, ts_ms, title=label, text=_pretty(frame))
 
 

@@ -221,3 +221,23 @@ def test_a_patch_named_outside_the_variant_is_not_read(tmp_path):
     ok, bad = point.changes
     assert ("add", "+fine") in ok.lines and ok.patch_path == "fs-diff/2/ok.txt.patch"
     assert bad.lines == [] and bad.patch_path is None
+
+
+def test_acp_frames_with_their_envelope(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    _write(trace, [
+        {"seq": 0, "ts_ns": 5, "kind": "initialize", "direction": "client->agent",
+         "raw_json": {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {}}},
+        {"seq": 1, "ts_ns": 6, "kind": "response", "direction": "agent->client",
+         "method": "initialize", "raw_json": {"jsonrpc": "2.0", "id": 0, "result": {
+             "protocolVersion": 1}}},
+        {"seq": 2, "ts_ns": 7, "kind": "response", "direction": "agent->client",
+         "method": "session/new", "raw_json": {"jsonrpc": "2.0", "id": 1,
+                                               "error": {"message": "no"}}},
+        {"seq": 3, "ts_ns": 8, "kind": "agent_stdout", "raw_json": {"axp_stdout": "hi\n"}},
+    ])
+    steps = data.trace_page(trace).steps
+    assert [(s.kind, s.title) for s in steps] == [
+        ("event", "initialize"), ("event", "response to initialize"),
+        ("event", "response to session/new: error"), ("stdout", "")]
+    assert steps[3].text == "hi\n"
