@@ -28,6 +28,7 @@ from .image_cmds import cmd_image_build
 from .listing import cmd_list
 from .query_cmds import register as register_query_cmds
 from .sandbox_cmds import cmd_sandbox_clean
+from .view_cmd import register as register_view_cmd
 
 # -- parser -------------------------------------------------------------------------------
 
@@ -128,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--tag", default=None, help="image tag (default: the bundled image's)")
     b.set_defaults(func=cmd_image_build)
     register_query_cmds(sub, local)
+    register_view_cmd(sub)
     return p
 
 

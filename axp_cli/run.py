@@ -199,6 +199,7 @@ def _execute_held(args: argparse.Namespace, file: Path, variants, ulids: list[st
     if not live:  # the live view's title says it on a terminal
         for rid in run_ids:
             print(f"run {rid}", flush=True)
+    _print_viewer_urls(runs_dir, run_ids)
     if args.model_script:
         script = Path(args.model_script)
         if not script.is_file():
@@ -389,7 +390,18 @@ def _report_runs(runs_dir: Path, run_ids: list[str], interrupted: bool,
         state = "" if run.index.exists() else "  (partial: no index.json)"
         label = "run folder" if len(folders) == 1 else f"run folder (repeat {n})"
         print(f"{label}: {run.root}{state}")
+    _print_viewer_urls(runs_dir, run_ids)
     return EXIT_OK if rows and all(r.status == "pass" for r in rows) else EXIT_NOT_PASSED
+
+
+def _print_viewer_urls(runs_dir: Path, run_ids: list[str]) -> None:
+    """Where `axp view`, if one serves these runs, shows them."""
+    from pytest_axp.view.server import viewer_url
+
+    url = viewer_url(runs_dir)
+    if url:
+        for rid in run_ids[:1]:  # the page of one run shows every repeat of the invocation
+            print(f"view: {url}/runs/{rid}", flush=True)
 
 
 def _report_interrupt(folders: list[Path]) -> None:

@@ -6,7 +6,8 @@
 #             the sandbox image (the steps that need root on a fresh machine).
 #   --tests   also install the lint tools (ruff, mypy: the `lint` extra) and what the test
 #             suite drives besides Python packages: Chromium (Debian's package), which
-#             renders the HTML report in a real browser.
+#             renders the HTML report and drives `axp view` (through Playwright, from
+#             the test extra) in a real browser.
 # Running it again is quick: nothing is reinstalled unless pyproject.toml changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."

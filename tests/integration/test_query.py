@@ -4,6 +4,7 @@ Claude Code CLI answered by the scripted model gateway, a real headless Chromium
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import os
@@ -287,10 +288,18 @@ def test_results_statistics_all_and_report(project, tmp_path):
     res = project.axp("report", "-o", "out/report.html")
     assert res.returncode == 0, res.stdout + res.stderr
     page = report.read_text()
-    assert "<script" not in page and "http://" not in page.replace(
-        'xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in page
+    # Offline: nothing is loaded from anywhere (scripts and styles are inline, allowed by
+    # their hashes only).
+    markup = re.sub(r"<script>.*?</script>", "", page, flags=re.S)  # Plotly.js's own text
+    assert page.count("<script>") == 2  # Plotly.js and ours; the rest are JSON data blocks
+    assert markup.count("<script") == markup.count('<script type="application/json"') == 3
+    assert not re.findall(r'(?:src|href)="(?:https?:)?//', markup)
+    csp = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)"', page)
+    policy = html.unescape(csp.group(1)) if csp else ""
+    assert "default-src 'none'" in policy and "unsafe" not in policy
+    assert "<script src" not in page and "<link rel=\"stylesheet\"" not in page
     # Every link is a relative file link to a file of a run.
-    hrefs = re.findall(r'href="([^"]+)"', page)
+    hrefs = re.findall(r'href="([^"]+)"', markup)
     files = [h for h in hrefs if not h.startswith(("data:", "#"))]
     assert files and all(not h.startswith("/") for h in files)
     for h in files:
@@ -299,9 +308,10 @@ def test_results_statistics_all_and_report(project, tmp_path):
     assert any(h.endswith("mode-ok.stdout.log") for h in files)
     assert any(h.endswith(".otlp.json") for h in files)
 
-    dom, log = _chromium(tmp_path, report, "--dump-dom")
-    assert '<table class="results">' in dom and "flaky" in dom and "steady" in dom
-    assert dom.count("<svg") == 3 and 'class="interval"' in dom
+    dom, log = _chromium(tmp_path, report, "--dump-dom", "--virtual-time-budget=10000")
+    assert '<table class="stats">' in dom and "flaky" in dom and "steady" in dom
+    # The three charts, drawn by the inlined Plotly.js.
+    assert dom.count('class="main-svg"') >= 3 and dom.count('class="chart js-plotly-plot"') == 3
     assert "too few runs to tell" in dom
     _no_console_errors(log)
     shot = tmp_path / "report.png"
