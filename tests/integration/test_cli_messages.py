@@ -21,9 +21,9 @@ limits: {{max_time_seconds: 60}}
 
 UNKNOWN_AGENT = """
 schema_version: 2
-id: codex
-name: Codex
-agents: [{name: codex}]
+id: nope
+name: Nope
+agents: [{name: nope}]
 prompts: [go]
 tests: {application: [{name: t, script: "true"}]}
 limits: {max_time_seconds: 30}
@@ -59,13 +59,14 @@ def _one_line(res: subprocess.CompletedProcess) -> str:
 
 
 def test_unknown_agent_is_found_before_anything_runs(project):
-    project.write("codex.yaml", UNKNOWN_AGENT)
-    for argv in (("experiment", "validate", "codex.yaml"),
-                 ("local", "run", "codex.yaml", "--dry-run"), ("local", "run", "codex.yaml")):
+    project.write("nope.yaml", UNKNOWN_AGENT)
+    for argv in (("experiment", "validate", "nope.yaml"),
+                 ("local", "run", "nope.yaml", "--dry-run"), ("local", "run", "nope.yaml")):
         res = project.axp(*argv)
         assert res.returncode == 2, (argv, res.stdout, res.stderr)
         line = _one_line(res)
-        assert "variant default: agent 'codex' is not available (known: command, claude)" \
+        assert ("variant default: agent 'nope' is not available "
+                "(known: command, claude, claude-code, acp, codex, gemini)") \
             in line, line
     assert not project.runs_dir.exists()
 
