@@ -134,6 +134,8 @@ class Workers:
         argv = local_run_argv(request, bundle, runs_dir, run_id, resume)
         secrets = self.store.secrets(org)
         redactor = Redactor(secrets.values())
+        if resume:
+            _wait_for_writer(runs_dir, run_id)
         with open(job_dir / OUTPUT, "ab") as out:
             if resume:
                 out.write(b"\n== resumed\n")
@@ -169,6 +171,25 @@ class Workers:
     def _cancel_requested(self, org: str, run_id: str) -> bool:
         row = self.store.run(org, run_id)
         return bool(row and row["cancel_requested"])
+
+
+def _wait_for_writer(runs_dir: Path, run_id: str, seconds: float = 300.0) -> None:
+    """The process of a server that died may still be cleaning up the run it wrote (it was
+    told to stop when the server died): resuming waits until it has let go of the run."""
+    from ..runlock import RunBusy, acquire, release
+
+    ulid = run_id.rsplit("-", 1)[1]
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            acquire(runs_dir, ulid, run_id)
+        except RunBusy:
+            if time.monotonic() > deadline:
+                return  # the run says it is busy, in its own words
+            time.sleep(POLL_SECONDS)
+            continue
+        release(runs_dir, ulid)
+        return
 
 
 def _pump(src: IO[bytes] | None, out: IO[bytes], redactor: Redactor) -> None:
