@@ -107,9 +107,9 @@ class Server:
         assert res.returncode == 0, res.stderr
         return res.stdout.strip()
 
-    def start(self) -> None:
-        for _ in range(5):  # another process may take the free port first
-            self.port = free_port()
+    def start(self, same_port: bool = False) -> None:
+        for _ in range(1 if same_port else 5):  # another process may take the port first
+            self.port = self.port if same_port else free_port()
             self.url = f"http://127.0.0.1:{self.port}"
             self.log = open(self.data_dir.parent / f"server-{self.port}.log", "w")
             self.proc = subprocess.Popen(
@@ -418,7 +418,7 @@ def test_server_killed_mid_run_loses_nothing_and_resumes(server, tmp_path):
     while not (runs_root / slow_id / "results" / "default" / "layout.json").exists():
         time.sleep(0.5)
     server.stop(signal.SIGKILL)
-    server.start()
+    server.start(same_port=True)  # where alice's CLI signed in
     assert "was interrupted" in server.logs()
     listed = {r["run_id"]: r for r in json.loads(alice.axp("runs", "list", "--json").stdout)}
     assert listed[done_id]["status"] == "pass" and listed[done_id]["state"] == "done"
