@@ -30,3 +30,15 @@ def cmd_list(args: argparse.Namespace) -> int:
                  [(r.run_id, r.experiment_id, r.status, "local", r.to_json()["created"])
                   for r in rows]))
     return EXIT_OK
+
+
+def cmd_runs_list(args: argparse.Namespace) -> int:
+    """`axp runs list`: the server's runs when signed in (as the seeds say), else the local
+    ones; `axp list` stays local unless asked for --remote."""
+    from .client import load_sign_in
+
+    if args.local or (not args.remote and load_sign_in() is None):
+        return cmd_list(args)
+    from .remote import cmd_remote_list
+
+    return cmd_remote_list(args)

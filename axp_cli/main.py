@@ -25,9 +25,8 @@ from .errors import (  # noqa: F401 (the exit codes and CliError are part of mai
 )
 from .experiment_cmds import cmd_resolve, cmd_schema, cmd_validate
 from .image_cmds import cmd_image_build
-from .listing import cmd_list
+from .listing import cmd_list, cmd_runs_list
 from .query_cmds import register as register_query_cmds
-from .remote import cmd_runs_list
 from .remote import register as register_remote
 from .sandbox_cmds import cmd_sandbox_clean
 from .server_cmds import register as register_server

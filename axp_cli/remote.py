@@ -14,6 +14,7 @@ import tarfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from .client import (
     Client,
@@ -24,7 +25,8 @@ from .client import (
     save_sign_in,
 )
 from .common import _load, _runs_dir, refuse
-from .errors import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_NOT_PASSED, EXIT_OK, CliError
+from .errors import EXIT_INTERRUPTED, EXIT_NOT_PASSED, EXIT_OK, CliError
+from .upload import upload_run
 
 FINISHED = ("done", "cancelled", "interrupted")
 POLL_SECONDS = 1.0
@@ -79,22 +81,6 @@ def cmd_auth_status(args: argparse.Namespace) -> int:
 
 # -- upload --------------------------------------------------------------------------------
 
-def upload_run(client: Client, folder: Path) -> tuple[bool, int]:
-    """Upload one run folder; (already there, files sent). The server lists it only once
-    the final commit has checked every file."""
-    from pytest_axp.server import manifest as M
-
-    wanted = M.build(folder)
-    run_id = folder.name
-    answer = client.request("POST", f"/uploads/{run_id}", json=wanted)
-    if answer.get("complete"):
-        return True, 0
-    for rel in answer["missing"]:
-        with open(folder / rel, "rb") as f:
-            client.request("PUT", f"/uploads/{run_id}/files/{rel}", content=f)
-    client.request("POST", f"/uploads/{run_id}/commit")
-    return False, len(answer["missing"])
-
 
 def cmd_upload(args: argparse.Namespace) -> int:
     from pytest_axp.server.manifest import ManifestError, check_run_id
@@ -113,25 +99,6 @@ def cmd_upload(args: argparse.Namespace) -> int:
     print(f"run {args.run_id}: " + ("already uploaded, unchanged" if already else
                                     f"uploaded ({sent} file(s) sent) to {sign_in.server}"))
     return EXIT_OK
-
-
-def upload_after_local_run(run_ids: list[str], runs_dir: Path) -> None:
-    """Best effort, when signed in: a failure is one warning line and the run stays local."""
-    sign_in = load_sign_in()
-    if sign_in is None or os.environ.get("AXP_NO_UPLOAD"):
-        return
-    for run_id in run_ids:
-        folder = runs_dir / run_id
-        if not folder.is_dir():
-            continue
-        try:
-            with Client(sign_in, timeout=30.0) as client:
-                upload_run(client, folder)
-        except (CliError, OSError) as e:
-            print(f"axp: warning: run {run_id} not uploaded ({e}); it stays in {folder}; "
-                  f"`axp upload {run_id}` tries again", file=sys.stderr)
-        else:
-            print(f"uploaded run {run_id} to {sign_in.server}")
 
 
 # -- download ------------------------------------------------------------------------------
@@ -154,7 +121,7 @@ def cmd_download(args: argparse.Namespace) -> int:
             for rel, entry in found["files"].items():
                 target = part / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
-                with client.stream("GET", f"/runs/{args.run_id}/files/{rel}") as resp:
+                with client.stream("GET", f"/runs/{args.run_id}/files/{quote(rel)}") as resp:
                     if resp.status_code >= 400:
                         raise CliError(f"{rel}: the server answered HTTP {resp.status_code}")
                     with open(target, "wb") as f:
@@ -378,15 +345,6 @@ def cmd_remote_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_runs_list(args: argparse.Namespace) -> int:
-    """The server's runs when signed in (as the seeds say); the local ones otherwise."""
-    from .listing import cmd_list
-
-    if args.local or (not args.remote and load_sign_in() is None):
-        return cmd_list(args)
-    return cmd_remote_list(args)
-
-
 # -- parser --------------------------------------------------------------------------------
 
 def register(sub: argparse._SubParsersAction, runs_sub: argparse._SubParsersAction) -> None:
@@ -445,7 +403,3 @@ def register(sub: argparse._SubParsersAction, runs_sub: argparse._SubParsersActi
     re_.add_argument("run_id", metavar="RUN_ID")
     re_.add_argument("--watch", action="store_true", help="stream its output until it ends")
     re_.set_defaults(func=cmd_runs_resume)
-
-
-def invalid(message: str) -> CliError:
-    return CliError(message, EXIT_INVALID)

@@ -191,7 +191,7 @@ def _execute(args: argparse.Namespace, file: Path, variants, ulids: list[str],
     with _holding(runs_dir, ulids, run_ids):
         code = _execute_held(args, file, variants, ulids, repeat, image, run_ids)
     if code != EXIT_INTERRUPTED and not args.run_ulid:  # a server's own run stays there
-        from .remote import upload_after_local_run
+        from .upload import upload_after_local_run
 
         upload_after_local_run(run_ids, runs_dir)
     return code

@@ -30,7 +30,7 @@ id: hello
 name: Hello
 agents:
   - name: command
-    script: echo done > out.txt
+    script: echo done > out.txt; echo odd > 'a ?#%.txt'
 prompts:
   - id: p
     prompt: write out.txt
@@ -384,13 +384,21 @@ def test_remote_run_watch_detach_and_cancel(server, tmp_path, docker_client):
     assert containing(runs_root / slow_id, secret) == []
     assert containing(server.data_dir / "orgs" / "acme" / "jobs", secret) == []
 
-    # Cancelled while it runs: it ends, its sandbox goes, its folder stays.
+    # Ctrl-C on `axp run` detaches: the run goes on. Then it is cancelled while it runs: it
+    # ends, its sandbox goes, its folder stays.
     alice.write("wait/seconds", "600\n")
-    detached = alice.axp("run", "slow.yaml", "--detach")
-    cancel_id = detached.stdout.splitlines()[0].split()[1]
+    watching = subprocess.Popen([sys.executable, "-m", "axp_cli", "run", "slow.yaml"],
+                                cwd=alice.project, env=alice.env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    assert watching.stdout is not None
+    cancel_id = watching.stdout.readline().split()[1]
     wait_for_state(alice, cancel_id, "running")
     while not (runs_root / cancel_id / "results" / "default" / "layout.json").exists():
         time.sleep(0.5)
+    watching.send_signal(signal.SIGINT)
+    _, err = watching.communicate(timeout=60)
+    assert watching.returncode == 130 and f"detached from run {cancel_id}" in err, err
+    assert alice.axp("runs", "status", cancel_id).stdout.startswith(f"run {cancel_id}: running")
     res = alice.axp("runs", "cancel", cancel_id)
     assert res.returncode == 0 and "cancelling" in res.stdout
     wait_for_state(alice, cancel_id, "cancelled")
