@@ -42,7 +42,8 @@ def cmd_server(args: argparse.Namespace) -> int:
     data_dir = _data_dir(args)
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
-        app = create_app(data_dir, args.database_url, workers=args.workers)
+        app = create_app(data_dir, args.database_url, workers=args.workers,
+                         dashboard=_viewer_factory())
     except DatabaseError as e:
         raise CliError(str(e)) from None
     print(f"axp server: http://{args.host}:{args.port} (data in {data_dir})", flush=True)
@@ -59,6 +60,17 @@ def cmd_server(args: argparse.Namespace) -> int:
         raise CliError(f"cannot serve on {args.host}:{args.port}: {e.strerror or e}",
                        EXIT_ENGINE) from None
     return EXIT_OK
+
+
+def _viewer_factory():
+    """The viewer's app factory (`axp view`), served as the dashboard when installed."""
+    import importlib
+
+    try:
+        module = importlib.import_module("pytest_axp.view.app")
+    except ImportError:
+        return None
+    return getattr(module, "create_app", None)
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:

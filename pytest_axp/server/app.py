@@ -496,10 +496,62 @@ def _jsonable(value: Any) -> Any:
 
 # -- the application -----------------------------------------------------------------------
 
+# The browser's sign-in for the dashboard: the same token, in a cookie only the server reads.
+COOKIE = "axp_token"
+_LOGIN_PAGE = """<!doctype html><meta charset="utf-8"><title>axp server: sign in</title>
+<form method="post" action="/login"><p>{message}</p>
+<label>token <input type="password" name="token" autocomplete="off" autofocus></label>
+<button>sign in</button></form>"""
+
+
+async def login_page(request: Request) -> Response:
+    from starlette.responses import HTMLResponse, RedirectResponse
+
+    if request.method == "GET":
+        return HTMLResponse(_LOGIN_PAGE.format(message="Sign in with your axp token."))
+    from urllib.parse import parse_qs
+
+    form = parse_qs((await request.body()).decode("utf-8", "replace"))
+    token = (form.get("token") or [""])[0].strip()
+    store: Store = request.app.state.store
+    if store.user_for_token(token) is None:
+        return HTMLResponse(_LOGIN_PAGE.format(message="That token is not known."), 401)
+    resp = RedirectResponse("/", status_code=303)
+    resp.set_cookie(COOKIE, token, httponly=True, samesite="strict",
+                    secure=request.url.scheme == "https")
+    return resp
+
+
+class Dashboards:
+    """The viewer over each organisation's run folders, for a browser signed in by cookie;
+    one viewer app per organisation, made on first use by `factory(runs_dir)`."""
+
+    def __init__(self, store: Store, factory: Callable[[Path], Any]) -> None:
+        self.store = store
+        self.factory = factory
+        self._apps: dict[str, Any] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from starlette.responses import RedirectResponse
+
+        request = Request(scope)
+        user = self.store.user_for_token(request.cookies.get(COOKIE))
+        if user is None:
+            await RedirectResponse("/login", status_code=303)(scope, receive, send)
+            return
+        app = self._apps.get(user.org)
+        if app is None:
+            runs_dir = self.store.runs_dir(user.org)
+            runs_dir.mkdir(parents=True, exist_ok=True)
+            app = self._apps[user.org] = self.factory(runs_dir)
+        await app(scope, receive, send)
+
+
 def create_app(data_dir: Path, database_url: str | None = None, workers: int = 2,
                dashboard: Callable[[Path], Any] | None = None) -> Any:
-    """The server's ASGI app. `dashboard(runs_dir)` (the viewer's app factory) is mounted at
-    /orgs/<org>/ once it exists; until then the API and the gateway are served."""
+    """The server's ASGI app: the API under /api/v1, managed model access under /gateway,
+    and, given the viewer's app factory as `dashboard(runs_dir)`, every other path is the
+    viewer over the signed-in browser's organisation's runs (sign-in at /login)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     db = Database.open(data_dir, database_url)
     store = Store(db, data_dir)
@@ -535,15 +587,23 @@ def create_app(data_dir: Path, database_url: str | None = None, workers: int = 2
         Route(f"{API}/uploads/{{run_id}}/commit", upload_commit, methods=["POST"]),
         Route(f"{API}/query", query, methods=["POST"]),
         Route("/healthz", lambda request: PlainTextResponse("ok")),
+        Route("/login", login_page, methods=["GET", "POST"]),
     ]
     api = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: _errors})
     api.state.store = store
+    dashboards = Dashboards(store, dashboard) if dashboard is not None else None
+
+    def ours(path: str) -> bool:
+        return path.startswith(API + "/") or path in ("/healthz", "/login")
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and (scope["path"] == GATEWAY_PREFIX
-                                        or scope["path"].startswith(GATEWAY_PREFIX + "/")):
+        path = scope.get("path", "")
+        if scope["type"] == "http" and (path == GATEWAY_PREFIX
+                                        or path.startswith(GATEWAY_PREFIX + "/")):
             await gateway(scope, receive, send)
+        elif scope["type"] == "http" and dashboards is not None and not ours(path):
+            await dashboards(scope, receive, send)
         else:
             await api(scope, receive, send)
 

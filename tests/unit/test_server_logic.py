@@ -101,3 +101,33 @@ def test_store_on_sqlite(tmp_path):
     store.db.close()
     again = Store(Database.open(tmp_path), tmp_path)
     assert again.run("acme", "e-1")["state"] == "interrupted"
+
+
+@pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+def test_dashboard_serves_the_signed_in_browsers_organisation(tmp_path):
+    """The seam for the viewer: every path that is not the API's goes to the viewer app made
+    for the organisation of the token in the browser's cookie."""
+    from starlette.responses import PlainTextResponse
+    from starlette.testclient import TestClient
+
+    from pytest_axp.server.app import create_app
+
+    def fake_viewer(runs_dir: Path):
+        async def app(scope, receive, send):
+            await PlainTextResponse(f"{runs_dir} {scope['path']}")(scope, receive, send)
+        return app
+
+    store = Store(Database.open(tmp_path), tmp_path)
+    token = store.add_user("alice", "acme")
+    store.add_user("bob", "globex")
+    store.db.close()
+    with TestClient(create_app(tmp_path, workers=0, dashboard=fake_viewer)) as client:
+        first = client.get("/runs/x", follow_redirects=False)
+        assert first.status_code == 303 and first.headers["location"] == "/login"
+        assert client.post("/login", data={"token": token + "x"}).status_code == 401
+        signed = client.post("/login", data={"token": token}, follow_redirects=False)
+        assert signed.status_code == 303 and "httponly" in signed.headers["set-cookie"].lower()
+        page = client.get("/runs/x")
+        assert page.text == f"{tmp_path / 'orgs' / 'acme' / 'runs'} /runs/x"
+        # The API keeps its own authentication: the cookie is not a bearer token.
+        assert client.get("/api/v1/runs").status_code == 401
