@@ -25,7 +25,7 @@ from .client import (
     save_sign_in,
 )
 from .common import _load, _runs_dir, refuse
-from .errors import EXIT_INTERRUPTED, EXIT_NOT_PASSED, EXIT_OK, CliError
+from .errors import EXIT_BUSY, EXIT_INTERRUPTED, EXIT_NOT_PASSED, EXIT_OK, CliError
 from .upload import upload_run
 
 FINISHED = ("done", "cancelled", "interrupted")
@@ -94,8 +94,21 @@ def cmd_upload(args: argparse.Namespace) -> int:
     folder = runs_dir / args.run_id
     if not folder.is_dir():
         raise CliError(f"no run {args.run_id} under {runs_dir}", EXIT_NOT_PASSED)
-    with Client(sign_in) as client:
-        already, sent = upload_run(client, folder)
+    from pytest_axp.runlock import RunBusy, acquire, release
+    from pytest_axp.runs import split_run_id
+
+    ulid = split_run_id(args.run_id)[1]
+    if ulid:  # a run still being written is uploaded when it has ended, not half-way
+        try:
+            acquire(runs_dir, ulid, args.run_id)
+        except RunBusy as e:
+            raise CliError(str(e), EXIT_BUSY) from None
+    try:
+        with Client(sign_in) as client:
+            already, sent = upload_run(client, folder)
+    finally:
+        if ulid:
+            release(runs_dir, ulid)
     print(f"run {args.run_id}: " + ("already uploaded, unchanged" if already else
                                     f"uploaded ({sent} file(s) sent) to {sign_in.server}"))
     return EXIT_OK
