@@ -63,7 +63,8 @@ def forget_sign_in() -> bool:
 def require_sign_in() -> SignIn:
     found = load_sign_in()
     if found is None:
-        raise CliError("not signed in: axp auth login --server URL", EXIT_INVALID)
+        raise CliError("not signed in to an axp server: axp auth login --server URL",
+                       EXIT_INVALID)
     return found
 
 
