@@ -375,12 +375,12 @@ def register(sub: argparse._SubParsersAction, runs_sub: argparse._SubParsersActi
     from .common import RUNS_DIR_HELP
 
     up = sub.add_parser("upload", help="upload a local run to the server")
-    up.add_argument("run_id", metavar="RUN_ID")
+    up.add_argument("run_id", metavar="RUN_ID", help="a run under the runs folder")
     up.add_argument("--runs-dir", default=None, metavar="DIR", help=RUNS_DIR_HELP)
     up.set_defaults(func=cmd_upload)
     down = sub.add_parser("download", help="fetch a run from the server into "
                                            "./.axp/downloads/RUN_ID/")
-    down.add_argument("run_id", metavar="RUN_ID")
+    down.add_argument("run_id", metavar="RUN_ID", help="a run on the server")
     down.set_defaults(func=cmd_download)
     q = sub.add_parser("query", help="SQL over the organisation's runs on the server "
                                      "(the tables of `axp local query`)")
@@ -406,13 +406,13 @@ def register(sub: argparse._SubParsersAction, runs_sub: argparse._SubParsersActi
     run.set_defaults(func=cmd_remote_run)
 
     st = runs_sub.add_parser("status", help="a run on the server")
-    st.add_argument("run_id", metavar="RUN_ID")
+    st.add_argument("run_id", metavar="RUN_ID", help="the id `axp run` printed")
     st.add_argument("--watch", action="store_true", help="stream its output until it ends")
     st.set_defaults(func=cmd_runs_status)
     ca = runs_sub.add_parser("cancel", help="cancel a run on the server")
-    ca.add_argument("run_id", metavar="RUN_ID")
+    ca.add_argument("run_id", metavar="RUN_ID", help="a queued or running remote run")
     ca.set_defaults(func=cmd_runs_cancel)
     re_ = runs_sub.add_parser("resume", help="run again what an interrupted run is missing")
-    re_.add_argument("run_id", metavar="RUN_ID")
+    re_.add_argument("run_id", metavar="RUN_ID", help="an interrupted remote run")
     re_.add_argument("--watch", action="store_true", help="stream its output until it ends")
     re_.set_defaults(func=cmd_runs_resume)

@@ -129,7 +129,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     user = srv_sub.add_parser("user", help="accounts").add_subparsers(dest="user_cmd",
                                                                       required=True)
     add = user.add_parser("add", help="add a user; prints their token once")
-    add.add_argument("name", metavar="NAME")
+    add.add_argument("name", metavar="NAME", help="the user's name (letters, digits, . _ -)")
     add.add_argument("--org", default="default", help="their organisation (default: default)")
     common(add)
     add.set_defaults(func=cmd_user_add)
@@ -137,7 +137,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         dest="secret_cmd", required=True)
     sset = secret.add_parser("set", help="set a secret (value from a prompt or stdin); "
                                          "remote runs get it as environment")
-    sset.add_argument("name", metavar="NAME")
+    sset.add_argument("name", metavar="NAME", help="an environment variable name")
     sset.add_argument("--org", default="default", help="the organisation (default: default)")
     common(sset)
     sset.set_defaults(func=cmd_secret_set)
