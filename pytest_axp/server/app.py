@@ -212,6 +212,10 @@ def _queue_bundle(store: Store, user: User, body: bytes) -> dict[str, Any]:
         shutil.rmtree(bundle, ignore_errors=True)
         raise HTTPException(400, f"unknown variant id(s) {', '.join(unknown)}; this "
                                  f"experiment has: {', '.join(sorted(known))}")
+    problem = _outside_bundle(bundle, resolved, files)
+    if problem:
+        shutil.rmtree(bundle, ignore_errors=True)
+        raise HTTPException(400, problem)
     experiment_id = resolved[0].experiment_id
     job = {"bundle": bundle_id, "experiment": experiment, "variants": variants, "files": files,
            "jobs": min(len(variants) or len(resolved), 4)}
@@ -222,6 +226,38 @@ def _queue_bundle(store: Store, user: User, body: bytes) -> dict[str, Any]:
                          json.dumps(job))
         run_ids.append(run_id)
     return {"run_ids": run_ids}
+
+
+def _outside_bundle(bundle: Path, variants: list[Any], files: list[str]) -> str | None:
+    """A run on the server stages what was sent with it and nothing else of the server's:
+    every host-path source, as the experiment and the --file bindings name it, must resolve
+    inside the bundle (no `..` out of it, no absolute path, no link)."""
+    from ..session import parse_file_bindings
+    from ..staging import is_url, plan_entries
+
+    root = os.path.realpath(bundle)
+    for item in files:
+        rel = item.partition("::")[0] if "::" in item else item.partition("=")[2]
+        try:
+            M.check_rel_path(rel)
+        except M.ManifestError:
+            return f"--file {item}: not a path inside the files sent"
+    try:
+        bindings = parse_file_bindings(
+            [f"{bundle / i.partition('::')[0]}::{i.partition('::')[2]}" if "::" in i
+             else f"{i.partition('=')[0]}={bundle / i.partition('=')[2]}" for i in files],
+            bundle)
+    except ValueError as e:
+        return str(e).replace(str(bundle) + "/", "")
+    for v in variants:
+        for p in plan_entries(v.files, Path(v.source_file).parent, bindings):
+            if p.source is None or is_url(p.source):
+                continue
+            real = os.path.realpath(p.source)
+            if os.path.commonpath([root, real]) != root:
+                return (f"files: source {p.entry.source or p.label} is outside the files sent "
+                        "with the run; bind it with --file NAME=PATH")
+    return None
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:

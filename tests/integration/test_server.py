@@ -475,3 +475,40 @@ def test_managed_model_access_keeps_the_key_on_the_server(sqlite_server, tmp_pat
         assert containing(run_dir, token) == []
     status = alice.axp("auth", "status")
     assert "3 call(s), 360 tokens in, 90 out" in status.stdout, status.stdout
+
+
+def test_a_remote_run_stages_only_what_was_sent_with_it(sqlite_server, tmp_path):
+    import io
+    import tarfile
+
+    server = sqlite_server
+    token = server.add_user("alice", "acme")
+    alice = User(tmp_path / "alice", server)
+    assert alice.login(token).returncode == 0
+    # A named entry with an absolute source is sent bound; an unnamed one is refused here.
+    alice.write("mode/mode.txt", "pass\n")
+    alice.write("abs.yaml", HELLO.replace("source: mode", f"source: {alice.project}/mode"))
+    res = alice.axp("run", "abs.yaml")
+    assert res.returncode == 0, res.stdout + res.stderr
+    alice.write("anon.yaml", HELLO.replace("  - name: mode\n    source: mode",
+                                           f"  - source: {tmp_path}/alice/project/mode"))
+    res = alice.axp("run", "anon.yaml", "--detach")
+    assert res.returncode == 2 and "is an absolute path on this machine" in res.stderr
+    # A hand-made bundle naming server paths is refused before anything is queued.
+    for source, files in ((f"{server.data_dir}/orgs", []), ("../../../../orgs", []),
+                          ("mode", ["mode=../../secrets"])):
+        exp = HELLO.replace("source: mode", f"source: {source}").encode()
+        request = json.dumps({"experiment": "tree/exp.yaml", "files": files}).encode()
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+            for name, data in (("tree/exp.yaml", exp), ("request.json", request)):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        answer = httpx.post(server.url + "/api/v1/runs", content=buf.getvalue(),
+                            headers={"authorization": f"Bearer {token}"})
+        assert answer.status_code == 400, answer.text
+        assert "outside the files sent" in answer.json()["error"] \
+            or "not a path inside" in answer.json()["error"]
+    listed = json.loads(alice.axp("runs", "list", "--json").stdout)
+    assert [(r["kind"], r["status"]) for r in listed] == [("remote", "pass")]
