@@ -47,6 +47,9 @@ def cmd_server(args: argparse.Namespace) -> int:
     except DatabaseError as e:
         raise CliError(str(e)) from None
     print(f"axp server: http://{args.host}:{args.port} (data in {data_dir})", flush=True)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print("axp server: plain HTTP beyond this machine: tokens cross the network in the "
+              "clear unless a TLS proxy stands in front", flush=True)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
                             lifespan="on")
     server = uvicorn.Server(config)

@@ -234,6 +234,15 @@ def wait_for_state(user: User, run_id: str, wanted: str, seconds: float = 240) -
     pytest.fail(f"run {run_id} never became {wanted}: {out}")
 
 
+def wait_for_file(path: Path, seconds: float = 240) -> None:
+    """The sandbox's agent has started once the variant's layout is written."""
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{path} never appeared")
+        time.sleep(0.5)
+
+
 # -- accounts --------------------------------------------------------------------------------
 
 def test_login_status_logout_and_a_wrong_token(server, tmp_path):
@@ -393,8 +402,7 @@ def test_remote_run_watch_detach_and_cancel(server, tmp_path, docker_client):
     assert watching.stdout is not None
     cancel_id = watching.stdout.readline().split()[1]
     wait_for_state(alice, cancel_id, "running")
-    while not (runs_root / cancel_id / "results" / "default" / "layout.json").exists():
-        time.sleep(0.5)
+    wait_for_file(runs_root / cancel_id / "results" / "default" / "layout.json")
     watching.send_signal(signal.SIGINT)
     _, err = watching.communicate(timeout=60)
     assert watching.returncode == 130 and f"detached from run {cancel_id}" in err, err
@@ -423,8 +431,7 @@ def test_server_killed_mid_run_loses_nothing_and_resumes(server, tmp_path):
     slow_id = alice.axp("run", "slow.yaml", "--detach").stdout.splitlines()[0].split()[1]
     runs_root = server.data_dir / "orgs" / "acme" / "runs"
     wait_for_state(alice, slow_id, "running")
-    while not (runs_root / slow_id / "results" / "default" / "layout.json").exists():
-        time.sleep(0.5)
+    wait_for_file(runs_root / slow_id / "results" / "default" / "layout.json")
     server.stop(signal.SIGKILL)
     server.start(same_port=True)  # where alice's CLI signed in
     assert "was interrupted" in server.logs()
