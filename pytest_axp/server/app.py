@@ -299,13 +299,21 @@ def _begin(store: Store, user: User, run_id: str, wanted: dict[str, Any]) -> dic
     digest = M.digest(wanted)
     row = store.run(user.org, run_id)
     if row is not None and row["kind"] != "upload":
+        # A run made here comes back unchanged from a download: that is the same run.
+        folder = store.runs_dir(user.org) / run_id
+        if row["state"] in FINISHED and folder.is_dir() and M.digest(M.build(folder)) == digest:
+            return {"complete": True, "missing": []}
         raise HTTPException(409, f"run {run_id} was run on this server; it is not replaced "
                                  "by an upload")
     if row is not None and row["state"] == DONE and row["manifest_digest"] == digest:
         return {"complete": True, "missing": []}
     if row is None:
-        store.insert_run(user.org, run_id, user.name, split_run_id(run_id)[0], "upload",
-                         UPLOADING)
+        try:
+            store.insert_run(user.org, run_id, user.name, split_run_id(run_id)[0], "upload",
+                             UPLOADING)
+        except Exception:  # the same run's upload, begun at the same moment elsewhere
+            if store.run(user.org, run_id) is None:
+                raise
     staging = _staging(store, user, run_id)
     staging.mkdir(parents=True, exist_ok=True)
     M.write_pending(staging, wanted)

@@ -273,6 +273,9 @@ def test_login_status_logout_and_a_wrong_token(server, tmp_path):
     assert not alice.credentials.exists()
     assert alice.axp("auth", "status").returncode == 1
     assert alice.axp("upload", "x").returncode == 2
+    alice.write("exp.yaml", HELLO)
+    managed = alice.axp("local", "run", "exp.yaml", "--managed-model-access")
+    assert managed.returncode == 2 and "needs a sign-in" in managed.stderr
 
 
 # -- upload, download, query ---------------------------------------------------------------------
@@ -378,6 +381,10 @@ def test_remote_run_watch_detach_and_cancel(server, tmp_path, docker_client):
     assert "default  pass" in res.stdout  # the engine's own table, streamed
     status = alice.axp("runs", "status", run_id)
     assert status.stdout.splitlines() == [f"run {run_id}: pass", "  default: pass"]
+    # Downloaded and uploaded back unchanged, a run made on the server is still one run.
+    assert alice.axp("download", run_id).returncode == 0
+    back = alice.axp("upload", run_id, "--runs-dir", ".axp/downloads")
+    assert back.returncode == 0 and "already uploaded, unchanged" in back.stdout, back.stderr
 
     # Detached: the id comes back at once; `runs status --watch` follows it to its end. The
     # run needs the organisation's secret, which the experiment never carries.
