@@ -111,6 +111,20 @@ def cmd_secret_set(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_usage(args: argparse.Namespace) -> int:
+    from pytest_axp.render.table import render
+
+    store = _store(args)
+    try:
+        rows = store.usage_by_user(args.org)
+    finally:
+        store.db.close()
+    print(render(("organisation", "user", "calls", "tokens in", "tokens out", "cost"),
+                 [(r["org"], r["user"], r["calls"], r["input_tokens"], r["output_tokens"],
+                   f"${r['cost_usd']:.4f}") for r in rows]))
+    return EXIT_OK
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     def common(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--data-dir", default=None, metavar="DIR",
@@ -144,3 +158,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     sset.add_argument("--org", default="default", help="the organisation (default: default)")
     common(sset)
     sset.set_defaults(func=cmd_secret_set)
+    usage = srv_sub.add_parser("usage", help="managed model access, per user")
+    usage.add_argument("--org", default=None, help="one organisation (default: all)")
+    common(usage)
+    usage.set_defaults(func=cmd_usage)

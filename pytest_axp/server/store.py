@@ -193,6 +193,17 @@ class Store:
              int(usage.get("cache_creation_input_tokens", 0)),
              int(usage.get("cache_read_input_tokens", 0)), float(usage.get("cost_usd", 0.0))))
 
+    def usage_by_user(self, org: str | None = None) -> list[dict[str, Any]]:
+        """Managed model access per user (every organisation, or one)."""
+        where, params = ("WHERE org = ? ", (org,)) if org else ("", ())
+        rows = self.db.all(
+            "SELECT org, user_name, COUNT(*) AS calls, SUM(input_tokens) AS input_tokens, "
+            "SUM(output_tokens) AS output_tokens, SUM(cost_usd) AS cost_usd FROM model_usage "
+            f"{where}GROUP BY org, user_name ORDER BY org, user_name", params)
+        return [{"org": str(r["org"]), "user": str(r["user_name"]), "calls": int(r["calls"]),
+                 "input_tokens": int(r["input_tokens"]), "output_tokens": int(r["output_tokens"]),
+                 "cost_usd": float(r["cost_usd"])} for r in rows]
+
     def usage(self, user: User) -> dict[str, Any]:
         row = self.db.one(
             "SELECT COUNT(*) AS calls, COALESCE(SUM(input_tokens), 0) AS input_tokens, "

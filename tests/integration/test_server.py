@@ -489,6 +489,8 @@ def test_managed_model_access_keeps_the_key_on_the_server(sqlite_server, tmp_pat
         assert containing(run_dir, token) == []
     status = alice.axp("auth", "status")
     assert "3 call(s), 360 tokens in, 90 out" in status.stdout, status.stdout
+    usage = server.admin("usage", "--org", "acme").stdout.splitlines()
+    assert usage[2].split() == ["acme", "alice", "3", "360", "90", "$0.0024"]
 
 
 def test_a_remote_run_stages_only_what_was_sent_with_it(sqlite_server, tmp_path):
