@@ -34,6 +34,8 @@ def cmd_server(args: argparse.Namespace) -> int:
         raise CliError("unknown server command")
     if args.workers < 0:
         raise CliError("--workers must be 0 or more")
+    if not 1 <= args.port <= 65535:
+        raise CliError(f"--port {args.port}: give a port from 1 to 65535")
     import uvicorn
 
     from pytest_axp.server.app import create_app
