@@ -97,7 +97,13 @@ class Client:
                            f"{type(e).__name__}: {e}", EXIT_ENGINE) from None
         if resp.status_code >= 400:
             raise _refused(resp, self.sign_in.server)
-        return resp if raw else resp.json()
+        if raw:
+            return resp
+        try:
+            return resp.json()
+        except ValueError:
+            raise CliError(f"{self.sign_in.server} answered {method} {path} with something "
+                           "that is not JSON: is it an axp server?", EXIT_ENGINE) from None
 
     def stream(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._http.stream(method, "/api/v1" + path, **kwargs)
@@ -105,9 +111,12 @@ class Client:
 
 def _refused(resp: Any, server: str) -> CliError:
     try:
-        message = str(resp.json().get("error") or resp.text)
-    except ValueError:
-        message = resp.text.strip() or f"HTTP {resp.status_code}"
+        body = resp.json()
+        message = str(body["error"])
+    except (ValueError, KeyError, TypeError):
+        # Not the server's own error shape: some other web server, or a proxy in between.
+        return CliError(f"{server} answered HTTP {resp.status_code}, not as an axp server "
+                        "does: check the URL", EXIT_ENGINE)
     if resp.status_code == 401:
         return CliError(f"the server at {server} refused the token: {message}", EXIT_INVALID)
     if resp.status_code == 404:
