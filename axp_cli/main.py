@@ -25,9 +25,11 @@ from .errors import (  # noqa: F401 (the exit codes and CliError are part of mai
 )
 from .experiment_cmds import cmd_resolve, cmd_schema, cmd_validate
 from .image_cmds import cmd_image_build
-from .listing import cmd_list
+from .listing import cmd_list, cmd_runs_list
 from .query_cmds import register as register_query_cmds
+from .remote import register as register_remote
 from .sandbox_cmds import cmd_sandbox_clean
+from .server_cmds import register as register_server
 from .view_cmd import register as register_view_cmd
 
 # -- parser -------------------------------------------------------------------------------
@@ -42,7 +44,8 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="axp", description="Run AXP agent experiments locally.")
+    p = argparse.ArgumentParser(prog="axp", description="Run AXP agent experiments locally, "
+                                "or on a team's axp server.")
     p.add_argument("--version", action="version", version=f"axp {_version()}",
                    help="print the version and exit")
     sub = p.add_subparsers(dest="command", required=True)
@@ -86,13 +89,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seconds a test may run before it fails (900)")
     run.add_argument("--setup-timeout", type=float, default=None, metavar="S",
                      help="seconds each setup step may run before the variant errs (1800)")
+    run.add_argument("--managed-model-access", action="store_true",
+                     help="signed in: model calls go through the axp server, with its key")
+    # The server's workers name the run they queued (one repeat).
+    run.add_argument("--run-ulid", default=None, help=argparse.SUPPRESS)
     run.set_defaults(func=run_cmd.cmd_local_run)
 
     def add_list(parser: argparse.ArgumentParser) -> None:
         where = parser.add_mutually_exclusive_group()
         where.add_argument("--local", action="store_true", help="local runs (the default)")
         where.add_argument("--remote", action="store_true",
-                           help="runs on an AXP platform (none is configured)")
+                           help="runs on the axp server you are signed in to")
         parser.add_argument("--status", choices=("pass", "fail", "timeout", "error", "partial"),
                             help="only runs with this status")
         parser.add_argument("--json", action="store_true", help="print JSON")
@@ -101,7 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_list(sub.add_parser("list", help="list runs, newest first"))
     runs = sub.add_parser("runs", help="runs").add_subparsers(dest="runs_cmd", required=True)
-    add_list(runs.add_parser("list", help="alias of `axp list`"))
+    add_list(runs.add_parser("list", help="runs on the server when signed in (else local)"))
+    runs.choices["list"].set_defaults(func=cmd_runs_list)
+    register_remote(sub, runs)
+    register_server(sub)
 
     exp = sub.add_parser("experiment", help="experiment files").add_subparsers(
         dest="exp_cmd", required=True)

@@ -79,10 +79,16 @@ def cmd_query(args: argparse.Namespace) -> int:
         raise _error(f"query failed: {_one_line(e)}") from None
     finally:
         con.close()
-    if args.format == "json":
+    print_rows(names, rows, args.format)
+    return 0
+
+
+def print_rows(names: list[str], rows: list[list[Any]], fmt: str) -> None:
+    """Rows as a table (the default), JSON or CSV; `axp query` prints the same way."""
+    if fmt == "json":
         print(json.dumps([dict(zip(names, r, strict=True)) for r in rows], indent=2,
                          ensure_ascii=False, default=str))
-    elif args.format == "csv":
+    elif fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(names)
@@ -101,7 +107,6 @@ def cmd_query(args: argparse.Namespace) -> int:
 
         print(render(names, [[cell(c) for c in r] for r in rows]))
         print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
-    return 0
 
 
 def _one_line(e: Exception) -> str:

@@ -55,6 +55,8 @@ def cmd_local_run(args: argparse.Namespace) -> int:
             raise CliError(f"{flag} {value:g}: give a positive number of seconds")
     if args.retries < 0:
         raise CliError("--retries must be 0 or more")
+    if args.managed_model_access:
+        _use_managed_model_access()
     if args.resume:
         return _resume(args)
     if not args.file:
@@ -69,7 +71,8 @@ def cmd_local_run(args: argparse.Namespace) -> int:
     _check_inputs(args, variants, bindings)
     from pytest_axp.session import new_ulids
 
-    return _execute(args, Path(args.file), variants, new_ulids(args.repeat), args.repeat)
+    ulids = [args.run_ulid] if args.run_ulid and args.repeat == 1 else new_ulids(args.repeat)
+    return _execute(args, Path(args.file), variants, ulids, args.repeat)
 
 
 def _run_folder(args: argparse.Namespace) -> int:
@@ -186,7 +189,28 @@ def _execute(args: argparse.Namespace, file: Path, variants, ulids: list[str],
     experiment_id = variants[0].experiment_id
     run_ids = [f"{experiment_id}-{u}" for u in ulids]
     with _holding(runs_dir, ulids, run_ids):
-        return _execute_held(args, file, variants, ulids, repeat, image, run_ids)
+        code = _execute_held(args, file, variants, ulids, repeat, image, run_ids)
+    if code != EXIT_INTERRUPTED and not args.run_ulid:  # a server's own run stays there
+        from .upload import upload_after_local_run
+
+        upload_after_local_run(run_ids, runs_dir)
+    return code
+
+
+def _use_managed_model_access() -> None:
+    """Model calls of this run go to the signed-in server's gateway, with the user's token
+    as the key: the gateway here forwards there, and the model key stays on the server."""
+    from pytest_axp.gateway.apis import REGISTRY
+    from pytest_axp.gateway.messages import MESSAGES
+
+    from .client import load_sign_in
+
+    sign_in = load_sign_in()
+    if sign_in is None:
+        raise CliError("--managed-model-access needs a sign-in: axp auth login --server URL")
+    for api in {MESSAGES.name: MESSAGES, **{a.name: a for a in REGISTRY.all()}}.values():
+        os.environ[api.base_url_env] = sign_in.server.rstrip("/") + "/gateway"
+        os.environ[api.key_env] = sign_in.token
 
 
 def _execute_held(args: argparse.Namespace, file: Path, variants, ulids: list[str],

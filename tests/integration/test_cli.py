@@ -130,7 +130,7 @@ def test_run_then_list(project):
     assert run.run_id in rows[2] and "partial" in rows[2]
     assert project.axp("list", "--status", "pass", "--json").stdout.strip() == "[]"
     remote = project.axp("list", "--remote")
-    assert remote.returncode == 2 and "no AXP platform is configured" in remote.stderr
+    assert remote.returncode == 2 and "not signed in to an axp server" in remote.stderr
 
 
 def test_missing_secret_fails_before_any_container(project, docker_client):

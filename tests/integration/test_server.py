@@ -1,0 +1,530 @@
+"""`axp server` for real: a server subprocess on 127.0.0.1 (SQLite, or PostgreSQL from
+Debian's package), driven by the real CLI in subprocesses, each user with their own HOME and
+config folder; remote runs on the real Docker engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "example_experiments"
+PG_ADMIN_ENV = "AXP_TEST_POSTGRES_URL"
+PG_ADMIN_DEFAULT = "postgresql://axp:axp@127.0.0.1:5432/postgres"
+
+HELLO = """
+schema_version: 2
+id: hello
+name: Hello
+agents:
+  - name: command
+    script: echo done > out.txt; echo odd > 'a ?#%.txt'
+prompts:
+  - id: p
+    prompt: write out.txt
+files:
+  - name: mode
+    source: mode
+    dest: mode
+tests:
+  application:
+    - name: out-written
+      script: test -f out.txt && grep -qx pass mode/mode.txt
+limits:
+  max_turns: 1
+  max_time_seconds: 60
+"""
+
+# Sleeps until a file it stages says otherwise: long enough to cancel, or to kill the server.
+SLOW = """
+schema_version: 2
+id: slow
+name: Slow
+agents:
+  - name: command
+    script: 'sleep "$(cat wait/seconds)"; echo done > out.txt'
+prompts:
+  - id: p
+    prompt: wait
+files:
+  - source: wait
+    dest: wait
+secrets: [GREETING]
+tests:
+  application:
+    - name: out-written
+      script: test -f out.txt && test "$GREETING" = "$(printf 'hello-from-the-%s' server)"
+limits:
+  max_turns: 1
+  max_time_seconds: 300
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def base_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("PYTEST_") and k not in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")}
+    env["AXP_NO_REAP"] = "1"
+    return env
+
+
+class Server:
+    def __init__(self, data_dir: Path, database_url: str | None) -> None:
+        self.data_dir = data_dir
+        self.database_url = database_url
+        self.port = 0
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def _db_args(self) -> list[str]:
+        return ["--data-dir", str(self.data_dir)] + (
+            ["--database-url", self.database_url] if self.database_url else [])
+
+    def admin(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "axp_cli", "server", *args,
+                               *self._db_args()], input=stdin, capture_output=True, text=True,
+                              env=base_env(), timeout=60, cwd=self.data_dir.parent)
+
+    def add_user(self, name: str, org: str) -> str:
+        res = self.admin("user", "add", name, "--org", org)
+        assert res.returncode == 0, res.stderr
+        return res.stdout.strip()
+
+    def start(self, same_port: bool = False) -> None:
+        for _ in range(1 if same_port else 5):  # another process may take the port first
+            self.port = self.port if same_port else free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            self.log = open(self.data_dir.parent / f"server-{self.port}.log", "w")
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "axp_cli", "server", "--port", str(self.port),
+                 *self._db_args()], env=base_env(), stdout=self.log, stderr=subprocess.STDOUT,
+                text=True, cwd=self.data_dir.parent)
+            while self.proc.poll() is None:
+                try:
+                    if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+        pytest.fail(f"axp server did not start: {self.logs()}")
+
+    def logs(self) -> str:
+        return (self.data_dir.parent / f"server-{self.port}.log").read_text()
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(120)
+        self.proc = None
+
+
+class User:
+    """One person's machine: their own HOME, config folder and project folder."""
+
+    def __init__(self, root: Path, server: Server) -> None:
+        self.root = root
+        self.server = server
+        self.project = root / "project"
+        self.project.mkdir(parents=True)
+        (root / "home").mkdir()
+
+    def env(self) -> dict[str, str]:
+        env = base_env()
+        env.update(HOME=str(self.root / "home"), XDG_CONFIG_HOME=str(self.root / "config"))
+        return env
+
+    def axp(self, *args: str, stdin: str | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "axp_cli", *args], input=stdin,
+                              capture_output=True, text=True, env=self.env(), timeout=timeout,
+                              cwd=self.project)
+
+    def login(self, token: str) -> subprocess.CompletedProcess[str]:
+        return self.axp("auth", "login", "--server", self.server.url, stdin=token + "\n")
+
+    @property
+    def credentials(self) -> Path:
+        return self.root / "config" / "axp" / "credentials.json"
+
+    def write(self, rel: str, text: str) -> Path:
+        path = self.project / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+
+def _postgres_database() -> Iterator[str]:
+    import psycopg
+
+    admin = os.environ.get(PG_ADMIN_ENV, PG_ADMIN_DEFAULT)
+    name = f"axp_test_{uuid.uuid4().hex[:12]}"
+    try:
+        conn = psycopg.connect(admin, autocommit=True)
+    except psycopg.Error as e:
+        pytest.fail(f"PostgreSQL is part of the test environment ({PG_ADMIN_ENV}={admin}; "
+                    f".ci/run starts it): {e}")
+    with conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield admin.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request) -> Iterator[str | None]:
+    if request.param == "sqlite":
+        yield None
+    else:
+        yield from _postgres_database()
+
+
+@pytest.fixture
+def server(tmp_path, database_url, docker_client) -> Iterator[Server]:
+    srv = Server(tmp_path / "server-data", database_url)
+    srv.data_dir.mkdir()
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def sqlite_server(tmp_path, docker_client) -> Iterator[Server]:
+    srv = Server(tmp_path / "server-data", None)
+    srv.data_dir.mkdir()
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
+def containing(root: Path, needle: str) -> list[str]:
+    return [p.as_posix() for p in root.rglob("*")
+            if p.is_file() and not p.is_symlink() and needle.encode() in p.read_bytes()]
+
+
+def wait_for_state(user: User, run_id: str, wanted: str, seconds: float = 240) -> str:
+    deadline = time.monotonic() + seconds
+    out = ""
+    while time.monotonic() < deadline:
+        res = user.axp("runs", "status", run_id)
+        out = res.stdout
+        if res.stdout.startswith(f"run {run_id}: {wanted}"):
+            return out
+        time.sleep(0.5)
+    pytest.fail(f"run {run_id} never became {wanted}: {out}")
+
+
+def wait_for_file(path: Path, seconds: float = 240) -> None:
+    """The sandbox's agent has started once the variant's layout is written."""
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{path} never appeared")
+        time.sleep(0.5)
+
+
+# -- accounts --------------------------------------------------------------------------------
+
+def test_login_status_logout_and_a_wrong_token(server, tmp_path):
+    token = server.add_user("alice", "acme")
+    assert token.startswith("axp_") and len(token) > 40
+    alice = User(tmp_path / "alice", server)
+    res = alice.login(token)
+    assert res.returncode == 0, res.stderr
+    assert "as alice (organisation acme)" in res.stdout
+    assert token not in res.stdout + res.stderr
+    assert stat.S_IMODE(alice.credentials.stat().st_mode) == 0o600
+    assert json.loads(alice.credentials.read_text()) == {"server": server.url, "token": token}
+    status = alice.axp("auth", "status")
+    assert status.returncode == 0 and "signed in to" in status.stdout and token not in status.stdout
+    # The token is stored hashed: it is nowhere in the server's files (nor its database).
+    assert containing(server.data_dir, token) == []
+
+    mallory = User(tmp_path / "mallory", server)
+    wrong = mallory.login(token[:-4] + "AAAA")
+    assert wrong.returncode == 2 and "refused the token" in wrong.stderr
+    assert not mallory.credentials.exists()
+    # An API call without a token, or with a wrong one, is refused too.
+    assert httpx.get(server.url + "/api/v1/runs").status_code == 401
+    assert httpx.get(server.url + "/api/v1/runs",
+                     headers={"authorization": "Bearer axp_nope"}).status_code == 401
+
+    assert alice.axp("auth", "logout").stdout.strip() == "signed out"
+    assert not alice.credentials.exists()
+    assert alice.axp("auth", "status").returncode == 1
+    assert alice.axp("upload", "x").returncode == 2
+    alice.write("exp.yaml", HELLO)
+    managed = alice.axp("local", "run", "exp.yaml", "--managed-model-access")
+    assert managed.returncode == 2 and "needs a sign-in" in managed.stderr
+
+
+# -- upload, download, query ---------------------------------------------------------------------
+
+def test_upload_download_query_and_another_organisation(server, tmp_path):
+    alice = User(tmp_path / "alice", server)
+    assert alice.login(server.add_user("alice", "acme")).returncode == 0
+    carol = User(tmp_path / "carol", server)
+    assert carol.login(server.add_user("carol", "globex")).returncode == 0
+    alice.write("exp.yaml", HELLO)
+    alice.write("mode/mode.txt", "pass\n")
+    res = alice.axp("local", "run", "exp.yaml")
+    assert res.returncode == 0, res.stdout + res.stderr
+    (run_dir,) = (alice.project / ".axp" / "runs").iterdir()
+    run_id = run_dir.name
+    assert f"uploaded run {run_id} to {server.url}" in res.stdout
+
+    again = alice.axp("upload", run_id)
+    assert again.returncode == 0 and "already uploaded, unchanged" in again.stdout
+    listed = json.loads(alice.axp("runs", "list", "--json").stdout)
+    assert [(r["run_id"], r["status"], r["kind"]) for r in listed] == [(run_id, "pass", "upload")]
+
+    down = alice.axp("download", run_id)
+    assert down.returncode == 0, down.stderr
+    got = alice.project / ".axp" / "downloads" / run_id
+    assert files_of(got) == files_of(run_dir) and len(files_of(got)) > 10
+
+    q = alice.axp("query", "select run_id, variant_id, status from runs", "--json")
+    assert q.returncode == 0, q.stderr
+    assert json.loads(q.stdout) == [{"run_id": run_id, "variant_id": "default",
+                                     "status": "pass"}]
+    tests = json.loads(alice.axp("query", "select name, status from tests", "--json").stdout)
+    assert tests == [{"name": "out-written", "status": "pass"}]
+    # The same tables locally, over the downloaded copy.
+    local = alice.axp("local", "query", run_id, "select count(*) as n from tests", "--json",
+                      "--runs-dir", ".axp/downloads")
+    assert json.loads(local.stdout) == [{"n": 1}]
+    # SQL reads the organisation's tables, not the server's files.
+    escape = alice.axp("query", "select * from read_csv('/etc/passwd')")
+    assert escape.returncode == 2 and "query failed" in escape.stderr
+
+    # Another organisation sees none of it.
+    for argv in (("runs", "status", run_id), ("download", run_id)):
+        other = carol.axp(*argv)
+        assert other.returncode == 1 and f"no run {run_id}" in other.stderr, other.stderr
+    assert json.loads(carol.axp("query", "select count(*) as n from runs", "--json").stdout) \
+        == [{"n": 0}]
+    assert json.loads(carol.axp("runs", "list", "--json").stdout) == []
+
+
+def test_a_half_uploaded_run_is_never_listed(server, tmp_path):
+    token = server.add_user("alice", "acme")
+    alice = User(tmp_path / "alice", server)
+    assert alice.login(token).returncode == 0
+    headers = {"authorization": f"Bearer {token}"}
+    content = b"{}\n"
+    import hashlib
+
+    manifest = {"files": {"index.json": {"size": len(content),
+                                         "sha256": hashlib.sha256(content).hexdigest()},
+                          "x.txt": {"size": 1, "sha256": hashlib.sha256(b"x").hexdigest()}},
+                "links": {}}
+    run_id = "half-01M8JZ2TC3YV34W51YPMZ8CKGD"
+    answer = httpx.post(f"{server.url}/api/v1/uploads/{run_id}", json=manifest, headers=headers)
+    assert answer.json() == {"complete": False, "missing": ["index.json", "x.txt"]}
+    assert httpx.put(f"{server.url}/api/v1/uploads/{run_id}/files/index.json", content=content,
+                     headers=headers).status_code == 200
+    wrong = httpx.put(f"{server.url}/api/v1/uploads/{run_id}/files/x.txt", content=b"y",
+                      headers=headers)
+    assert wrong.status_code == 400 and "do not match" in wrong.json()["error"]
+    commit = httpx.post(f"{server.url}/api/v1/uploads/{run_id}/commit", headers=headers)
+    assert commit.status_code == 409
+    assert json.loads(alice.axp("runs", "list", "--json").stdout) == []
+    assert alice.axp("download", run_id).returncode == 1
+    escape = httpx.post(f"{server.url}/api/v1/uploads/{run_id}",
+                        json={"files": {"../../x": manifest["files"]["x.txt"]}, "links": {}},
+                        headers=headers)
+    assert escape.status_code == 400
+    # Resumed: only what is missing is asked for; then the commit makes it one complete run.
+    answer = httpx.post(f"{server.url}/api/v1/uploads/{run_id}", json=manifest, headers=headers)
+    assert answer.json()["missing"] == ["x.txt"]
+    httpx.put(f"{server.url}/api/v1/uploads/{run_id}/files/x.txt", content=b"x", headers=headers)
+    assert httpx.post(f"{server.url}/api/v1/uploads/{run_id}/commit",
+                      headers=headers).status_code == 200
+    assert [r["run_id"] for r in json.loads(alice.axp("runs", "list", "--json").stdout)] \
+        == [run_id]
+
+
+# -- remote runs ------------------------------------------------------------------------------
+
+def test_remote_run_watch_detach_and_cancel(server, tmp_path, docker_client):
+    alice = User(tmp_path / "alice", server)
+    assert alice.login(server.add_user("alice", "acme")).returncode == 0
+    secret = "hello-from-the-server"
+    assert server.admin("secret", "set", "GREETING", "--org", "acme",
+                        stdin=secret + "\n").returncode == 0
+    alice.write("exp.yaml", HELLO)
+    alice.write("mode/mode.txt", "pass\n")
+    res = alice.axp("run", "exp.yaml")
+    assert res.returncode == 0, res.stdout + res.stderr
+    run_id = res.stdout.splitlines()[0].split()[1]
+    assert f"run {run_id}: pass" in res.stdout
+    assert "default  pass" in res.stdout  # the engine's own table, streamed
+    status = alice.axp("runs", "status", run_id)
+    assert status.stdout.splitlines() == [f"run {run_id}: pass", "  default: pass"]
+    # Downloaded and uploaded back unchanged, a run made on the server is still one run.
+    assert alice.axp("download", run_id).returncode == 0
+    back = alice.axp("upload", run_id, "--runs-dir", ".axp/downloads")
+    assert back.returncode == 0 and "already uploaded, unchanged" in back.stdout, back.stderr
+
+    # Detached: the id comes back at once; `runs status --watch` follows it to its end. The
+    # run needs the organisation's secret, which the experiment never carries.
+    alice.write("slow.yaml", SLOW)
+    alice.write("wait/seconds", "1\n")
+    detached = alice.axp("run", "slow.yaml", "--detach")
+    assert detached.returncode == 0, detached.stderr
+    slow_id = detached.stdout.splitlines()[0].split()[1]
+    watched = alice.axp("runs", "status", slow_id, "--watch")
+    assert watched.returncode == 0, watched.stdout + watched.stderr
+    assert f"run {slow_id}: pass" in watched.stdout
+    runs_root = server.data_dir / "orgs" / "acme" / "runs"
+    assert containing(runs_root / slow_id, secret) == []
+    assert containing(server.data_dir / "orgs" / "acme" / "jobs", secret) == []
+
+    # Ctrl-C on `axp run` detaches: the run goes on. Then it is cancelled while it runs: it
+    # ends, its sandbox goes, its folder stays.
+    alice.write("wait/seconds", "600\n")
+    watching = subprocess.Popen([sys.executable, "-m", "axp_cli", "run", "slow.yaml"],
+                                cwd=alice.project, env=alice.env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    assert watching.stdout is not None
+    cancel_id = watching.stdout.readline().split()[1]
+    wait_for_state(alice, cancel_id, "running")
+    wait_for_file(runs_root / cancel_id / "results" / "default" / "layout.json")
+    watching.send_signal(signal.SIGINT)
+    _, err = watching.communicate(timeout=60)
+    assert watching.returncode == 130 and f"detached from run {cancel_id}" in err, err
+    assert alice.axp("runs", "status", cancel_id).stdout.startswith(f"run {cancel_id}: running")
+    res = alice.axp("runs", "cancel", cancel_id)
+    assert res.returncode == 0 and "cancelling" in res.stdout
+    wait_for_state(alice, cancel_id, "cancelled")
+    left = docker_client.containers.list(all=True, filters={"label": f"axp.run_id={cancel_id}"})
+    assert left == []
+    assert (runs_root / cancel_id / "variants" / "default" / "resolved-variant.yaml").is_file()
+
+
+def test_server_killed_mid_run_loses_nothing_and_resumes(server, tmp_path):
+    alice = User(tmp_path / "alice", server)
+    assert alice.login(server.add_user("alice", "acme")).returncode == 0
+    assert server.admin("secret", "set", "GREETING", "--org", "acme",
+                        stdin="hello-from-the-server\n").returncode == 0
+    alice.write("exp.yaml", HELLO)
+    alice.write("mode/mode.txt", "pass\n")
+    finished = alice.axp("run", "exp.yaml")
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    done_id = finished.stdout.splitlines()[0].split()[1]
+
+    alice.write("slow.yaml", SLOW)
+    alice.write("wait/seconds", "20\n")
+    slow_id = alice.axp("run", "slow.yaml", "--detach").stdout.splitlines()[0].split()[1]
+    runs_root = server.data_dir / "orgs" / "acme" / "runs"
+    wait_for_state(alice, slow_id, "running")
+    wait_for_file(runs_root / slow_id / "results" / "default" / "layout.json")
+    server.stop(signal.SIGKILL)
+    server.start(same_port=True)  # where alice's CLI signed in
+    assert "was interrupted" in server.logs()
+    listed = {r["run_id"]: r for r in json.loads(alice.axp("runs", "list", "--json").stdout)}
+    assert listed[done_id]["status"] == "pass" and listed[done_id]["state"] == "done"
+    assert listed[slow_id]["state"] == "interrupted"
+    assert "runs resume" in alice.axp("runs", "status", slow_id).stdout
+    # Resumed: the variant with no result runs again, into the same run folder.
+    res = alice.axp("runs", "resume", slow_id, "--watch")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert f"run {slow_id}: pass" in res.stdout
+    assert json.loads((runs_root / slow_id / "index.json").read_text())["run_id"] == slow_id
+
+
+# -- managed model access ---------------------------------------------------------------------
+
+REAL_KEY = "sk-ant-test-ORGKEY-stays-on-the-server-0123456789"
+
+
+def test_managed_model_access_keeps_the_key_on_the_server(sqlite_server, tmp_path):
+    from pytest_axp.gateway import ModelGateway, ModelScript
+
+    server = sqlite_server
+    alice = User(tmp_path / "alice", server)
+    token = server.add_user("alice", "acme")
+    assert alice.login(token).returncode == 0
+    shutil.copy(EXAMPLES / "claude-hello.yaml", alice.project)
+    script = ModelScript.load(EXAMPLES / "claude-hello.model.yaml")
+    # The scripted upstream stands in for the model API; it accepts the organisation's key only.
+    with ModelGateway(bind_host="127.0.0.1", api_key="unused") as upstream:
+        up = upstream.open_run("upstream", bodies_dir=tmp_path / "up-bodies",
+                               traces_dir=tmp_path / "up-traces", trace_id="up",
+                               max_cost_usd=None, script=script, token=REAL_KEY)
+        for name, value in (("ANTHROPIC_API_KEY", REAL_KEY),
+                            ("ANTHROPIC_BASE_URL", f"http://127.0.0.1:{upstream.port}")):
+            assert server.admin("secret", "set", name, "--org", "acme",
+                                stdin=value + "\n").returncode == 0
+        without = alice.axp("local", "run", "claude-hello.yaml")
+        res = alice.axp("local", "run", "claude-hello.yaml", "--managed-model-access")
+        upstream.close_run(up)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert up.requests == 3
+    assert without.returncode == 1  # no key here, and not asked to use the server's
+    run_dirs = sorted((alice.project / ".axp" / "runs").iterdir())
+    for root in (alice.project, alice.root / "home"):
+        assert containing(root, REAL_KEY) == []
+    for run_dir in run_dirs:
+        assert containing(run_dir, token) == []
+    status = alice.axp("auth", "status")
+    assert "3 call(s), 360 tokens in, 90 out" in status.stdout, status.stdout
+    usage = server.admin("usage", "--org", "acme").stdout.splitlines()
+    assert usage[2].split() == ["acme", "alice", "3", "360", "90", "$0.0024"]
+
+
+def test_a_remote_run_stages_only_what_was_sent_with_it(sqlite_server, tmp_path):
+    import io
+    import tarfile
+
+    server = sqlite_server
+    token = server.add_user("alice", "acme")
+    alice = User(tmp_path / "alice", server)
+    assert alice.login(token).returncode == 0
+    # A named entry with an absolute source is sent bound; an unnamed one is refused here.
+    alice.write("mode/mode.txt", "pass\n")
+    alice.write("abs.yaml", HELLO.replace("source: mode", f"source: {alice.project}/mode"))
+    res = alice.axp("run", "abs.yaml")
+    assert res.returncode == 0, res.stdout + res.stderr
+    alice.write("anon.yaml", HELLO.replace("  - name: mode\n    source: mode",
+                                           f"  - source: {tmp_path}/alice/project/mode"))
+    res = alice.axp("run", "anon.yaml", "--detach")
+    assert res.returncode == 2 and "is an absolute path on this machine" in res.stderr
+    # A hand-made bundle naming server paths is refused before anything is queued.
+    for source, files in ((f"{server.data_dir}/orgs", []), ("../../../../orgs", []),
+                          ("mode", ["mode=../../secrets"])):
+        exp = HELLO.replace("source: mode", f"source: {source}").encode()
+        request = json.dumps({"experiment": "tree/exp.yaml", "files": files}).encode()
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+            for name, data in (("tree/exp.yaml", exp), ("request.json", request)):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        answer = httpx.post(server.url + "/api/v1/runs", content=buf.getvalue(),
+                            headers={"authorization": f"Bearer {token}"})
+        assert answer.status_code == 400, answer.text
+        assert "outside the files sent" in answer.json()["error"] \
+            or "not a path inside" in answer.json()["error"]
+    listed = json.loads(alice.axp("runs", "list", "--json").stdout)
+    assert [(r["kind"], r["status"]) for r in listed] == [("remote", "pass")]
