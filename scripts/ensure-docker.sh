@@ -12,7 +12,8 @@ if ! command -v dockerd >/dev/null 2>&1; then
   apt-get install -y -qq docker.io >/dev/null
 fi
 if ! docker info >/dev/null 2>&1; then
-  nohup dockerd >/var/log/dockerd.log 2>&1 &
+  # Its own session: the engine outlives the shell (and the process group) that started it.
+  setsid nohup dockerd >/var/log/dockerd.log 2>&1 < /dev/null &
 fi
 for _ in $(seq 1 60); do
   if docker info >/dev/null 2>&1; then echo "docker engine started"; exit 0; fi
