@@ -171,6 +171,15 @@ def fill_outcome(outcome: AgentOutcome, state: SessionState,
         outcome.turns = handle.turns
 
 
+def api_error_status(handle: RunHandle) -> int | None:
+    """The model API error the session ended on: the last main-conversation call failed,
+    and not because the gateway stopped the run or had no model to ask."""
+    status = handle.last_turn_status
+    if status is None or status < 400 or handle.stopped_reason or handle.unreachable:
+        return None
+    return status
+
+
 def exit_code_of(state: SessionState, process_code: int | None) -> int | None:
     """0 when the prompt ended by itself (`end_turn`) and nothing stopped it, else 1 (or
     the adapter's own non-zero exit code when it died without answering)."""
@@ -292,16 +301,25 @@ class AcpAgent:
             if gateway is not None and handle is not None:
                 gateway.close_run(handle)
         code = process.wait(0) if process is not None else None
-        outcome = AgentOutcome(name=self.name, timed_out=state.timed_out,
-                               stopped_reason=state.stopped_reason)
-        outcome.exit_code = exit_code_of(state, code)
+        outcome = AgentOutcome(name=self.name, timed_out=state.timed_out)
+        session_error = state.error  # what the adapter said, kept in agent-raw.json
         if handle is not None:
             assert gateway is not None
             outcome.model_source = gateway.model_source(handle)
+            # An adapter may end its turn normally after a failed model call: the gateway
+            # knows better.
             if handle.unreachable:
                 outcome.api_unreachable = handle.unreachable
-                outcome.stopped_reason = outcome.stopped_reason or (
-                    f"model API unreachable: {handle.unreachable}")
+                state.error = state.error or f"model API unreachable: {handle.unreachable}"
+            elif handle.stopped_reason:
+                state.stopped_reason = state.stopped_reason or handle.stopped_reason
+            else:
+                status = api_error_status(handle)
+                if status is not None:
+                    outcome.api_error_status = status
+                    state.error = f"api_error: upstream status {status}"
+        outcome.exit_code = exit_code_of(state, code)
+        outcome.stopped_reason = state.stopped_reason
         if outcome.stopped_reason is None and state.error:
             outcome.stopped_reason = state.error
         fill_outcome(outcome, state, handle)
@@ -311,6 +329,7 @@ class AcpAgent:
         if process is not None:
             link_or_copy(process.stderr_path, ctx.paths.agent_log)
         raw = {"sessionId": state.session_id, "result": state.prompt_result,
+               "error": session_error,
                "exit_code": outcome.exit_code, "timed_out": outcome.timed_out,
                "stopped_reason": outcome.stopped_reason, "turns": outcome.turns,
                "cost_usd": outcome.cost_usd, "input_tokens": outcome.input_tokens,

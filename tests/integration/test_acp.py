@@ -241,3 +241,77 @@ limits: {max_time_seconds: 60}
     res = project.axp("experiment", "validate", "exp.yaml")
     assert res.returncode == 2, res.stdout + res.stderr
     assert "agent acp: command: the 'acp' agent needs a 'command'" in res.stdout + res.stderr
+
+
+def test_max_cost_ends_the_session(acp_project):
+    _res, s, _ = _run(acp_project, _experiment("{max_time_seconds: 180, max_cost_usd: 0.01}"),
+                      """
+turns:
+  - tool_use: {name: shell, input: {command: "echo 1"}}
+  - tool_use: {name: shell, input: {command: "echo 2"}}
+  - tool_use: {name: shell, input: {command: "echo 3"}}
+  - text: done
+usage: {input_tokens: 2000, output_tokens: 500}
+""")
+    # Each turn costs 2000*3e-6 + 500*15e-6 = 0.0135 > 0.01: the second call is refused.
+    assert s["agent"]["stopped_reason"].startswith("max_cost_usd exceeded")
+    assert s["agent"]["exit_code"] == 1
+    assert s["status"] == "error"
+
+
+def test_upstream_500_is_an_infrastructure_error(acp_project):
+    _res, s, _ = _run(acp_project, _experiment("{max_time_seconds: 180}"), """
+turns:
+  - error: {status: 500, message: overloaded}
+""")
+    assert s["status"] == "error"
+    assert s["agent"]["stopped_reason"] == "api_error: upstream status 500"
+    assert s["agent"]["api_error_status"] == 500
+    assert s["error"]["infrastructure"] is True
+
+
+def test_no_key_and_no_script_is_an_infrastructure_error(project, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    shutil.copy(EXAMPLES / "claude-hello.yaml", project.root)
+    res = project.pytest("claude-hello.yaml", "-rA")
+    assert res.returncode == 1, res.stdout + res.stderr
+    reason = "model API unreachable: no ANTHROPIC_API_KEY and no --model-script"
+    assert f"default: error: model_api 'claude' failed: {reason}" in res.stdout, res.stdout
+    s = summary(project.only_run(), "default")
+    assert s["status"] == "error" and s["tests"] == []
+    assert s["error"]["infrastructure"] is True and s["agent"]["model_source"] == "none"
+
+
+SKILL_EXPERIMENT = r"""
+schema_version: 2
+id: acp-skill
+name: Skill
+agents: [{name: claude, model: claude-sonnet-4-5}]
+prompts: [{id: go, prompt: use the greet skill}]
+environments:
+  - name: env
+    setup: |
+      mkdir -p /home/agent/.claude/skills/greet
+      printf -- '---\nname: greet\ndescription: Greets\n---\nSay hello.\n' \
+        > /home/agent/.claude/skills/greet/SKILL.md
+      chown -R agent:agent /home/agent/.claude
+tests:
+  introspection:
+    - name: skill
+      script: >-
+        jq -s -e 'any(.[]; .raw_json.params.update.rawInput.skill == "greet")'
+        "$AXP_TRACE_PATH"
+limits: {max_time_seconds: 180}
+"""
+
+
+@pytest.mark.parametrize(("first_turn", "status"), [
+    ("{tool_use: {name: Skill, input: {skill: greet}}}", "pass"),
+    ("{tool_use: {name: shell, input: {command: 'echo greet'}}}", "fail"),
+])
+def test_skill_use_is_read_from_raw_input_skill(acp_project, first_turn, status):
+    _res, s, _ = _run(acp_project, SKILL_EXPERIMENT,
+                      f"turns:\n  - {first_turn}\n  - text: done\n")
+    assert s["status"] == status
+    assert [t["status"] for t in s["tests"]] == [status]
