@@ -84,6 +84,18 @@ else
 fi
 
 if (( engine )); then
+  # Images get node and the agents from npm packages fetched on the host (builds have no
+  # registry access of their own).
+  if ! command -v npm >/dev/null 2>&1; then
+    if [ -f /etc/debian_version ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+      echo "installing npm (the sandbox images are made from npm packages)"
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq
+      apt-get install -y -qq npm >/dev/null
+    else
+      die "the sandbox images need npm on this machine: install it (Debian/Ubuntu: sudo apt-get install npm) and rerun"
+    fi
+  fi
   bash scripts/ensure-docker.sh
   bash scripts/seed-base-image.sh
   "$target" -m axp_cli image build

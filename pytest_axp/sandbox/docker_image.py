@@ -18,8 +18,12 @@ from docker.errors import BuildError, DockerException, ImageNotFound
 
 from .base import ImageLayer, SandboxError
 from .docker import client
+from .npm_fetch import cache_dir, given_file, npm_arch, packed_file
 
 IMAGE_REPO = "pytest-axp/base"
+# Node for agents and experiments that need it (AXP's sandboxes have node; Debian bookworm's
+# is 18, too old for the ACP adapters): npm's plain build, pinned so images are comparable.
+NODE_VERSION = "22.23.5"
 LAYER_REPO_PREFIX = "pytest-axp/"  # an agent's layer is pytest-axp/<layer name>:<digest>
 DEFAULT_BASE_IMAGE = "debian:bookworm"
 
@@ -37,8 +41,21 @@ def _context_files(name: str = "image") -> dict[str, bytes]:
             if p.is_file()}
 
 
+def node_binary(log: Log = None) -> Path:
+    """The node executable for the base image: $AXP_NODE_BINARY, a cached copy, or npm's
+    `node-linux-<arch>` package fetched on the host."""
+    given = given_file("AXP_NODE_BINARY")
+    if given is not None:
+        return given
+    arch = npm_arch()
+    return packed_file(f"node-linux-{arch}@{NODE_VERSION}", "bin/node",
+                       cache_dir() / f"node-{NODE_VERSION}-linux-{arch}" / "node",
+                       needed_by="the sandbox image (or AXP_NODE_BINARY=/path/to/node)",
+                       log=log)
+
+
 def default_image_tag(base_image: str = DEFAULT_BASE_IMAGE) -> str:
-    h = hashlib.sha256(base_image.encode())
+    h = hashlib.sha256(base_image.encode() + b"\0node " + NODE_VERSION.encode())
     for name, data in _context_files().items():
         h.update(name.encode() + b"\0" + data)
     return f"{IMAGE_REPO}:{h.hexdigest()[:12]}"
@@ -72,7 +89,8 @@ def _docker_build(context: dict[str, bytes | Path], tag: str, buildargs: dict[st
 def build_image(tag: str | None = None, base_image: str = DEFAULT_BASE_IMAGE,
                 log: Log = None) -> str:
     tag = tag or default_image_tag(base_image)
-    return _docker_build(dict(_context_files()), tag, {"BASE_IMAGE": base_image},
+    context: dict[str, bytes | Path] = {**_context_files(), "node": node_binary(log)}
+    return _docker_build(context, tag, {"BASE_IMAGE": base_image},
                          base_image, log)
 
 
