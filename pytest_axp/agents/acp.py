@@ -400,10 +400,13 @@ class AcpAgent:
                                                        "modeId": mode})) is None:
                     return self._stop(conn, process, state, None)
             for config_id, value in self.session_config(ctx, session).items():
-                if wait(conn.call("session/set_config_option", {
-                        "sessionId": state.session_id, "configId": config_id,
-                        "value": value})) is None:
-                    return self._stop(conn, process, state, None)
+                try:
+                    if wait(conn.call("session/set_config_option", {
+                            "sessionId": state.session_id, "configId": config_id,
+                            "value": value})) is None:
+                        return self._stop(conn, process, state, None)
+                except AcpError:
+                    pass  # an option the model refuses: its answer is in the trace
             prompt = conn.call("session/prompt", {
                 "sessionId": state.session_id,
                 "prompt": [{"type": "text", "text": ctx.variant.prompt.prompt}]})

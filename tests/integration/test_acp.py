@@ -315,3 +315,22 @@ def test_skill_use_is_read_from_raw_input_skill(acp_project, first_turn, status)
                       f"turns:\n  - {first_turn}\n  - text: done\n")
     assert s["status"] == status
     assert [t["status"] for t in s["tests"]] == [status]
+
+
+def test_model_options_reach_the_adapter(acp_project):
+    experiment = _experiment("{max_time_seconds: 180}").replace(
+        "model: claude-sonnet-4-5",
+        "model: {name: opus, effort: high, fast: true, thinking: 2048, "
+        "context_window_size: 100000}")
+    _res, s, res_dir = _run(acp_project, experiment, """
+turns:
+  - tool_use: {name: shell, input: {command: "env > /workspace/env.txt"}}
+  - text: done
+""")
+    assert s["status"] == "pass" and s["agent"]["model"] == "opus"
+    env = (res_dir.workspace / "env.txt").read_text().splitlines()
+    assert "ANTHROPIC_MODEL=opus" in env and "MAX_THINKING_TOKENS=2048" in env
+    trace = _trace(res_dir)
+    options = {e["raw_json"]["params"]["configId"]: e["raw_json"]["params"]["value"]
+               for e in trace if e["kind"] == "session/set_config_option"}
+    assert options == {"effort": "high", "fast": "on"}
