@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -334,3 +336,42 @@ turns:
     options = {e["raw_json"]["params"]["configId"]: e["raw_json"]["params"]["value"]
                for e in trace if e["kind"] == "session/set_config_option"}
     assert options == {"effort": "high", "fast": "on"}
+
+
+def test_an_interrupted_session_keeps_the_frames_said_so_far(acp_project):
+    project = acp_project
+    project.write("exp.yaml", _experiment("{max_time_seconds: 300}"))
+    project.write("model.yaml", """
+turns:
+  - tool_use:
+      name: Bash
+      input: {command: "python3 -c 'import time; time.sleep(200)'", timeout: 600000}
+  - text: done
+""")
+    proc = project.start("axp_cli", "local", "run", "exp.yaml", "--model-script", "model.yaml",
+                         start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        seen: list[dict] = []
+        while time.monotonic() < deadline and not any(
+                e.get("kind") == "session/request_permission" for e in seen):
+            time.sleep(0.2)
+            traces = list(project.runs_dir.glob("*/results/default/agent-trace.jsonl"))
+            if traces:
+                # Written as the frames come: the session is still running.
+                seen = [json.loads(x) for x in traces[0].read_text().splitlines()
+                        if x.endswith("}")]
+        assert proc.poll() is None and seen, "the trace was not written while running"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out + err
+    run = project.only_run()
+    assert not run.index.exists()
+    kept = [json.loads(x) for x in run.results("default").agent_trace.read_text().splitlines()]
+    kinds = [e["kind"] for e in kept]
+    for kind in ("initialize", "session/new", "session/prompt", "tool_call",
+                 "session/request_permission"):
+        assert kind in kinds, kinds
