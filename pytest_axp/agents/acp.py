@@ -15,6 +15,7 @@ A subclass sets its hooks: `adapter_argv`, `adapter_env`, `sandbox_files`, `sess
 from __future__ import annotations
 
 import json
+import posixpath
 import shlex
 import time
 from collections.abc import Mapping
@@ -290,8 +291,7 @@ class AcpAgent:
         state = SessionState()
         process: SandboxProcess | None = None
         try:
-            for path, content in self.sandbox_files(ctx, access).items():
-                ctx.sandbox.put_file(path, content, mode=0o600, uid=AGENT_UID)
+            self._put_files(ctx, self.sandbox_files(ctx, access))
             env = {**ctx.env, **self.adapter_env(ctx, access)}
             process = ctx.sandbox.start(self.adapter_argv(ctx), phase="agent",
                                         name=self.name, user=AGENT_USER, env=env)
@@ -339,6 +339,19 @@ class AcpAgent:
         write_atomic(ctx.paths.agent_raw,
                      redactor.bytes(json.dumps(raw, indent=2).encode() + b"\n"))
         return outcome
+
+    def _put_files(self, ctx: AgentContext, files: Mapping[str, bytes]) -> None:
+        if not files:
+            return
+        parents = sorted({posixpath.dirname(p) or "/" for p in files})
+        # Made by the agent user, so the folders the adapter writes in are its own.
+        made = ctx.sandbox.exec(argv=["mkdir", "-p", "--", *parents], phase="agent",
+                                name=f"{self.name}-files", user=AGENT_USER)
+        if made.exit_code != 0:
+            raise SandboxError(f"cannot make {', '.join(parents)} for the {self.name} "
+                               "agent's files")
+        for path, content in files.items():
+            ctx.sandbox.put_file(path, content, mode=0o600, uid=AGENT_UID)
 
     def _session(self, ctx: AgentContext, process: SandboxProcess, state: SessionState,
                  handle: RunHandle | None) -> None:

@@ -375,3 +375,48 @@ turns:
     for kind in ("initialize", "session/new", "session/prompt", "tool_call",
                  "session/request_permission"):
         assert kind in kinds, kinds
+
+
+def test_a_plugin_agent_builds_on_the_acp_base(project):
+    project.write("agent_src.py", FAKE_ADAPTER)
+    project.write("conftest.py", '''
+from pathlib import Path
+
+import pytest
+
+from pytest_axp.agents.acp import AcpAgent
+
+SOURCE = (Path(__file__).parent / "agent_src.py").read_bytes()
+
+
+class Mine(AcpAgent):
+    name = "mine"
+    model_api = None  # calls no model: no gateway, no token
+
+    def adapter_argv(self, ctx):
+        return ["python3", "/home/agent/.mine/conf/agent.py", "from-plugin"]
+
+    def sandbox_files(self, ctx, gateway):
+        return {"/home/agent/.mine/conf/agent.py": SOURCE}
+
+
+@pytest.hookimpl
+def pytest_axp_agent(name, config):
+    return Mine() if name == "mine" else None
+''')
+    project.write("exp.yaml", """
+schema_version: 2
+id: plugin-acp
+name: plugin on the ACP base
+agents: [mine]
+prompts: [{id: go, prompt: make it}]
+tests:
+  application:
+    - {name: made, script: "grep -qx from-plugin made.txt"}
+    - {name: owned, script: "test \\"$(stat -c %U /home/agent/.mine/conf)\\" = agent"}
+limits: {max_time_seconds: 60}
+""")
+    res = project.pytest("exp.yaml")
+    s = summary(project.only_run(), "default")
+    assert s["status"] == "pass", res.stdout + res.stderr
+    assert s["agent"]["name"] == "mine" and s["agent"]["model_source"] == "none"
