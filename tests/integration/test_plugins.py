@@ -117,7 +117,8 @@ def test_an_unknown_agent_errors_in_one_line_naming_the_plugin_agents(project):
     project.write("nope.yaml", UNKNOWN)
     res = project.pytest("nope.yaml", "-rA")
     assert outcomes(res) == {"nope.yaml::default": "ERROR"}, res.stdout + res.stderr
-    assert "agent 'nope' is not available (known: shout, command, claude)" in res.stdout
+    assert ("agent 'nope' is not available (known: shout, command, claude, claude-code, acp"
+            in res.stdout)
     assert "Traceback" not in res.stdout
     run = project.only_run()
     assert not run.results("default").commands.exists()  # no container, no command
@@ -229,11 +230,11 @@ def test_without_the_plugin_the_example_fails_validation_naming_the_known_agents
     _copy_example(project)
     res = _run(project, without, "axp_cli", "experiment", "validate", "echo.yaml")
     assert res.returncode == 2, res.stdout + res.stderr
-    assert res.stderr.strip().endswith(
-        "echo.yaml: variant default: agent 'echo' is not available (known: command, claude)")
+    assert ("echo.yaml: variant default: agent 'echo' is not available (known: command, "
+            "claude, claude-code, acp") in res.stderr.strip().splitlines()[-1]
     for args in (("local", "run", "--dry-run", "echo.yaml"), ("local", "run", "echo.yaml")):
         res = _run(project, without, "axp_cli", *args)
-        assert res.returncode == 2 and "known: command, claude)" in res.stderr, res.stderr
+        assert res.returncode == 2 and "known: command, claude, " in res.stderr, res.stderr
     assert not project.runs()  # refused before any run folder
     res = _run(project, with_plugin, "axp_cli", "experiment", "validate", "echo.yaml")
     assert res.returncode == 0, res.stdout + res.stderr
