@@ -65,7 +65,7 @@ def test_unknown_agent_is_found_before_anything_runs(project):
         res = project.axp(*argv)
         assert res.returncode == 2, (argv, res.stdout, res.stderr)
         line = _one_line(res)
-        assert "variant default: agent 'codex' is not available (known: command, claude)" \
+        assert "variant default: agent 'codex' is not available (known: command, claude, " \
             in line, line
     assert not project.runs_dir.exists()
 
