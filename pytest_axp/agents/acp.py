@@ -238,9 +238,13 @@ class AcpAgent:
         return None
 
     def validate(self, agent_spec: AgentSpec) -> list[str]:
+        problems = []
         if getattr(agent_spec, "script", None) is not None:
-            return ["script: only the 'command' agent takes a script"]
-        return []
+            problems.append("script: only the 'command' agent takes a script")
+        if getattr(agent_spec, "command", None) is not None and not isinstance(
+                self, CommandAcpAgent):
+            problems.append("command: only the 'acp' agent takes a command")
+        return problems
 
     def adapter_argv(self, ctx: AgentContext) -> list[str]:
         """The adapter's command line in the sandbox (an argv, never run by a shell)."""
