@@ -272,6 +272,10 @@ class AcpAgent:
     def model_name(self, ctx: AgentContext) -> str | None:
         return model_fields(ctx.variant.agent.model)[0]
 
+    def after_session(self, ctx: AgentContext, session_id: str | None) -> None:
+        """Best-effort collection once the adapter has stopped (e.g. its session file)."""
+        return None
+
     # -- the driver ----------------------------------------------------------------------
 
     def run(self, ctx: AgentContext) -> AgentOutcome:
@@ -332,6 +336,7 @@ class AcpAgent:
             outcome.model = model
         if process is not None:
             link_or_copy(process.stderr_path, ctx.paths.agent_log)
+            self.after_session(ctx, state.session_id)
         raw = {"sessionId": state.session_id, "result": state.prompt_result,
                "error": session_error,
                "exit_code": outcome.exit_code, "timed_out": outcome.timed_out,

@@ -100,6 +100,8 @@ def test_claude_runs_a_shell_command_over_acp(acp_project):
     assert raw["result"]["stopReason"] == "end_turn" and raw["turns"] == 2
     assert raw["input_tokens"] == 200
     assert res_dir.agent_log.read_text().strip(), "agent.log is the adapter's stderr"
+    session = [json.loads(x) for x in res_dir.agent_session.read_text().splitlines()]
+    assert any(r.get("sessionId") == raw["sessionId"] for r in session)
     env = (res_dir.workspace / "env.txt").read_text()
     assert "ANTHROPIC_BASE_URL=http://" in env and "IS_SANDBOX=1" in env
     assert REAL_KEY not in env
