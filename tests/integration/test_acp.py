@@ -422,3 +422,41 @@ limits: {max_time_seconds: 60}
     s = summary(project.only_run(), "default")
     assert s["status"] == "pass", res.stdout + res.stderr
     assert s["agent"]["name"] == "mine" and s["agent"]["model_source"] == "none"
+
+
+def test_docker_process_stdio_is_demultiplexed_recorded_and_killable(tmp_path):
+    from pytest_axp.record.commands import CommandLog
+    from pytest_axp.record.layout import VariantPaths
+    from pytest_axp.sandbox.docker import DockerSandbox
+    from pytest_axp.secrets import Redactor
+
+    from pytest_axp.sandbox.docker_image import ensure_image
+
+    paths = VariantPaths(tmp_path / "v")
+    box = DockerSandbox.create(image=ensure_image(None, tmp_path),
+                               labels={"axp.run_id": f"acp-process-{tmp_path.name}"},
+                               commands=CommandLog(paths, redactor=Redactor(["s3cret-v"])))
+    try:
+        loop = 'while read -r l; do echo "got $l"; echo "err $l" >&2; done'
+        proc = box.start(["bash", "-c", loop], phase="agent", name="talker")
+        proc.write(b"one\n")
+        assert proc.read_line(30) == b"got one\n"
+        proc.write(b"s3cret-v\n")
+        assert proc.read_line(30) == b"got s3cret-v\n"
+        with pytest.raises(TimeoutError):
+            proc.read_line(0.2)
+        proc.close_stdin()
+        assert proc.read_line(30) is None
+        assert proc.wait(30) == 0
+        stuck = box.start(["sleep", "300"], phase="agent", name="stuck", user="agent")
+        assert stuck.wait(0.2) is None
+        stuck.kill()
+        assert stuck.wait(30) is not None
+    finally:
+        box.remove()
+    records = [json.loads(x) for x in paths.commands_index.read_text().splitlines()]
+    assert [(r["name"], r["exit_code"] == 0, r["timed_out"]) for r in records] == [
+        ("talker", True, False), ("stuck", False, True)]
+    err = (paths.root / records[0]["stderr_path"]).read_text()
+    assert err == "err one\nerr [REDACTED]\n"
+    assert "s3cret-v" not in (paths.root / records[0]["stdout_path"]).read_text()
