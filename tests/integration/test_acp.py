@@ -428,9 +428,8 @@ def test_docker_process_stdio_is_demultiplexed_recorded_and_killable(tmp_path):
     from pytest_axp.record.commands import CommandLog
     from pytest_axp.record.layout import VariantPaths
     from pytest_axp.sandbox.docker import DockerSandbox
-    from pytest_axp.secrets import Redactor
-
     from pytest_axp.sandbox.docker_image import ensure_image
+    from pytest_axp.secrets import Redactor
 
     paths = VariantPaths(tmp_path / "v")
     box = DockerSandbox.create(image=ensure_image(None, tmp_path),
