@@ -393,7 +393,9 @@ class AcpAgent:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     state.timed_out = True
-                    state.stopped_reason = f"max_time_seconds exceeded: {ctx.timeout}"
+                    state.stopped_reason = (f"max_time_seconds exceeded: {ctx.timeout}"
+                                            if ctx.timeout else
+                                            f"default time limit exceeded: {DEFAULT_MAX_TIME}")
                     return None
                 try:
                     return call.result(min(_POLL, left))

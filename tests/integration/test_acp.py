@@ -459,3 +459,21 @@ def test_docker_process_stdio_is_demultiplexed_recorded_and_killable(tmp_path):
     err = (paths.root / records[0]["stderr_path"]).read_text()
     assert err == "err one\nerr [REDACTED]\n"
     assert "s3cret-v" not in (paths.root / records[0]["stdout_path"]).read_text()
+
+
+WEBFETCH_TESTS = ("{introspection: [{name: fetched, script: " + json.dumps(
+    "jq -s -e 'any(.[]; .raw_json.params.update._meta.claudeCode.toolName == \"WebFetch\" "
+    "and .raw_json.params.update.rawInput.url == \"http://example.invalid/page\")' "
+    "\"$AXP_TRACE_PATH\"") + "}]}")
+
+
+@pytest.mark.parametrize(("first_turn", "status"), [
+    ("{tool_use: {name: WebFetch, input: {url: 'http://example.invalid/page', "
+     "prompt: summarize}}}", "pass"),
+    ("{tool_use: {name: shell, input: {command: 'echo http://example.invalid/page'}}}",
+     "fail"),
+])
+def test_web_fetch_is_read_from_tool_name_and_raw_input_url(acp_project, first_turn, status):
+    _res, s, _ = _run(acp_project, _experiment("{max_time_seconds: 180}", WEBFETCH_TESTS),
+                      f"turns:\n  - {first_turn}\n  - text: done\n")
+    assert s["status"] == status
