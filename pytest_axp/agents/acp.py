@@ -15,6 +15,7 @@ A subclass sets its hooks: `adapter_argv`, `adapter_env`, `sandbox_files`, `sess
 from __future__ import annotations
 
 import json
+import posixpath
 import shlex
 import time
 from collections.abc import Mapping
@@ -171,6 +172,15 @@ def fill_outcome(outcome: AgentOutcome, state: SessionState,
         outcome.turns = handle.turns
 
 
+def api_error_status(handle: RunHandle) -> int | None:
+    """The model API error the session ended on: the last main-conversation call failed,
+    and not because the gateway stopped the run or had no model to ask."""
+    status = handle.last_turn_status
+    if status is None or status < 400 or handle.stopped_reason or handle.unreachable:
+        return None
+    return status
+
+
 def exit_code_of(state: SessionState, process_code: int | None) -> int | None:
     """0 when the prompt ended by itself (`end_turn`) and nothing stopped it, else 1 (or
     the adapter's own non-zero exit code when it died without answering)."""
@@ -228,9 +238,13 @@ class AcpAgent:
         return None
 
     def validate(self, agent_spec: AgentSpec) -> list[str]:
+        problems = []
         if getattr(agent_spec, "script", None) is not None:
-            return ["script: only the 'command' agent takes a script"]
-        return []
+            problems.append("script: only the 'command' agent takes a script")
+        if getattr(agent_spec, "command", None) is not None and not isinstance(
+                self, CommandAcpAgent):
+            problems.append("command: only the 'acp' agent takes a command")
+        return problems
 
     def adapter_argv(self, ctx: AgentContext) -> list[str]:
         """The adapter's command line in the sandbox (an argv, never run by a shell)."""
@@ -258,6 +272,10 @@ class AcpAgent:
     def model_name(self, ctx: AgentContext) -> str | None:
         return model_fields(ctx.variant.agent.model)[0]
 
+    def after_session(self, ctx: AgentContext, session_id: str | None) -> None:
+        """Best-effort collection once the adapter has stopped (e.g. its session file)."""
+        return None
+
     # -- the driver ----------------------------------------------------------------------
 
     def run(self, ctx: AgentContext) -> AgentOutcome:
@@ -281,8 +299,7 @@ class AcpAgent:
         state = SessionState()
         process: SandboxProcess | None = None
         try:
-            for path, content in self.sandbox_files(ctx, access).items():
-                ctx.sandbox.put_file(path, content, mode=0o600, uid=AGENT_UID)
+            self._put_files(ctx, self.sandbox_files(ctx, access))
             env = {**ctx.env, **self.adapter_env(ctx, access)}
             process = ctx.sandbox.start(self.adapter_argv(ctx), phase="agent",
                                         name=self.name, user=AGENT_USER, env=env)
@@ -292,16 +309,25 @@ class AcpAgent:
             if gateway is not None and handle is not None:
                 gateway.close_run(handle)
         code = process.wait(0) if process is not None else None
-        outcome = AgentOutcome(name=self.name, timed_out=state.timed_out,
-                               stopped_reason=state.stopped_reason)
-        outcome.exit_code = exit_code_of(state, code)
+        outcome = AgentOutcome(name=self.name, timed_out=state.timed_out)
+        session_error = state.error  # what the adapter said, kept in agent-raw.json
         if handle is not None:
             assert gateway is not None
             outcome.model_source = gateway.model_source(handle)
+            # An adapter may end its turn normally after a failed model call: the gateway
+            # knows better.
             if handle.unreachable:
                 outcome.api_unreachable = handle.unreachable
-                outcome.stopped_reason = outcome.stopped_reason or (
-                    f"model API unreachable: {handle.unreachable}")
+                state.error = state.error or f"model API unreachable: {handle.unreachable}"
+            elif handle.stopped_reason:
+                state.stopped_reason = state.stopped_reason or handle.stopped_reason
+            else:
+                status = api_error_status(handle)
+                if status is not None:
+                    outcome.api_error_status = status
+                    state.error = f"api_error: upstream status {status}"
+        outcome.exit_code = exit_code_of(state, code)
+        outcome.stopped_reason = state.stopped_reason
         if outcome.stopped_reason is None and state.error:
             outcome.stopped_reason = state.error
         fill_outcome(outcome, state, handle)
@@ -310,7 +336,9 @@ class AcpAgent:
             outcome.model = model
         if process is not None:
             link_or_copy(process.stderr_path, ctx.paths.agent_log)
+            self.after_session(ctx, state.session_id)
         raw = {"sessionId": state.session_id, "result": state.prompt_result,
+               "error": session_error,
                "exit_code": outcome.exit_code, "timed_out": outcome.timed_out,
                "stopped_reason": outcome.stopped_reason, "turns": outcome.turns,
                "cost_usd": outcome.cost_usd, "input_tokens": outcome.input_tokens,
@@ -320,6 +348,19 @@ class AcpAgent:
         write_atomic(ctx.paths.agent_raw,
                      redactor.bytes(json.dumps(raw, indent=2).encode() + b"\n"))
         return outcome
+
+    def _put_files(self, ctx: AgentContext, files: Mapping[str, bytes]) -> None:
+        if not files:
+            return
+        parents = sorted({posixpath.dirname(p) or "/" for p in files})
+        # Made by the agent user, so the folders the adapter writes in are its own.
+        made = ctx.sandbox.exec(argv=["mkdir", "-p", "--", *parents], phase="agent",
+                                name=f"{self.name}-files", user=AGENT_USER)
+        if made.exit_code != 0:
+            raise SandboxError(f"cannot make {', '.join(parents)} for the {self.name} "
+                               "agent's files")
+        for path, content in files.items():
+            ctx.sandbox.put_file(path, content, mode=0o600, uid=AGENT_UID)
 
     def _session(self, ctx: AgentContext, process: SandboxProcess, state: SessionState,
                  handle: RunHandle | None) -> None:
@@ -352,7 +393,9 @@ class AcpAgent:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     state.timed_out = True
-                    state.stopped_reason = f"max_time_seconds exceeded: {ctx.timeout}"
+                    state.stopped_reason = (f"max_time_seconds exceeded: {ctx.timeout}"
+                                            if ctx.timeout else
+                                            f"default time limit exceeded: {DEFAULT_MAX_TIME}")
                     return None
                 try:
                     return call.result(min(_POLL, left))
@@ -381,10 +424,13 @@ class AcpAgent:
                                                        "modeId": mode})) is None:
                     return self._stop(conn, process, state, None)
             for config_id, value in self.session_config(ctx, session).items():
-                if wait(conn.call("session/set_config_option", {
-                        "sessionId": state.session_id, "configId": config_id,
-                        "value": value})) is None:
-                    return self._stop(conn, process, state, None)
+                try:
+                    if wait(conn.call("session/set_config_option", {
+                            "sessionId": state.session_id, "configId": config_id,
+                            "value": value})) is None:
+                        return self._stop(conn, process, state, None)
+                except AcpError:
+                    pass  # an option the model refuses: its answer is in the trace
             prompt = conn.call("session/prompt", {
                 "sessionId": state.session_id,
                 "prompt": [{"type": "text", "text": ctx.variant.prompt.prompt}]})

@@ -68,6 +68,8 @@ class ClaudeAgent:
     def validate(self, agent_spec: AgentSpec) -> list[str]:
         if getattr(agent_spec, "script", None) is not None:
             return ["script: only the 'command' agent takes a script"]
+        if getattr(agent_spec, "command", None) is not None:
+            return ["command: only the 'acp' agent takes a command"]
         return []
 
     def run(self, ctx: AgentContext) -> AgentOutcome:

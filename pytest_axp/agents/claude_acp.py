@@ -10,10 +10,14 @@ is not honoured (the adapter has no setting for it).
 
 from __future__ import annotations
 
+import io
+import tarfile
 from collections.abc import Mapping
 from typing import Any
 
-from ..sandbox.base import ImageLayer
+from ..record.jsonio import write_atomic
+from ..sandbox.base import ImageLayer, SandboxError
+from ..secrets import Redactor
 from .acp import AcpAgent, GatewayAccess, model_fields
 from .base import AgentContext
 
@@ -23,6 +27,7 @@ ADAPTER_BIN = "claude-agent-acp"
 # `auto` makes classifier side calls a scripted model cannot answer; `default` asks us for
 # each permission and we allow it (AXP answers allow_always too).
 SESSION_MODE = "default"
+HOME = "/home/agent"
 
 
 def _offered(session: Mapping[str, Any], config_id: str, value: str) -> bool:
@@ -31,6 +36,18 @@ def _offered(session: Mapping[str, Any], config_id: str, value: str) -> bool:
             return any(isinstance(o, dict) and o.get("value") == value
                        for o in option.get("options") or [])
     return False
+
+
+def read_sandbox_file(ctx: AgentContext, path: str) -> bytes | None:
+    """One file out of the sandbox, or None when it is not there."""
+    try:
+        buf = io.BytesIO(b"".join(ctx.sandbox.get_archive(path)))
+        with tarfile.open(fileobj=buf) as tar:
+            member = tar.next()
+            f = tar.extractfile(member) if member else None
+            return f.read() if f is not None else None
+    except (SandboxError, tarfile.TarError, OSError):
+        return None
 
 
 class ClaudeAcpAgent(AcpAgent):
@@ -53,7 +70,7 @@ class ClaudeAcpAgent(AcpAgent):
             "API_TIMEOUT_MS": "600000",
             # Exactly 1: some hosts export IS_SANDBOX=yes, which the CLI refuses.
             "IS_SANDBOX": "1",
-            "HOME": "/home/agent",
+            "HOME": HOME,
         }
         if gateway is not None:
             env["ANTHROPIC_BASE_URL"] = gateway.base_url
@@ -70,6 +87,14 @@ class ClaudeAcpAgent(AcpAgent):
 
     def session_mode(self, ctx: AgentContext, session: Mapping[str, Any]) -> str | None:
         return SESSION_MODE
+
+    def after_session(self, ctx: AgentContext, session_id: str | None) -> None:
+        # Seed 004: agent-session.jsonl is Claude Code's own session file, best effort.
+        if not session_id or "/" in session_id:
+            return
+        data = read_sandbox_file(ctx, f"{HOME}/.claude/projects/-workspace/{session_id}.jsonl")
+        if data is not None:
+            write_atomic(ctx.paths.agent_session, Redactor(ctx.secret_values).bytes(data))
 
     def session_config(self, ctx: AgentContext,
                        session: Mapping[str, Any]) -> dict[str, str]:

@@ -27,6 +27,8 @@ class CommandAgent:
     def validate(self, agent_spec: AgentSpec) -> list[str]:
         if not getattr(agent_spec, "script", None):
             return ["script: the 'command' agent needs a 'script' (the bash it runs)"]
+        if getattr(agent_spec, "command", None) is not None:
+            return ["command: only the 'acp' agent takes a command"]
         return []
 
     def run(self, ctx: AgentContext) -> AgentOutcome:

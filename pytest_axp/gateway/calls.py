@@ -102,8 +102,11 @@ async def _serve(handle: RunHandle, api: ModelApi, route: Route, req: Request, r
         "body": body if body is not None else {"_unparsed": req.body.decode("utf-8", "replace")},
     })
     record: dict[str, Any] = {"seq": seq}
+    main_turn = [False]
 
     def finish(status: int, **extra: Any) -> None:
+        if main_turn[0]:
+            handle.last_turn_status = status
         record.update(
             status=status, duration_ms=round((time.monotonic() - started) * 1000), **extra
         )
@@ -117,6 +120,7 @@ async def _serve(handle: RunHandle, api: ModelApi, route: Route, req: Request, r
         return
     call = Call(seq, req, body, route)
     if route.model_call and consumes_turn(body):
+        main_turn[0] = True
         handle.meter.count_turn()
     if handle.stopped_reason is not None:
         err = api.error(STOPPED_STATUS, f"axp: run stopped: {handle.stopped_reason}")

@@ -42,6 +42,8 @@ class RunHandle:
     # Why the last model call could not reach a model (None once one got an answer).
     unreachable: str | None = None
     errors: list[str] = field(default_factory=list)
+    # The HTTP status the last main-conversation call was answered with (None before one).
+    last_turn_status: int | None = None
     telemetry_posts: int = 0
     closed: bool = False
     meter: Meter = field(default_factory=Meter, repr=False)

@@ -405,10 +405,18 @@ class DockerProcess:
         if not self._reader.is_alive():
             return
         self._rec.timed_out = True
+        # With stdin still open the engine keeps the stream open after the process ends.
+        self.close_stdin()
         self._sandbox._signal_user_processes(self._user, "TERM")
         self._reader.join(_TERM_GRACE_SECONDS)
         if self._reader.is_alive():
             self._sandbox._signal_user_processes(self._user, "KILL")
+            self._reader.join(_KILL_GRACE_SECONDS)
+        if self._reader.is_alive():
+            try:  # wakes the reader's recv, which a plain close would not
+                self._raw.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self._reader.join(_KILL_GRACE_SECONDS)
         _close(self._sock)
 

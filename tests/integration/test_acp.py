@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -98,6 +100,8 @@ def test_claude_runs_a_shell_command_over_acp(acp_project):
     assert raw["result"]["stopReason"] == "end_turn" and raw["turns"] == 2
     assert raw["input_tokens"] == 200
     assert res_dir.agent_log.read_text().strip(), "agent.log is the adapter's stderr"
+    session = [json.loads(x) for x in res_dir.agent_session.read_text().splitlines()]
+    assert any(r.get("sessionId") == raw["sessionId"] for r in session)
     env = (res_dir.workspace / "env.txt").read_text()
     assert "ANTHROPIC_BASE_URL=http://" in env and "IS_SANDBOX=1" in env
     assert REAL_KEY not in env
@@ -241,3 +245,235 @@ limits: {max_time_seconds: 60}
     res = project.axp("experiment", "validate", "exp.yaml")
     assert res.returncode == 2, res.stdout + res.stderr
     assert "agent acp: command: the 'acp' agent needs a 'command'" in res.stdout + res.stderr
+
+
+def test_max_cost_ends_the_session(acp_project):
+    _res, s, _ = _run(acp_project, _experiment("{max_time_seconds: 180, max_cost_usd: 0.01}"),
+                      """
+turns:
+  - tool_use: {name: shell, input: {command: "echo 1"}}
+  - tool_use: {name: shell, input: {command: "echo 2"}}
+  - tool_use: {name: shell, input: {command: "echo 3"}}
+  - text: done
+usage: {input_tokens: 2000, output_tokens: 500}
+""")
+    # Each turn costs 2000*3e-6 + 500*15e-6 = 0.0135 > 0.01: the second call is refused.
+    assert s["agent"]["stopped_reason"].startswith("max_cost_usd exceeded")
+    assert s["agent"]["exit_code"] == 1
+    assert s["status"] == "error"
+
+
+def test_upstream_500_is_an_infrastructure_error(acp_project):
+    _res, s, _ = _run(acp_project, _experiment("{max_time_seconds: 180}"), """
+turns:
+  - error: {status: 500, message: overloaded}
+""")
+    assert s["status"] == "error"
+    assert s["agent"]["stopped_reason"] == "api_error: upstream status 500"
+    assert s["agent"]["api_error_status"] == 500
+    assert s["error"]["infrastructure"] is True
+
+
+def test_no_key_and_no_script_is_an_infrastructure_error(project, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    shutil.copy(EXAMPLES / "claude-hello.yaml", project.root)
+    res = project.pytest("claude-hello.yaml", "-rA")
+    assert res.returncode == 1, res.stdout + res.stderr
+    reason = "model API unreachable: no ANTHROPIC_API_KEY and no --model-script"
+    assert f"default: error: model_api 'claude' failed: {reason}" in res.stdout, res.stdout
+    s = summary(project.only_run(), "default")
+    assert s["status"] == "error" and s["tests"] == []
+    assert s["error"]["infrastructure"] is True and s["agent"]["model_source"] == "none"
+
+
+SKILL_EXPERIMENT = r"""
+schema_version: 2
+id: acp-skill
+name: Skill
+agents: [{name: claude, model: claude-sonnet-4-5}]
+prompts: [{id: go, prompt: use the greet skill}]
+environments:
+  - name: env
+    setup: |
+      mkdir -p /home/agent/.claude/skills/greet
+      printf -- '---\nname: greet\ndescription: Greets\n---\nSay hello.\n' \
+        > /home/agent/.claude/skills/greet/SKILL.md
+      chown -R agent:agent /home/agent/.claude
+tests:
+  introspection:
+    - name: skill
+      script: >-
+        jq -s -e 'any(.[]; .raw_json.params.update.rawInput.skill == "greet")'
+        "$AXP_TRACE_PATH"
+limits: {max_time_seconds: 180}
+"""
+
+
+@pytest.mark.parametrize(("first_turn", "status"), [
+    ("{tool_use: {name: Skill, input: {skill: greet}}}", "pass"),
+    ("{tool_use: {name: shell, input: {command: 'echo greet'}}}", "fail"),
+])
+def test_skill_use_is_read_from_raw_input_skill(acp_project, first_turn, status):
+    _res, s, _ = _run(acp_project, SKILL_EXPERIMENT,
+                      f"turns:\n  - {first_turn}\n  - text: done\n")
+    assert s["status"] == status
+    assert [t["status"] for t in s["tests"]] == [status]
+
+
+def test_model_options_reach_the_adapter(acp_project):
+    experiment = _experiment("{max_time_seconds: 180}").replace(
+        "model: claude-sonnet-4-5",
+        "model: {name: opus, effort: high, fast: true, thinking: 2048, "
+        "context_window_size: 100000}")
+    _res, s, res_dir = _run(acp_project, experiment, """
+turns:
+  - tool_use: {name: shell, input: {command: "env > /workspace/env.txt"}}
+  - text: done
+""")
+    assert s["status"] == "pass" and s["agent"]["model"] == "opus"
+    env = (res_dir.workspace / "env.txt").read_text().splitlines()
+    assert "ANTHROPIC_MODEL=opus" in env and "MAX_THINKING_TOKENS=2048" in env
+    trace = _trace(res_dir)
+    options = {e["raw_json"]["params"]["configId"]: e["raw_json"]["params"]["value"]
+               for e in trace if e["kind"] == "session/set_config_option"}
+    assert options == {"effort": "high", "fast": "on"}
+
+
+def test_an_interrupted_session_keeps_the_frames_said_so_far(acp_project):
+    project = acp_project
+    project.write("exp.yaml", _experiment("{max_time_seconds: 300}"))
+    project.write("model.yaml", """
+turns:
+  - tool_use:
+      name: Bash
+      input: {command: "python3 -c 'import time; time.sleep(200)'", timeout: 600000}
+  - text: done
+""")
+    proc = project.start("axp_cli", "local", "run", "exp.yaml", "--model-script", "model.yaml",
+                         start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        seen: list[dict] = []
+        while time.monotonic() < deadline and not any(
+                e.get("kind") == "session/request_permission" for e in seen):
+            time.sleep(0.2)
+            traces = list(project.runs_dir.glob("*/results/default/agent-trace.jsonl"))
+            if traces:
+                # Written as the frames come: the session is still running.
+                seen = [json.loads(x) for x in traces[0].read_text().splitlines()
+                        if x.endswith("}")]
+        assert proc.poll() is None and seen, "the trace was not written while running"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out + err
+    run = project.only_run()
+    assert not run.index.exists()
+    kept = [json.loads(x) for x in run.results("default").agent_trace.read_text().splitlines()]
+    kinds = [e["kind"] for e in kept]
+    for kind in ("initialize", "session/new", "session/prompt", "tool_call",
+                 "session/request_permission"):
+        assert kind in kinds, kinds
+
+
+def test_a_plugin_agent_builds_on_the_acp_base(project):
+    project.write("agent_src.py", FAKE_ADAPTER)
+    project.write("conftest.py", '''
+from pathlib import Path
+
+import pytest
+
+from pytest_axp.agents.acp import AcpAgent
+
+SOURCE = (Path(__file__).parent / "agent_src.py").read_bytes()
+
+
+class Mine(AcpAgent):
+    name = "mine"
+    model_api = None  # calls no model: no gateway, no token
+
+    def adapter_argv(self, ctx):
+        return ["python3", "/home/agent/.mine/conf/agent.py", "from-plugin"]
+
+    def sandbox_files(self, ctx, gateway):
+        return {"/home/agent/.mine/conf/agent.py": SOURCE}
+
+
+@pytest.hookimpl
+def pytest_axp_agent(name, config):
+    return Mine() if name == "mine" else None
+''')
+    project.write("exp.yaml", """
+schema_version: 2
+id: plugin-acp
+name: plugin on the ACP base
+agents: [mine]
+prompts: [{id: go, prompt: make it}]
+tests:
+  application:
+    - {name: made, script: "grep -qx from-plugin made.txt"}
+    - {name: owned, script: "test \\"$(stat -c %U /home/agent/.mine/conf)\\" = agent"}
+limits: {max_time_seconds: 60}
+""")
+    res = project.pytest("exp.yaml")
+    s = summary(project.only_run(), "default")
+    assert s["status"] == "pass", res.stdout + res.stderr
+    assert s["agent"]["name"] == "mine" and s["agent"]["model_source"] == "none"
+
+
+def test_docker_process_stdio_is_demultiplexed_recorded_and_killable(tmp_path):
+    from pytest_axp.record.commands import CommandLog
+    from pytest_axp.record.layout import VariantPaths
+    from pytest_axp.sandbox.docker import DockerSandbox
+    from pytest_axp.sandbox.docker_image import ensure_image
+    from pytest_axp.secrets import Redactor
+
+    paths = VariantPaths(tmp_path / "v")
+    box = DockerSandbox.create(image=ensure_image(None, tmp_path),
+                               labels={"axp.run_id": f"acp-process-{tmp_path.name}"},
+                               commands=CommandLog(paths, redactor=Redactor(["s3cret-v"])))
+    try:
+        loop = 'while read -r l; do echo "got $l"; echo "err $l" >&2; done'
+        proc = box.start(["bash", "-c", loop], phase="agent", name="talker")
+        proc.write(b"one\n")
+        assert proc.read_line(30) == b"got one\n"
+        proc.write(b"s3cret-v\n")
+        assert proc.read_line(30) == b"got s3cret-v\n"
+        with pytest.raises(TimeoutError):
+            proc.read_line(0.2)
+        proc.close_stdin()
+        assert proc.read_line(30) is None
+        assert proc.wait(30) == 0
+        stuck = box.start(["sleep", "300"], phase="agent", name="stuck", user="agent")
+        assert stuck.wait(0.2) is None
+        stuck.kill()
+        assert stuck.wait(30) is not None
+    finally:
+        box.remove()
+    records = [json.loads(x) for x in paths.commands_index.read_text().splitlines()]
+    assert [(r["name"], r["exit_code"] == 0, r["timed_out"]) for r in records] == [
+        ("talker", True, False), ("stuck", False, True)]
+    err = (paths.root / records[0]["stderr_path"]).read_text()
+    assert err == "err one\nerr [REDACTED]\n"
+    assert "s3cret-v" not in (paths.root / records[0]["stdout_path"]).read_text()
+
+
+WEBFETCH_TESTS = ("{introspection: [{name: fetched, script: " + json.dumps(
+    "jq -s -e 'any(.[]; .raw_json.params.update._meta.claudeCode.toolName == \"WebFetch\" "
+    "and .raw_json.params.update.rawInput.url == \"http://example.invalid/page\")' "
+    "\"$AXP_TRACE_PATH\"") + "}]}")
+
+
+@pytest.mark.parametrize(("first_turn", "status"), [
+    ("{tool_use: {name: WebFetch, input: {url: 'http://example.invalid/page', "
+     "prompt: summarize}}}", "pass"),
+    ("{tool_use: {name: shell, input: {command: 'echo http://example.invalid/page'}}}",
+     "fail"),
+])
+def test_web_fetch_is_read_from_tool_name_and_raw_input_url(acp_project, first_turn, status):
+    _res, s, _ = _run(acp_project, _experiment("{max_time_seconds: 180}", WEBFETCH_TESTS),
+                      f"turns:\n  - {first_turn}\n  - text: done\n")
+    assert s["status"] == status

@@ -26,7 +26,7 @@ schema_version: 2
 id: claude-fail
 name: Claude writes a file, then a test fails
 agents:
-  - name: claude
+  - name: claude-code
     model: claude-sonnet-4-5
 prompts:
   - id: greet
@@ -133,7 +133,7 @@ def test_tables_join_and_cache_over_a_claude_run(project):
     runs = query(project, rid, "SELECT * FROM runs")[0]
     assert runs["run_id"] == rid and runs["experiment_id"] == "claude-fail"
     assert runs["variant_id"] == "default" and runs["status"] == "fail"
-    assert runs["agent_name"] == "claude" and runs["model"] == "claude-sonnet-4-5"
+    assert runs["agent_name"] == "claude-code" and runs["model"] == "claude-sonnet-4-5"
     assert (runs["turns"], runs["input_tokens"], runs["output_tokens"]) == (3, 360, 90)
     assert runs["repeat"] == 1 and runs["tests_total"] == 2 and runs["tests_passed"] == 1
     assert query(project, rid, "SELECT status, variants FROM experiment_runs") == [

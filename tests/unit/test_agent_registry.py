@@ -126,6 +126,12 @@ HEAD = "schema_version: 2\nid: exp\nname: E\ntests: {}\nlimits: {}\nprompts: [go
     ("agents: [nosuch]",
      "exp.yaml: variant default: agent 'nosuch' is not available (known: command, claude, "
      "claude-code, acp, codex, gemini)"),
+    ("agents: [{name: claude, command: my-agent}]",
+     "exp.yaml:7:10: variant default: agent claude: command: only the 'acp' agent takes a "
+     "command"),
+    ("agents: [{name: acp, command: \"a 'b\"}]",
+     "exp.yaml:7:10: variant default: agent acp: command: cannot be split into arguments: "
+     "No closing quotation"),
     ("agents: [{name: acp}]",
      "exp.yaml:7:10: variant default: agent acp: command: the 'acp' agent needs a 'command' "
      "(the adapter to start, e.g. \"my-agent --acp\")"),

@@ -11,7 +11,7 @@ from tests.fakes.local_backend import IMAGE, LocalBackend
 def test_the_backends_implement_the_protocols():
     assert isinstance(DockerBackend(), SandboxBackend)
     assert isinstance(LocalBackend(), SandboxBackend)
-    for method in ("exec", "put_archive", "get_archive", "put_file", "remove"):
+    for method in ("exec", "start", "put_archive", "get_archive", "put_file", "remove"):
         assert callable(getattr(DockerSandbox, method))
 
 
@@ -33,3 +33,35 @@ def test_a_sandbox_created_ahead_is_taken_once_and_only_if_made_alike():
     backend.finish()
     assert all(not box.root.exists() for box in backend.created)
     assert backend.live == {}
+
+
+def test_a_started_process_talks_line_by_line_and_is_recorded(tmp_path):
+    import json
+
+    from pytest_axp.record.commands import CommandLog
+    from pytest_axp.record.layout import VariantPaths
+    from pytest_axp.secrets import Redactor
+
+    backend = LocalBackend()
+    box = backend.create(**_args("talk"))
+    paths = VariantPaths(tmp_path / "v")
+    box.commands = CommandLog(paths, redactor=Redactor(["s3cret-value"]))
+    echo = ("import sys\nfor line in sys.stdin:\n"
+            "    print('got ' + line.strip(), flush=True)\n"
+            "    print('err s3cret-value', file=sys.stderr, flush=True)\n")
+    proc = box.start(["python3", "-c", echo], phase="agent", name="talker", user="agent")
+    try:
+        proc.write(b"one\n")
+        assert proc.read_line(10) == b"got one\n"
+        proc.write(b"s3cret-value\n")
+        assert proc.read_line(10) == b"got s3cret-value\n"  # the client sees what was said
+        proc.close_stdin()
+        assert proc.read_line(10) is None
+        assert proc.wait(10) == 0
+    finally:
+        backend.finish()
+    (record,) = [json.loads(x) for x in paths.commands_index.read_text().splitlines()]
+    assert record["name"] == "talker" and record["exit_code"] == 0
+    stdout = (paths.root / record["stdout_path"]).read_text()
+    assert "got one" in stdout and "s3cret-value" not in stdout  # the files are redacted
+    assert proc.stderr_path.read_text().count("[REDACTED]") == 2
