@@ -4,13 +4,12 @@ ACP adapter, codex built in), and the codex configuration that points it at the 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-from ..sandbox.base import ImageLayer, SandboxError
-from .npm_fetch import cache_dir, npm_arch, npm_file
+from ..sandbox.base import ImageLayer
+from ..sandbox.npm_fetch import cache_dir, given_file, npm_arch, packed_file
 
 # The codex-acp release the `codex` agent runs (codex 0.137 inside); pinned so runs are
 # comparable.
@@ -41,15 +40,14 @@ def codex_acp_binary(version: str = CODEX_ACP_VERSION,
                      log: Callable[[str], None] | None = None) -> Path:
     """The codex-acp binary for this machine: $AXP_CODEX_ACP_BINARY, else a cached copy, else
     `npm pack` of the platform package on the host."""
-    given = os.environ.get("AXP_CODEX_ACP_BINARY")
-    if given:
-        if not Path(given).is_file():
-            raise SandboxError(f"AXP_CODEX_ACP_BINARY={given} is not a file")
-        return Path(given)
+    given = given_file("AXP_CODEX_ACP_BINARY")
+    if given is not None:
+        return given
     arch = npm_arch()
     target = cache_dir() / f"codex-acp-{version}-linux-{arch}" / "codex-acp"
-    return npm_file(f"@zed-industries/codex-acp-linux-{arch}@{version}", "package/bin/codex-acp",
-                    target, hint="set AXP_CODEX_ACP_BINARY=/path/to/codex-acp", log=log)
+    return packed_file(f"@zed-industries/codex-acp-linux-{arch}@{version}", "bin/codex-acp",
+                       target, needed_by="the codex agent (or AXP_CODEX_ACP_BINARY=/path/to/"
+                       "codex-acp)", log=log)
 
 
 def _toml(value: str) -> str:

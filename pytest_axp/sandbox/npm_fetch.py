@@ -79,11 +79,16 @@ def packed_tarball(package: str, target: Path, *, needed_by: str, log: Log = Non
     return target
 
 
-def _npm_pack(package: str, folder: Path, needed_by: str, log: Log) -> Path:
-    """`npm pack` of `package` into `folder`, with the host's npm configuration."""
+def _npm(package: str, needed_by: str) -> str:
     npm = shutil.which("npm")
     if npm is None:
         raise SandboxError(f"{needed_by} needs {package} from npm: install npm (Node.js)")
+    return npm
+
+
+def _npm_pack(package: str, folder: Path, needed_by: str, log: Log) -> Path:
+    """`npm pack` of `package` into `folder`, with the host's npm configuration."""
+    npm = _npm(package, needed_by)
     if log:
         log(f"fetching {package} with npm")
     res = subprocess.run([npm, "pack", "--silent", "--pack-destination", str(folder), package],
@@ -93,3 +98,42 @@ def _npm_pack(package: str, folder: Path, needed_by: str, log: Log) -> Path:
         last = (res.stderr.strip().splitlines() or ["no output"])[-1]
         raise SandboxError(f"npm pack {package} failed: {last}")
     return tgz[0]
+
+
+def _publish(tmp: Path, target: Path) -> Path:
+    # Parallel workers fetching at once: the first rename wins, the others drop theirs.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        tmp.rename(target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not target.is_dir():
+            raise
+    if not any(target.iterdir()):
+        raise SandboxError(f"{target} is empty: remove it and try again")
+    return target
+
+
+def npm_package_dir(package: str, version: str, log: Log = None) -> Path:
+    """`package@version` with its dependencies, installed by the host's npm into a cached
+    folder (`<folder>/node_modules/<package>`). Linux on this architecture only."""
+    safe = package.replace("/", "+").lstrip("@")
+    target = cache_dir() / f"npm-{safe}-{version}-linux-{npm_arch()}"
+    if (target / "node_modules" / package / "package.json").is_file():
+        return target
+    if log:
+        log(f"installing {package}@{version} with npm (host side)")
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
+        out = Path(tmp) / "out"
+        out.mkdir()
+        npm = _npm(f"{package}@{version}", "an agent's image layer")
+        res = subprocess.run(
+            [npm, "install", "--prefix", str(out), "--omit=dev", "--no-audit", "--no-fund",
+             "--ignore-scripts", "--no-save", "--os=linux", f"--cpu={npm_arch()}",
+             f"{package}@{version}"],
+            capture_output=True, text=True, check=False)
+        if res.returncode != 0:
+            last = (res.stderr.strip().splitlines() or ["no output"])[-1]
+            raise SandboxError(f"npm install {package}@{version} failed: {last}")
+        return _publish(out, target)
