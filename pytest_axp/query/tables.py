@@ -23,7 +23,7 @@ from ..record.layout import RunPaths
 from ..runs import read_run
 
 # Bump when a table's columns or meaning change: every cached run is derived again.
-DERIVE_VERSION = 2
+DERIVE_VERSION = 3  # 3: ACP prompts and streamed chunks as messages
 MANIFEST = "manifest.json"
 
 # Column name -> DuckDB type, in order. Timestamps are UTC (TIMESTAMP without zone, so
@@ -276,11 +276,26 @@ def _update(event: dict[str, Any]) -> dict[str, Any]:
 
 _Rows = list[dict[str, Any]]
 
+# Updates that may arrive in the middle of a streamed message without ending it.
+_QUIET_KINDS = frozenset({"usage_update", "available_commands_update", "axp_meta"})
+
+
+def _prompt_text(raw: Any) -> str | None:
+    """The text of a `session/prompt` request's prompt blocks."""
+    params = raw.get("params") if isinstance(raw, dict) else None
+    blocks = params.get("prompt") if isinstance(params, dict) else None
+    if not isinstance(blocks, list):
+        return None
+    texts = [b["text"] for b in blocks if isinstance(b, dict) and isinstance(b.get("text"), str)]
+    return "\n".join(texts) if texts else None
+
 
 def _trace_rows(run: RunPaths, vid: str) -> tuple[_Rows, _Rows, _Rows]:
     """agent_events, tool_calls and messages, all from one pass over agent-trace.jsonl."""
-    events, messages = [], []
+    events: _Rows = []
+    messages: _Rows = []
     calls: dict[str, dict[str, Any]] = {}
+    chunk_role: str | None = None  # the role of the message being streamed, if any
     roles = {"agent_message_chunk": "agent", "user_message_chunk": "user",
              "agent_thought_chunk": "thought"}
     for line_no, e in enumerate(_jsonl(run.results(vid).agent_trace)):
@@ -288,6 +303,8 @@ def _trace_rows(run: RunPaths, vid: str) -> tuple[_Rows, _Rows, _Rows]:
         seq = line_no if seq is None else seq
         ts_ns = _int(e.get("ts_ns"))
         kind = e.get("kind")
+        if kind not in roles and kind not in _QUIET_KINDS:
+            chunk_role = None
         events.append({
             "run_id": run.run_id, "variant_id": vid, "seq": seq, "ts_ns": ts_ns,
             "ts": _ts(ts_ns / 1e9) if ts_ns is not None else None, "kind": kind,
@@ -295,12 +312,25 @@ def _trace_rows(run: RunPaths, vid: str) -> tuple[_Rows, _Rows, _Rows]:
             "raw_json": e.get("raw_json"),
         })
         update = _update(e)
-        if kind in roles:
+        if kind == "session/prompt":
+            # ACP does not echo the prompt back as user chunks: the request is the message.
+            text = _prompt_text(e.get("raw_json"))
+            if text is not None:
+                messages.append({"run_id": run.run_id, "variant_id": vid, "seq": seq,
+                                 "ts_ns": ts_ns, "role": "user", "text": text})
+            chunk_role = None
+        elif kind in roles:
             content = update.get("content")
             text = content.get("text") if isinstance(content, dict) else None
             if isinstance(text, str):
-                messages.append({"run_id": run.run_id, "variant_id": vid, "seq": seq,
-                                 "ts_ns": ts_ns, "role": roles[kind], "text": text})
+                if chunk_role == roles[kind] and messages:
+                    # A streamed message arrives in chunks: consecutive ones are one message.
+                    messages[-1]["text"] += text
+                else:
+                    messages.append({"run_id": run.run_id, "variant_id": vid, "seq": seq,
+                                     "ts_ns": ts_ns, "role": roles[kind], "text": text})
+                chunk_role = roles[kind]
+            continue
         elif kind in ("tool_call", "tool_call_update"):
             cid = e.get("tool_call_id") or update.get("toolCallId")
             if not cid:
@@ -322,7 +352,8 @@ def _trace_rows(run: RunPaths, vid: str) -> tuple[_Rows, _Rows, _Rows]:
             # Later updates refine earlier ones: the last word on each field wins.
             for src, dst in (("title", "title"), ("kind", "tool_kind"), ("rawInput", "input"),
                              ("status", "status")):
-                if update.get(src) is not None:
+                # An empty rawInput (claude-agent-acp's first frame) tells nothing new.
+                if update.get(src) is not None and update[src] != {}:
                     call[dst] = update[src]
             if "rawOutput" in update and update["rawOutput"] is not None:
                 call["output"] = _text(update["rawOutput"])
