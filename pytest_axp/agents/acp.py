@@ -290,8 +290,9 @@ class AcpAgent:
             handle = gateway.open_run(
                 f"{ctx.run_id}/{ctx.variant.id}", bodies_dir=ctx.paths.api_bodies,
                 traces_dir=ctx.paths.traces, trace_id=ctx.trace_id,
-                max_cost_usd=limits.max_cost_usd, secrets=list(ctx.secret_values),
-                attempt=ctx.attempt, model_api=self.model_api)
+                max_cost_usd=limits.max_cost_usd,
+                max_turns=int(limits.max_turns) if limits.max_turns is not None else None,
+                secrets=list(ctx.secret_values), attempt=ctx.attempt, model_api=self.model_api)
             access = GatewayAccess(f"http://{ctx.gateway_host}:{gateway.port}", handle.token,
                                    handle)
         redactor = Redactor(ctx.secret_values)
@@ -364,7 +365,6 @@ class AcpAgent:
 
     def _session(self, ctx: AgentContext, process: SandboxProcess, state: SessionState,
                  handle: RunHandle | None) -> None:
-        limits = ctx.variant.limits
         deadline = time.monotonic() + float(ctx.timeout or DEFAULT_MAX_TIME)
 
         def on_request(method: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -383,8 +383,6 @@ class AcpAgent:
             if handle is not None:
                 if handle.stopped_reason:
                     return handle.stopped_reason
-                if limits.max_turns is not None and handle.turns > limits.max_turns:
-                    return f"max_turns reached: {limits.max_turns}"
             return None
 
         def wait(call: PendingCall) -> dict[str, Any] | None:

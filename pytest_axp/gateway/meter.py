@@ -18,8 +18,10 @@ __all__ = ["Meter", "TokenUsage"]
 class Meter:
     """Counters of one run. Thread-safe: the gateway's loop writes, pytest threads read."""
 
-    def __init__(self, max_cost_usd: float | None = None) -> None:
+    def __init__(self, max_cost_usd: float | None = None,
+                 max_turns: int | None = None) -> None:
         self.max_cost_usd = max_cost_usd
+        self.max_turns = max_turns
         self.requests = 0  # model calls, refused ones included
         self.turns = 0  # main-conversation calls (those carrying tools)
         self.input_tokens = 0
@@ -34,9 +36,17 @@ class Meter:
         with self._lock:
             self.requests += 1
 
-    def count_turn(self) -> None:
+    def count_turn(self) -> bool:
+        """Count a main-conversation call; False (and the run stopped) when it would be one
+        more than max_turns: the agent gets no turn past the limit, however fast it asks,
+        and the refused call is not a turn."""
         with self._lock:
+            if self.max_turns is not None and self.turns >= self.max_turns:
+                if self.stopped_reason is None:
+                    self.stopped_reason = f"max_turns reached: {self.max_turns}"
+                return False
             self.turns += 1
+            return True
 
     def add(self, model: str | None, tokens: TokenUsage) -> float:
         """Meter one answered call; returns its cost. Passing the cap stops the run: the call

@@ -38,6 +38,7 @@ class RunHandle:
     traces_dir: Path
     trace_id: str
     max_cost_usd: float | None
+    max_turns: int | None = None  # model turns after which calls are refused (None: no cap)
     model_api: str = "anthropic-messages"  # the API the run's agent speaks (for model_source)
     # Why the last model call could not reach a model (None once one got an answer).
     unreachable: str | None = None
@@ -57,6 +58,7 @@ class RunHandle:
 
     def __post_init__(self) -> None:
         self.meter.max_cost_usd = self.max_cost_usd
+        self.meter.max_turns = self.max_turns
 
     def __repr__(self) -> str:  # never show the token
         return (f"RunHandle(run_key={self.run_key!r}, requests={self.requests}, "

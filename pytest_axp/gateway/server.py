@@ -151,6 +151,7 @@ class ModelGateway:
         traces_dir: Path,
         trace_id: str,
         max_cost_usd: float | None,
+        max_turns: int | None = None,
         secrets: Sequence[str] = (),
         script: ModelScript | None = None,
         token: str | None = None,
@@ -164,6 +165,8 @@ class ModelGateway:
         acting as somebody's upstream); by default it is random. `attempt`: which turns of the
         script play (a turn may be limited to some attempts of a retried run). `model_api`
         names the API the run's agent speaks (the run's token is good for every API).
+        `max_turns`: main-conversation calls past this many are refused, like calls past
+        `max_cost_usd` (for agents that cannot enforce the limit themselves).
         """
         api = self._apis.get(model_api)  # an unknown name fails here, not on the first call
         token = token or "axp-run-" + _secrets.token_urlsafe(24)
@@ -181,6 +184,7 @@ class ModelGateway:
             traces_dir=Path(traces_dir),
             trace_id=trace_id,
             max_cost_usd=max_cost_usd,
+            max_turns=max_turns,
             model_api=api.name,
             _script=chosen,
             _cursor=chosen.cursor(attempt) if chosen is not None else None,
