@@ -119,10 +119,10 @@ def test_max_cost_stops_codex_after_the_call_that_passed_it(codex_project):
     res = project.axp("local", "run", "exp.yaml", "--model-script", "model.yaml")
     s = summary(project.only_run(), "default")
     assert s["agent"]["stopped_reason"].startswith("max_cost_usd exceeded"), res.stdout
-    # Two answered turns; the harness cancels the session as the cap passes, so codex's third
-    # call either never comes or is refused (then not retried).
-    assert s["agent"]["output_tokens"] == 40 and s["agent"]["turns"] in (2, 3)
+    # Two answered turns, then nothing answered: the harness cancels the session as the cap
+    # passes, so a later call (if codex makes one before the cancel lands) is refused.
+    assert s["agent"]["output_tokens"] == 40, s["agent"]
     bodies = project.only_run().results("default").api_bodies
-    if (bodies / "0003.response.json").exists():
-        assert json.loads((bodies / "0003.response.json").read_text())["refused"] is True
-    assert not (bodies / "0004.request.json").exists()
+    answers = [json.loads(p.read_text()) for p in sorted(bodies.glob("*.response.json"))]
+    answered = [a["seq"] for a in answers if not a.get("refused")]
+    assert answered == [1, 2], answers
