@@ -1,0 +1,165 @@
+"""Extra Docker engines on this machine, each standing in for another host (see
+/work/shared/notes/docker-engines.md): own data-root, exec-root, pidfile, socket and bridge
+with a subnet nobody else uses. Names carry a random tag, so runs beside other users of the
+machine never meet. Used by the pool tests and benchmarks/bench_pool.py.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import ipaddress
+import os
+import random
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+
+_START_LOCK = Path(tempfile.gettempdir()) / "axp-test-engines.lock"
+
+
+@dataclass
+class ExtraEngine:
+    name: str          # bridge name too (<= 15 characters)
+    root: Path
+    subnet: str
+    gateway: str
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.root}/sock"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.root / "pid"
+
+    def pid(self) -> int | None:
+        try:
+            return int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def client(self) -> docker.DockerClient:
+        return docker.DockerClient(base_url=self.url, timeout=60)
+
+
+def _ip(*args: str, check: bool = True) -> None:
+    subprocess.run(["ip", *args], check=check, capture_output=True)
+
+
+def _free_subnet() -> ipaddress.IPv4Network:
+    """A /24 in 10.200.0.0/13 that no route of this machine covers."""
+    routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True).stdout
+    taken = []
+    for line in routes.splitlines():
+        first = line.split()[0]
+        if "/" in first or first[0].isdigit():
+            try:
+                taken.append(ipaddress.ip_network(first, strict=False))
+            except ValueError:
+                pass
+    for _ in range(200):
+        net = ipaddress.ip_network(f"10.{random.randint(200, 207)}.{random.randint(0, 255)}.0/24")
+        if not any(net.overlaps(t) for t in taken):
+            return net
+    raise RuntimeError("no free subnet for a test engine")
+
+
+def start_engine(prefix: str = "axp") -> ExtraEngine:
+    """A new engine, running and answering. Engines start one after another (host-wide
+    lock): dockerds starting together race on the shared iptables chains."""
+    tag = uuid.uuid4().hex[:8]
+    name = f"{prefix[:5]}{tag}"[:15]
+    root = Path(tempfile.mkdtemp(prefix=f"axpe-{tag}-", dir="/tmp"))
+    with open(_START_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        net = _free_subnet()
+        gateway = str(next(net.hosts()))
+        _ip("link", "add", name, "type", "bridge")
+        _ip("addr", "add", f"{gateway}/{net.prefixlen}", "dev", name)
+        _ip("link", "set", name, "up")
+        engine = ExtraEngine(name, root, str(net), gateway)
+        log = open(root / "dockerd.log", "wb")
+        subprocess.Popen(
+            ["dockerd", "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
+             "--pidfile", str(engine.pidfile), "-H", engine.url, "--bridge", name],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                cli = engine.client()
+                cli.ping()
+                cli.close()
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    tail = (root / "dockerd.log").read_text(errors="replace")[-2000:]
+                    stop_engine(engine)
+                    raise RuntimeError(f"test engine {name} did not start:\n{tail}") from None
+                time.sleep(0.3)
+    return engine
+
+
+def kill_engine(engine: ExtraEngine) -> None:
+    """The engine dies at once (SIGKILL), as a host that is lost; its containers' processes
+    go too (the shims are its children's)."""
+    pid = engine.pid()
+    if pid:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    # dockerd's own containerd and shims would keep the containers running: they go too.
+    _kill_under(engine.root)
+
+
+def _kill_under(root: Path) -> None:
+    """Every process whose command line names this engine's folder (its containerd and
+    shims, found by path, never by name)."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if str(root) in cmdline:
+            try:
+                os.kill(int(proc.name), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def stop_engine(engine: ExtraEngine) -> None:
+    """Containers removed, the engine stopped by its pidfile, its bridge and folder gone."""
+    pid = engine.pid()
+    if pid:
+        try:
+            cli = engine.client()
+            for c in cli.containers.list(all=True):
+                c.remove(force=True)
+            cli.close()
+        except Exception:
+            pass
+        try:
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(150):
+                os.kill(pid, 0)
+                time.sleep(0.1)
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    _kill_under(engine.root)
+    _ip("link", "set", engine.name, "down", check=False)
+    _ip("link", "del", engine.name, check=False)
+    subprocess.run(["umount", "-R", "-l", str(engine.root / "exec")], capture_output=True)
+    subprocess.run(["umount", "-R", "-l", str(engine.root / "data")], capture_output=True)
+    shutil.rmtree(engine.root, ignore_errors=True)
