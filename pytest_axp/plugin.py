@@ -66,6 +66,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--axp-setup-timeout", default=None, metavar="SECONDS",
                     help="stop a setup step or check after this long; the variant is an "
                          "error (ini axp_setup_timeout, 1800)")
+    group.addoption("--axp-docker-host", action="append", default=[], metavar="URL",
+                    help="run sandboxes on this Docker engine (repeatable: a pool placed by "
+                         "free capacity; also AXP_DOCKER_HOSTS, comma separated)")
+    group.addoption("--axp-gateway-host", default=None, metavar="ADDRESS",
+                    help="the address of this machine that tcp:// engines' sandboxes reach "
+                         "the model gateway at")
     group.addoption("--axp-retries", type=int, default=0, metavar="N",
                     help="run a variant again, up to N times, when it ends in an "
                          "infrastructure error (never a failure, timeout or agent exit)")
@@ -119,6 +125,12 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("--axp-repeat must be at least 1")
     if config.getoption("axp_retries") < 0:
         raise pytest.UsageError("--axp-retries must be 0 or more")
+    try:
+        from .sandbox.pool import configure
+
+        configure(config.getoption("axp_docker_host"), config.getoption("axp_gateway_host"))
+    except ValueError as e:
+        raise pytest.UsageError(f"--axp-docker-host: {e}") from None
     workerinput = getattr(config, "workerinput", None)
     given = config.getoption("axp_run_ulids")
     if workerinput:

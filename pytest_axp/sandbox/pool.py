@@ -638,3 +638,12 @@ def _copy_image(tag: str, engine: Engine) -> None:
 
 def hosts_from_env() -> list[str]:
     return parse_hosts([os.environ.get(HOSTS_ENV, "")])
+
+
+def configure(hosts: Sequence[str], gateway_host: str | None = None) -> None:
+    """Make `hosts` this process's pool (and its children's: xdist workers, pytest run
+    by axp): the environment is how they all learn it. ValueError for a bad URL."""
+    if hosts:
+        os.environ[HOSTS_ENV] = ",".join(parse_hosts(hosts))
+    if gateway_host:
+        os.environ[GATEWAY_HOST_ENV] = gateway_host
