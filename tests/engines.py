@@ -85,40 +85,51 @@ def start_engine(prefix: str = "axp") -> ExtraEngine:
         _ip("addr", "add", f"{gateway}/{net.prefixlen}", "dev", name)
         _ip("link", "set", name, "up")
         engine = ExtraEngine(name, root, str(net), gateway)
-        log = open(root / "dockerd.log", "wb")
-        subprocess.Popen(
-            ["dockerd", "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
-             "--pidfile", str(engine.pidfile), "-H", engine.url, "--bridge", name],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                cli = engine.client()
-                cli.ping()
-                cli.close()
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    tail = (root / "dockerd.log").read_text(errors="replace")[-2000:]
-                    stop_engine(engine)
-                    raise RuntimeError(f"test engine {name} did not start:\n{tail}") from None
-                time.sleep(0.3)
+        _run_dockerd(engine)
     return engine
 
 
+def restart_engine(engine: ExtraEngine) -> None:
+    """dockerd again on the same state (after kill_engine): it ends what the dead one left
+    running, and its containers can be listed and removed."""
+    with open(_START_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        engine.pidfile.unlink(missing_ok=True)
+        _run_dockerd(engine)
+
+
+def _run_dockerd(engine: ExtraEngine) -> None:
+    root, name = engine.root, engine.name
+    log = open(root / "dockerd.log", "ab")
+    subprocess.Popen(
+        ["dockerd", "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
+         "--pidfile", str(engine.pidfile), "-H", engine.url, "--bridge", name],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True)
+    log.close()
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            cli = engine.client()
+            cli.ping()
+            cli.close()
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                tail = (root / "dockerd.log").read_text(errors="replace")[-2000:]
+                stop_engine(engine)
+                raise RuntimeError(f"test engine {name} did not start:\n{tail}") from None
+            time.sleep(0.3)
+
+
 def kill_engine(engine: ExtraEngine) -> None:
-    """The engine dies at once (SIGKILL), as a host that is lost; its containers' processes
-    go too (the shims are its children's)."""
+    """The engine dies at once (SIGKILL), as a host that is lost."""
     pid = engine.pid()
     if pid:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    # dockerd's own containerd and shims would keep the containers running: they go too.
-    _kill_under(engine.root)
 
 
 def _kill_under(root: Path) -> None:

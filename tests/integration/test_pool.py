@@ -1,0 +1,185 @@
+"""Sandboxes on a pool of engines: the machine's own engine plus two more started here, each
+with its own state and bridge (tests/engines.py), standing in for other hosts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_axp.sandbox.pool import LABEL_CPUS, PoolBackend
+from tests.engines import ExtraEngine, kill_engine, restart_engine, start_engine, stop_engine
+
+from .conftest import summary
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "example_experiments"
+MAIN = "unix:///var/run/docker.sock"
+
+
+@pytest.fixture(scope="session")
+def extra_engines():
+    """Two extra engines for the session, started one after another, stopped by pidfile,
+    their bridges deleted."""
+    engines: list[ExtraEngine] = []
+    try:
+        for _ in range(2):
+            engines.append(start_engine("axpp"))
+        yield engines
+    finally:
+        for engine in engines:
+            stop_engine(engine)
+
+
+def _run_labelled(client, run_id: str) -> list[str]:
+    return [c.id for c in client.containers.list(
+        all=True, filters={"label": f"axp.run_id={run_id}"}, sparse=True)]
+
+
+def _experiment(project, commands: int, agent_script: str, claude: int = 0) -> None:
+    prompts = ", ".join(f"{{id: c{i}, prompt: go}}" for i in range(commands))
+    project.write("pool.yaml", f"""
+schema_version: 2
+id: pool
+name: Pool
+agents: [{{name: command, script: "{agent_script}"}}]
+prompts: [{prompts}]
+tests:
+  application:
+    - name: out
+      script: test "$(cat out.txt)" = hi
+limits: {{max_time_seconds: 120}}
+""")
+    if claude:
+        shutil.copy(EXAMPLES / "claude-hello.model.yaml", project.root)
+        text = (EXAMPLES / "claude-hello.yaml").read_text().replace(
+            "id: claude-hello", "id: poolclaude")
+        text = text.replace("prompts:\n  - id: greet\n", "prompts:\n" + "".join(
+            f"  - id: g{i}\n    prompt: Create /workspace/hello.txt containing the word hello, "
+            "then show it with cat.\n" for i in range(claude)) + "  - id: greet\n")
+        project.write("claude.yaml", text)
+
+
+def test_twelve_variants_over_three_engines(project, extra_engines, docker_client):
+    """10 command variants and 2 scripted-claude ones over the machine's engine and two more:
+    every engine gets variants, the images are on each, the claude variants reach the model
+    gateway from wherever they ran, and no container is left on any engine."""
+    urls = [MAIN, *(e.url for e in extra_engines)]
+    hosts = [arg for url in urls for arg in ("--docker-host", url)]
+    _experiment(project, 10, "echo hi > out.txt; sleep 2")
+    res = project.axp("local", "run", "pool.yaml", "--jobs", "3", "--cpus", "1",
+                      "--memory", "1g", *hosts, timeout=900)
+    assert res.returncode == 0, res.stdout + res.stderr
+    run = project.only_run()
+    engines = {}
+    for vid in run.selected_variants():
+        s = summary(run, vid)
+        assert s["status"] == "pass", s
+        engines[vid] = s["engine"]
+        spans = "".join(p.read_text() for p in run.results(vid).traces.glob("*.otlp.json")
+                        if ".agent." not in p.name)
+        assert s["engine"] in spans  # on the harness span (axp.engine) too
+    assert len(engines) == 10
+    assert set(engines.values()) == set(urls), engines
+    for engine in extra_engines:
+        cli = engine.client()
+        tags = [t for image in cli.images.list() for t in image.tags]
+        assert any(t.startswith("pytest-axp/base:") for t in tags), tags
+        assert not _run_labelled(cli, run.run_id)
+    assert not _run_labelled(docker_client, run.run_id)
+
+    # Two claude variants (the real CLI, a scripted model), on the same pool: the gateway
+    # listens on every engine's bridge address and is checked from inside each sandbox.
+    _experiment(project, 0, "true", claude=1)
+    res = project.axp("local", "run", "claude.yaml", "--jobs", "2", "--cpus", "1",
+                      "--memory", "1g", "--model-script", "claude-hello.model.yaml", *hosts,
+                      timeout=1500)
+    assert res.returncode == 0, res.stdout + res.stderr
+    crun = max((r for r in project.runs() if r.run_id.startswith("poolclaude-")),
+               key=lambda r: r.run_id)
+    for vid in crun.selected_variants():
+        s = summary(crun, vid)
+        assert s["status"] == "pass", s
+        assert s["agent"]["turns"] == 3
+        assert s["engine"] in urls
+        checks = [json.loads(line) for line in
+                  crun.results(vid).commands_index.read_text().splitlines()]
+        assert any(c["name"] == "gateway-check" and c["exit_code"] == 0 for c in checks)
+    for engine in extra_engines:
+        assert not _run_labelled(engine.client(), crun.run_id)
+
+
+def test_gateway_is_reached_from_every_engine(extra_engines, tmp_path):
+    """The gateway binds on each engine's address; a sandbox on each engine connects."""
+    from pytest_axp.gateway import ModelGateway
+    from pytest_axp.record.commands import CommandLog
+    from pytest_axp.record.layout import RunPaths
+    from pytest_axp.sandbox.docker_image import DEFAULT_BASE_IMAGE
+
+    pool = PoolBackend([MAIN, *(e.url for e in extra_engines)])
+    pool.distribute([DEFAULT_BASE_IMAGE])
+    addresses = pool.host_addresses(isolated=False)
+    assert {e.gateway for e in extra_engines} <= set(addresses)
+    gateway = ModelGateway(bind_host=addresses)
+    gateway.start()
+    try:
+        for engine in pool.engines:
+            sandbox = engine.backend.create(
+                image=DEFAULT_BASE_IMAGE, labels={"axp.test": "pool-gateway"},
+                extra_hosts={"host.docker.internal": "host-gateway"})
+            try:
+                paths = RunPaths(tmp_path / engine.display.replace("/", "_")).results("v")
+                paths.root.mkdir(parents=True)
+                sandbox.commands = CommandLog(paths)
+                res = sandbox.exec(f"timeout 10 bash -c ': > /dev/tcp/host.docker.internal/"
+                                   f"{gateway.port}'", phase="setup", name="reach")
+                assert res.exit_code == 0, engine.display
+            finally:
+                sandbox.remove()
+    finally:
+        gateway.stop()
+
+
+def test_an_engine_lost_mid_run_errors_only_its_running_variants(project, docker_client):
+    """An engine killed while variants run there: those end `error` ("engine <url> lost",
+    infrastructure), nothing more goes there, the rest pass on the other engine; after the
+    engine is back, `axp sandbox clean` over the pool removes what the dead engine held."""
+    doomed = start_engine("axpk")
+    try:
+        _experiment(project, 6, "echo hi > out.txt; sleep 6")
+        proc = project.start("axp_cli", "local", "run", "pool.yaml", "--jobs", "2",
+                             "--cpus", "1", "--memory", "1g", "--docker-host", MAIN,
+                             "--docker-host", doomed.url)
+        cli = doomed.client()
+        deadline = time.monotonic() + 300
+        while not [c for c in cli.containers.list(filters={"label": LABEL_CPUS}, sparse=True)
+                   if c.attrs.get("State") == "running"]:
+            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+            time.sleep(0.2)
+        time.sleep(2)  # the agent is running there
+        kill_engine(doomed)
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 1, out + err
+        run = project.only_run()
+        statuses = {}
+        for vid in run.selected_variants():
+            s = summary(run, vid)
+            statuses[vid] = (s["status"], s["engine"])
+            if s["engine"] == doomed.url:
+                assert s["status"] == "error", s
+                assert f"engine {doomed.url} lost" in s["error"]["message"], s
+                assert s["error"]["infrastructure"] is True
+            else:
+                assert s["status"] == "pass", s
+        lost = [v for v, (_, e) in statuses.items() if e == doomed.url]
+        assert 1 <= len(lost) <= 2, statuses  # what ran there when it died, nothing after
+        assert not _run_labelled(docker_client, run.run_id)
+
+        restart_engine(doomed)
+        res = project.axp("sandbox", "clean", "--yes", "--docker-host", doomed.url)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert not _run_labelled(doomed.client(), run.run_id)
+    finally:
+        stop_engine(doomed)
