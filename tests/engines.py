@@ -22,6 +22,7 @@ from pathlib import Path
 import docker
 
 _START_LOCK = Path(tempfile.gettempdir()) / "axp-test-engines.lock"
+_started: dict[int, subprocess.Popen[bytes]] = {}  # ours to wait for, so none stays a zombie
 
 
 @dataclass
@@ -101,11 +102,12 @@ def restart_engine(engine: ExtraEngine) -> None:
 def _run_dockerd(engine: ExtraEngine) -> None:
     root, name = engine.root, engine.name
     log = open(root / "dockerd.log", "ab")
-    subprocess.Popen(
+    proc = subprocess.Popen(
         ["dockerd", "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
          "--pidfile", str(engine.pidfile), "-H", engine.url, "--bridge", name],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         start_new_session=True)
+    _started[proc.pid] = proc
     log.close()
     deadline = time.monotonic() + 60
     while True:
@@ -122,6 +124,26 @@ def _run_dockerd(engine: ExtraEngine) -> None:
             time.sleep(0.3)
 
 
+def _end(pid: int) -> None:
+    """SIGTERM, then SIGKILL after 15 s; a dockerd started here is waited for."""
+    proc = _started.pop(pid, None)
+    try:
+        os.kill(pid, signal.SIGTERM)
+        if proc is not None:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            return
+        for _ in range(150):
+            os.kill(pid, 0)
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def kill_engine(engine: ExtraEngine) -> None:
     """The engine dies at once (SIGKILL), as a host that is lost."""
     pid = engine.pid()
@@ -130,6 +152,9 @@ def kill_engine(engine: ExtraEngine) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        proc = _started.pop(pid, None)
+        if proc is not None:
+            proc.wait()
 
 
 def _kill_under(root: Path) -> None:
@@ -160,14 +185,7 @@ def stop_engine(engine: ExtraEngine) -> None:
             cli.close()
         except Exception:
             pass
-        try:
-            os.kill(pid, signal.SIGTERM)
-            for _ in range(150):
-                os.kill(pid, 0)
-                time.sleep(0.1)
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _end(pid)
     _kill_under(engine.root)
     _ip("link", "set", engine.name, "down", check=False)
     _ip("link", "del", engine.name, check=False)
