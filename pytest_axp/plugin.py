@@ -99,9 +99,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_axp_sandbox_backend(config: pytest.Config) -> SandboxBackend:
     """The built-in backend: Docker (its SDK loads here, the engine on first use)."""
-    from .sandbox.docker import backend
+    from .sandbox import builtin_backend
 
-    docker_backend = backend()
+    docker_backend = builtin_backend()
     docker_backend.adopt_by_name = bool(config.getoption("axp_created_ahead"))
     return docker_backend
 

@@ -36,8 +36,6 @@ from .base import (
 if TYPE_CHECKING:
     from docker.models.containers import Container
 
-    from .pool import PoolBackend
-
 _TERM_GRACE_SECONDS = 5.0   # time to flush telemetry and session files before SIGKILL
 _KILL_GRACE_SECONDS = 10.0
 _EXIT_CODE_WAIT = 30.0       # how long the engine may take to record an exit code
@@ -611,25 +609,14 @@ class DockerBackend:
         isolate(self.client, sandbox.id)
 
 
-_backend: DockerBackend | PoolBackend | None = None
+_backend: DockerBackend | None = None
 _backend_lock = threading.Lock()
 
 
-def backend() -> DockerBackend | PoolBackend:
-    """This process's Docker backend (connecting to the engine only when first used): the
-    pool AXP_DOCKER_HOSTS names, else the one engine DOCKER_HOST names."""
+def backend() -> DockerBackend:
+    """This process's Docker backend (connecting to the engine only when first used)."""
     global _backend
-    from .pool import ADMIT_ENV, GATEWAY_HOST_ENV, PoolBackend, hosts_from_env
-
     with _backend_lock:
         if _backend is None:
-            try:
-                hosts = hosts_from_env()
-            except ValueError as e:
-                raise SandboxError(str(e)) from None
-            if hosts:
-                _backend = PoolBackend(hosts, os.environ.get(GATEWAY_HOST_ENV) or None,
-                                       admit_wait=os.environ.get(ADMIT_ENV) == "wait")
-            else:
-                _backend = DockerBackend()
+            _backend = DockerBackend()
         return _backend

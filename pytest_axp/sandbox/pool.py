@@ -636,6 +636,26 @@ def _copy_image(tag: str, engine: Engine) -> None:
                            "the load")
 
 
+_pool: PoolBackend | None = None
+_pool_lock = threading.Lock()
+
+
+def pool_backend() -> PoolBackend | None:
+    """This process's pool, when AXP_DOCKER_HOSTS names one (made on first use); None for
+    the one engine DOCKER_HOST names. SandboxError for a bad URL."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            try:
+                hosts = hosts_from_env()
+            except ValueError as e:
+                raise SandboxError(str(e)) from None
+            if hosts:
+                _pool = PoolBackend(hosts, os.environ.get(GATEWAY_HOST_ENV) or None,
+                                    admit_wait=os.environ.get(ADMIT_ENV) == "wait")
+        return _pool
+
+
 def hosts_from_env() -> list[str]:
     return parse_hosts([os.environ.get(HOSTS_ENV, "")])
 
