@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -183,3 +184,28 @@ def test_an_engine_lost_mid_run_errors_only_its_running_variants(project, docker
         assert not _run_labelled(doomed.client(), run.run_id)
     finally:
         stop_engine(doomed)
+
+
+def test_an_interrupt_leaves_no_container_on_any_engine(project, extra_engines, docker_client):
+    """Ctrl-C while sandboxes run on every engine of the pool: none is left on any."""
+    urls = [MAIN, *(e.url for e in extra_engines)]
+    _experiment(project, 6, "echo hi > out.txt; sleep 60")
+    proc = project.start("axp_cli", "local", "run", "pool.yaml", "--jobs", "3", "--cpus", "1",
+                         "--memory", "1g", *[a for url in urls for a in ("--docker-host", url)])
+    clients = [e.client() for e in extra_engines]
+    deadline = time.monotonic() + 300
+
+    def running(cli) -> bool:
+        return any(c.attrs.get("State") == "running" and
+                   any(n.startswith("/axp-pool-") for n in c.attrs.get("Names") or [])
+                   for c in cli.containers.list(filters={"label": LABEL_CPUS}, sparse=True))
+
+    while not all(running(cli) for cli in clients):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, out + err
+    run_id = project.only_run().run_id
+    for cli in [docker_client, *clients]:
+        assert not _run_labelled(cli, run_id)
