@@ -192,3 +192,66 @@ def stop_engine(engine: ExtraEngine) -> None:
     subprocess.run(["umount", "-R", "-l", str(engine.root / "exec")], capture_output=True)
     subprocess.run(["umount", "-R", "-l", str(engine.root / "data")], capture_output=True)
     shutil.rmtree(engine.root, ignore_errors=True)
+
+
+@dataclass
+class LocalSsh:
+    """An sshd on 127.0.0.1 for this test session only: its own host key, client key and
+    authorized_keys, and an `ssh` wrapper (first on PATH) that uses that key."""
+
+    root: Path
+    port: int
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.root / "bin"
+
+    def url(self, user: str = "root") -> str:
+        return f"ssh://{user}@127.0.0.1:{self.port}"
+
+
+def start_sshd() -> LocalSsh:
+    import socket
+
+    root = Path(tempfile.mkdtemp(prefix="axpssh-", dir="/tmp"))
+    for key in ("host", "client"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / key)],
+                       check=True)
+    (root / "authorized_keys").write_text((root / "client.pub").read_text())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation folder
+    proc = subprocess.Popen(
+        ["/usr/sbin/sshd", "-D", "-f", "/dev/null", "-h", str(root / "host"), "-p", str(port),
+         "-o", "ListenAddress=127.0.0.1", "-o", f"PidFile={root / 'pid'}",
+         "-o", f"AuthorizedKeysFile={root / 'authorized_keys'}", "-o", "StrictModes=no",
+         "-o", "PasswordAuthentication=no", "-o", "PermitRootLogin=prohibit-password",
+         "-o", "UsePAM=no"],
+        stdout=subprocess.DEVNULL, stderr=open(root / "sshd.log", "wb"), start_new_session=True)
+    bin_dir = root / "bin"
+    bin_dir.mkdir()
+    wrapper = bin_dir / "ssh"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f"exec /usr/bin/ssh -i {root / 'client'} -o IdentitiesOnly=yes "
+        "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR "
+        '"$@"\n')
+    wrapper.chmod(0o755)
+    for _ in range(100):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
+    return LocalSsh(root, port, proc)
+
+
+def stop_sshd(ssh: LocalSsh) -> None:
+    ssh.proc.terminate()
+    try:
+        ssh.proc.wait(10)
+    except subprocess.TimeoutExpired:
+        ssh.proc.kill()
+        ssh.proc.wait()
+    shutil.rmtree(ssh.root, ignore_errors=True)

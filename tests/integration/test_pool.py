@@ -4,6 +4,7 @@ with its own state and bridge (tests/engines.py), standing in for other hosts.""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import time
@@ -12,7 +13,15 @@ from pathlib import Path
 import pytest
 
 from pytest_axp.sandbox.pool import LABEL_CPUS, PoolBackend
-from tests.engines import ExtraEngine, kill_engine, restart_engine, start_engine, stop_engine
+from tests.engines import (
+    ExtraEngine,
+    kill_engine,
+    restart_engine,
+    start_engine,
+    start_sshd,
+    stop_engine,
+    stop_sshd,
+)
 
 from .conftest import summary
 
@@ -209,3 +218,24 @@ def test_an_interrupt_leaves_no_container_on_any_engine(project, extra_engines, 
     run_id = project.only_run().run_id
     for cli in [docker_client, *clients]:
         assert not _run_labelled(cli, run_id)
+
+
+def test_an_engine_over_ssh(project, extra_engines, monkeypatch):
+    """A pool with an engine reached over ssh:// (a local sshd; the machine's engine behind
+    it) and one on a unix socket: variants run on both, the engine is recorded as the
+    ssh URL, nothing is left."""
+    ssh = start_sshd()
+    try:
+        monkeypatch.setenv("PATH", f"{ssh.bin_dir}:{os.environ['PATH']}")
+        urls = [ssh.url(), extra_engines[0].url]
+        _experiment(project, 4, "echo hi > out.txt; sleep 3")
+        res = project.axp("local", "run", "pool.yaml", "--jobs", "2", "--cpus", "1",
+                          "--memory", "1g", *[a for url in urls for a in ("--docker-host", url)],
+                          timeout=900)
+        assert res.returncode == 0, res.stdout + res.stderr
+        run = project.only_run()
+        used = {summary(run, vid)["engine"] for vid in run.selected_variants()}
+        assert used == set(urls), used
+        assert not _run_labelled(extra_engines[0].client(), run.run_id)
+    finally:
+        stop_sshd(ssh)
