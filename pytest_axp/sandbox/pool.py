@@ -545,12 +545,14 @@ class PoolBackend:
                 pass
 
     def finish(self) -> None:
-        from .docker import drain_removals
+        from .docker import any_left, drain_removals
 
         self.discard_ahead()
         drain_removals()
+        if not any_left():
+            return
         for engine in self.engines:
-            if engine.lost is None and engine._backend is not None:
+            if engine.lost is None and engine._client is not None:  # used by this process
                 try:
                     engine.backend.remove_labelled({LABEL_OWNER_PID: str(os.getpid())})
                 except SandboxError:
