@@ -211,7 +211,9 @@ class LocalSsh:
         return f"ssh://{user}@127.0.0.1:{self.port}"
 
 
-def start_sshd() -> LocalSsh:
+def start_sshd(docker_host: str | None = None) -> LocalSsh:
+    """With `docker_host`, the engine behind it is that one (DOCKER_HOST of its sessions,
+    which `docker system dial-stdio` follows), not the machine's."""
     import socket
 
     root = Path(tempfile.mkdtemp(prefix="axpssh-", dir="/tmp"))
@@ -228,7 +230,8 @@ def start_sshd() -> LocalSsh:
          "-o", "ListenAddress=127.0.0.1", "-o", f"PidFile={root / 'pid'}",
          "-o", f"AuthorizedKeysFile={root / 'authorized_keys'}", "-o", "StrictModes=no",
          "-o", "PasswordAuthentication=no", "-o", "PermitRootLogin=prohibit-password",
-         "-o", "UsePAM=no"],
+         "-o", "UsePAM=no",
+         *(["-o", f"SetEnv=DOCKER_HOST={docker_host}"] if docker_host else [])],
         stdout=subprocess.DEVNULL, stderr=open(root / "sshd.log", "wb"), start_new_session=True)
     bin_dir = root / "bin"
     bin_dir.mkdir()

@@ -1,5 +1,8 @@
 """Sandboxes on a pool of engines: the machine's own engine plus two more started here, each
-with its own state and bridge (tests/engines.py), standing in for other hosts."""
+with its own state and bridge (tests/engines.py), standing in for other hosts.
+
+Each xdist worker starts its own extra engines; only the twelve-variant test places pool
+sandboxes on the machine's engine, so tests on other workers never take its room."""
 
 from __future__ import annotations
 
@@ -152,7 +155,7 @@ def test_gateway_is_reached_from_every_engine(extra_engines, tmp_path):
         gateway.stop()
 
 
-def test_an_engine_lost_mid_run_errors_only_its_running_variants(project, docker_client):
+def test_an_engine_lost_mid_run_errors_only_its_running_variants(project, extra_engines):
     """An engine killed while variants run there: those end `error` ("engine <url> lost",
     infrastructure), nothing more goes there, the rest pass on the other engine; after the
     engine is back, `axp sandbox clean` over the pool removes what the dead engine held."""
@@ -160,8 +163,8 @@ def test_an_engine_lost_mid_run_errors_only_its_running_variants(project, docker
     try:
         _experiment(project, 6, "echo hi > out.txt; sleep 6")
         proc = project.start("axp_cli", "local", "run", "pool.yaml", "--jobs", "2",
-                             "--cpus", "1", "--memory", "1g", "--docker-host", MAIN,
-                             "--docker-host", doomed.url)
+                             "--cpus", "1", "--memory", "1g",
+                             "--docker-host", extra_engines[0].url, "--docker-host", doomed.url)
         cli = doomed.client()
         deadline = time.monotonic() + 300
         while not [c for c in cli.containers.list(filters={"label": LABEL_CPUS}, sparse=True)
@@ -185,7 +188,7 @@ def test_an_engine_lost_mid_run_errors_only_its_running_variants(project, docker
                 assert s["status"] == "pass", s
         lost = [v for v, (_, e) in statuses.items() if e == doomed.url]
         assert 1 <= len(lost) <= 2, statuses  # what ran there when it died, nothing after
-        assert not _run_labelled(docker_client, run.run_id)
+        assert not _run_labelled(extra_engines[0].client(), run.run_id)
 
         restart_engine(doomed)
         res = project.axp("sandbox", "clean", "--yes", "--docker-host", doomed.url)
@@ -195,16 +198,16 @@ def test_an_engine_lost_mid_run_errors_only_its_running_variants(project, docker
         stop_engine(doomed)
 
 
-def test_an_interrupt_leaves_no_container_on_any_engine(project, extra_engines, docker_client):
+def test_an_interrupt_leaves_no_container_on_any_engine(project, extra_engines):
     """Ctrl-C while sandboxes run on every engine of the pool: none is left on any."""
-    urls = [MAIN, *(e.url for e in extra_engines)]
+    urls = [e.url for e in extra_engines]
     _experiment(project, 6, "echo hi > out.txt; sleep 60")
     proc = project.start("axp_cli", "local", "run", "pool.yaml", "--jobs", "3", "--cpus", "1",
                          "--memory", "1g", *[a for url in urls for a in ("--docker-host", url)])
     clients = [e.client() for e in extra_engines]
     deadline = time.monotonic() + 300
 
-    def running(cli) -> bool:
+    def running(cli) -> bool:  # a sandbox of this test's run
         return any(c.attrs.get("State") == "running" and
                    any(n.startswith("/axp-pool-") for n in c.attrs.get("Names") or [])
                    for c in cli.containers.list(filters={"label": LABEL_CPUS}, sparse=True))
@@ -216,15 +219,15 @@ def test_an_interrupt_leaves_no_container_on_any_engine(project, extra_engines, 
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, out + err
     run_id = project.only_run().run_id
-    for cli in [docker_client, *clients]:
+    for cli in clients:
         assert not _run_labelled(cli, run_id)
 
 
 def test_an_engine_over_ssh(project, extra_engines, monkeypatch):
-    """A pool with an engine reached over ssh:// (a local sshd; the machine's engine behind
-    it) and one on a unix socket: variants run on both, the engine is recorded as the
-    ssh URL, nothing is left."""
-    ssh = start_sshd()
+    """A pool with an engine reached over ssh:// (a local sshd, one of the extra engines
+    behind it) and one on a unix socket: variants run on both, the engine is recorded as
+    the ssh URL, nothing is left."""
+    ssh = start_sshd(docker_host=extra_engines[1].url)
     try:
         monkeypatch.setenv("PATH", f"{ssh.bin_dir}:{os.environ['PATH']}")
         urls = [ssh.url(), extra_engines[0].url]
@@ -236,6 +239,7 @@ def test_an_engine_over_ssh(project, extra_engines, monkeypatch):
         run = project.only_run()
         used = {summary(run, vid)["engine"] for vid in run.selected_variants()}
         assert used == set(urls), used
-        assert not _run_labelled(extra_engines[0].client(), run.run_id)
+        for engine in extra_engines:
+            assert not _run_labelled(engine.client(), run.run_id)
     finally:
         stop_sshd(ssh)
