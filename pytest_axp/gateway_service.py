@@ -27,6 +27,16 @@ def _bind_address(services: Services) -> str | list[str]:
     return backend.host_address(isolated=isolated)
 
 
+def _expose(services: Services, port: int) -> None:
+    """Engines that reach this host only through their SSH connection get a forward."""
+    from .sandbox import builtin_backend
+
+    backend = services.sandbox_backend or builtin_backend()
+    expose = getattr(backend, "expose_gateway", None)
+    if expose is not None:
+        expose(port, services.agent_network == "gateway")
+
+
 def gateway_for(services: Services) -> ModelGateway:
     """The process's ModelGateway, started on first use (scripted when a script is set)."""
     with _lock:
@@ -43,6 +53,7 @@ def gateway_for(services: Services) -> ModelGateway:
             gateway.start()
             atexit.register(gateway.stop)
             services.gateway = gateway
+            _expose(services, gateway.port)
         return gateway
 
 

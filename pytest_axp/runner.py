@@ -363,8 +363,8 @@ class VariantRun:
         from .gateway_service import gateway_for
 
         assert self.sandbox is not None
-        port = gateway_for(self.services).port
         try:
+            port = gateway_for(self.services).port
             res = self.sandbox.exec(
                 'timeout 10 bash -c \': > "/dev/tcp/$1/$2"\' check "$AXP_H" "$AXP_P"',
                 phase="agent", name="gateway-check", env={"AXP_H": host, "AXP_P": str(port)},

@@ -230,7 +230,7 @@ def start_sshd(docker_host: str | None = None) -> LocalSsh:
          "-o", "ListenAddress=127.0.0.1", "-o", f"PidFile={root / 'pid'}",
          "-o", f"AuthorizedKeysFile={root / 'authorized_keys'}", "-o", "StrictModes=no",
          "-o", "PasswordAuthentication=no", "-o", "PermitRootLogin=prohibit-password",
-         "-o", "UsePAM=no",
+         "-o", "UsePAM=no", "-o", "GatewayPorts=clientspecified",
          *(["-o", f"SetEnv=DOCKER_HOST={docker_host}"] if docker_host else [])],
         stdout=subprocess.DEVNULL, stderr=open(root / "sshd.log", "wb"), start_new_session=True)
     bin_dir = root / "bin"

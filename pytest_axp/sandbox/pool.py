@@ -11,9 +11,11 @@ the same room.
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import os
 import re
+import subprocess
 import tempfile
 import threading
 import time
@@ -228,6 +230,12 @@ class Engine:
         cpus, memory, count = used_by(listed)
         return Room(self._capacity[0], self._capacity[1], cpus, memory, count)
 
+    @property
+    def forwarded(self) -> bool:
+        """Whether its sandboxes reach the gateway through a remote forward over SSH (an
+        ssh:// engine with no --gateway-host): the bridge address is the remote host's."""
+        return urlsplit(self.url).scheme == "ssh" and not self.gateway_host
+
     def host_address(self, isolated: bool) -> str:
         if self.gateway_host and not isolated:
             return self.gateway_host
@@ -380,6 +388,8 @@ class PoolBackend:
         self._images: set[tuple[str, str]] = set()   # (engine url, tag) known present
         self._images_lock = threading.Lock()
         self._orphan_engine: dict[str, Engine] = {}
+        self._forwards: dict[tuple[str, str, int], subprocess.Popen[bytes]] = {}
+        atexit.register(self.close_forwards)
 
     # -- engines
 
@@ -547,6 +557,7 @@ class PoolBackend:
     def finish(self) -> None:
         from .docker import any_left, drain_removals
 
+        self.close_forwards()
         self.discard_ahead()
         drain_removals()
         if not any_left():
@@ -600,24 +611,79 @@ class PoolBackend:
                 continue
 
     def host_address(self, isolated: bool) -> str:
-        return self.live_engines()[0].host_address(isolated)
+        return self.host_addresses(isolated)[0]
 
     def host_addresses(self, isolated: bool) -> list[str]:
         """Every address the gateway must listen on: one per engine (the engines on this
-        host each have their own bridge)."""
+        host each have their own bridge); ssh:// engines reach it through a forward to the
+        first (loopback when there is no other)."""
         found: list[str] = []
         for engine in self.live_engines():
+            if engine.forwarded:
+                continue
             try:
                 address = engine.host_address(isolated)
             except SandboxError:
                 continue
             if address not in found:
                 found.append(address)
-        return found
+        return found or ["127.0.0.1"]
+
+    def expose_gateway(self, port: int, isolated: bool) -> None:
+        """For each ssh:// engine, a remote forward through SSH: the engine's bridge
+        address (on its host) at `port` leads to the gateway here. Nothing listens on this
+        machine's network; the engine's sshd must allow the bind (GatewayPorts
+        clientspecified). SandboxError names the engine when a forward cannot be made."""
+        local = self.host_addresses(isolated)[0]
+        for engine in self.live_engines():
+            if not engine.forwarded:
+                continue
+            remote = engine.host_address(isolated)
+            key = (engine.url, remote, port)
+            if key in self._forwards and self._forwards[key].poll() is None:
+                continue
+            self._forwards[key] = _remote_forward(engine, remote, port, local)
+
+    def close_forwards(self) -> None:
+        forwards, self._forwards = self._forwards, {}
+        for proc in forwards.values():
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
     def isolate(self, sandbox: Any) -> None:
         engine: Engine = sandbox.engine_ref
         engine.backend.isolate(sandbox)
+
+
+def _remote_forward(engine: Engine, remote: str, port: int,
+                    local: str) -> subprocess.Popen[bytes]:
+    """`ssh -N -R remote:port:local:port` to the engine's host, running in the background;
+    SandboxError if it ends within a few seconds (refused bind, no login)."""
+    parts = urlsplit(engine.url)
+    target = f"{parts.username}@{parts.hostname}" if parts.username else str(parts.hostname)
+    argv = ["ssh", "-N", "-o", "ExitOnForwardFailure=yes", "-o", "BatchMode=yes",
+            "-o", "ServerAliveInterval=15",
+            *(["-p", str(parts.port)] if parts.port else []),
+            "-R", f"{remote}:{port}:{local}:{port}", target]
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+    except OSError as e:
+        raise SandboxError(f"engine {engine.display}: cannot start ssh for the gateway's "
+                           f"forward: {e}") from None
+    try:
+        proc.wait(3)
+    except subprocess.TimeoutExpired:
+        return proc  # still up: the forward holds
+    why = (proc.stderr.read() if proc.stderr else b"").decode(errors="replace").strip()
+    raise SandboxError(f"engine {engine.display}: the model gateway's remote forward to "
+                       f"{remote}:{port} failed ({why or f'ssh exit {proc.returncode}'}); its "
+                       "sshd must allow it (GatewayPorts clientspecified), or give "
+                       "--gateway-host")
 
 
 def _copy_image(tag: str, engine: Engine) -> None:

@@ -243,3 +243,40 @@ def test_an_engine_over_ssh(project, extra_engines, monkeypatch):
             assert not _run_labelled(engine.client(), run.run_id)
     finally:
         stop_sshd(ssh)
+
+
+def test_an_ssh_engine_reaches_the_gateway_through_a_remote_forward(extra_engines, tmp_path,
+                                                                     monkeypatch):
+    """An ssh:// engine's sandboxes reach the gateway through the SSH connection: its bridge
+    address on its own host, forwarded here (the gateway listens on loopback only)."""
+    from pytest_axp.gateway import ModelGateway
+    from pytest_axp.record.commands import CommandLog
+    from pytest_axp.record.layout import RunPaths
+    from pytest_axp.sandbox.docker_image import DEFAULT_BASE_IMAGE
+
+    ssh = start_sshd(docker_host=extra_engines[1].url)
+    monkeypatch.setenv("PATH", f"{ssh.bin_dir}:{os.environ['PATH']}")
+    pool = PoolBackend([ssh.url()])
+    try:
+        assert pool.host_addresses(isolated=False) == ["127.0.0.1"]
+        gateway = ModelGateway(bind_host=pool.host_addresses(isolated=False))
+        gateway.start()
+        try:
+            pool.expose_gateway(gateway.port, isolated=False)
+            pool.distribute([DEFAULT_BASE_IMAGE])
+            sandbox = pool.create(image=DEFAULT_BASE_IMAGE, labels={"axp.test": "forward"},
+                                  extra_hosts={"host.docker.internal": "host-gateway"})
+            try:
+                paths = RunPaths(tmp_path).results("v")
+                paths.root.mkdir(parents=True)
+                sandbox.commands = CommandLog(paths)
+                res = sandbox.exec(f"timeout 10 bash -c ': > /dev/tcp/host.docker.internal/"
+                                   f"{gateway.port}'", phase="setup", name="reach")
+                assert res.exit_code == 0
+            finally:
+                sandbox.remove()
+        finally:
+            gateway.stop()
+    finally:
+        pool.finish()
+        stop_sshd(ssh)
