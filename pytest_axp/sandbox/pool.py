@@ -432,13 +432,17 @@ class PoolBackend:
         with ThreadPoolExecutor(max_workers=len(engines)) as pool:
             futures = [pool.submit(self._copy_images, e, tags, log) for e in engines]
             errors = []
-            for future in futures:
+            for engine, future in zip(engines, futures, strict=True):
                 try:
                     future.result()
                 except SandboxError as e:
-                    errors.append(str(e))
+                    if engine.alive():
+                        errors.append(str(e))
+                    else:
+                        engine.mark_lost(str(e))  # the rest of the pool goes on
         if errors:
             raise SandboxError("; ".join(errors))
+        self.live_engines()  # SandboxError if none is left
 
     def _copy_images(self, engine: Engine, tags: Sequence[str],
                      log: Callable[[str], None] | None) -> None:
