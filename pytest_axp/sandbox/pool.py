@@ -218,6 +218,10 @@ class Engine:
             self.lost = why
 
     def room(self) -> Room:
+        return self.listing()[0]
+
+    def listing(self) -> tuple[Room, set[str]]:
+        """The engine's room, and the names of the pool sandboxes on it."""
         from docker.errors import DockerException
 
         try:
@@ -228,7 +232,8 @@ class Engine:
         except (DockerException, OSError) as e:
             raise SandboxError(f"engine {self.display}: {e}") from None
         cpus, memory, count = used_by(listed)
-        return Room(self._capacity[0], self._capacity[1], cpus, memory, count)
+        names = {n.lstrip("/") for c in listed for n in c.get("Names") or []}
+        return Room(self._capacity[0], self._capacity[1], cpus, memory, count), names
 
     @property
     def forwarded(self) -> bool:
@@ -400,12 +405,13 @@ class PoolBackend:
             raise SandboxError(f"no engine of the pool answers ({why})")
         return live
 
-    def rooms(self) -> list[tuple[Engine, Room]]:
-        """Each answering engine's room now; one that does not answer is marked lost."""
+    def rooms(self) -> list[tuple[Engine, Room, set[str]]]:
+        """Each answering engine's room now (and its sandboxes' names); one that does not
+        answer is marked lost."""
         found = []
         for engine in self.live_engines():
             try:
-                found.append((engine, engine.room()))
+                found.append((engine, *engine.listing()))
             except SandboxError as e:
                 if engine.alive():
                     raise
@@ -415,7 +421,7 @@ class PoolBackend:
         return found
 
     def slots(self, limits: ResourceLimits = DEFAULT_LIMITS) -> int:
-        return pool_slots([room for _, room in self.rooms()], limits)
+        return pool_slots([room for _, room, _ in self.rooms()], limits)
 
     # -- images
 
@@ -494,8 +500,13 @@ class PoolBackend:
             placing.acquire()
             try:
                 placed = self.rooms()
-                index = choose([room for _, room in placed], limits.cpus, mem,
-                               self.admit_wait)
+                # A sandbox of this name (created ahead by another process) is adopted
+                # where it is, not made again on another engine.
+                index = next((i for i, (_, _, names) in enumerate(placed)
+                              if name and name in names), None)
+                if index is None:
+                    index = choose([room for _, room, _ in placed], limits.cpus, mem,
+                                   self.admit_wait)
                 if index is None:
                     placing.release()
                     time.sleep(_WAIT_STEP)

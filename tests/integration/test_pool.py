@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import time
@@ -161,17 +162,20 @@ def test_an_engine_lost_mid_run_errors_only_its_running_variants(project, extra_
     engine is back, `axp sandbox clean` over the pool removes what the dead engine held."""
     doomed = start_engine("axpk")
     try:
-        _experiment(project, 6, "echo hi > out.txt; sleep 6")
+        _experiment(project, 6, "echo hi > out.txt; sleep 10")
         proc = project.start("axp_cli", "local", "run", "pool.yaml", "--jobs", "2",
                              "--cpus", "1", "--memory", "1g",
                              "--docker-host", extra_engines[0].url, "--docker-host", doomed.url)
         cli = doomed.client()
-        deadline = time.monotonic() + 300
-        while not [c for c in cli.containers.list(filters={"label": LABEL_CPUS}, sparse=True)
-                   if c.attrs.get("State") == "running"]:
-            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
-            time.sleep(0.2)
-        time.sleep(2)  # the agent is running there
+        assert proc.stdout is not None
+        # Killed once a variant's agent runs there (progress lines name the phase).
+        for line in proc.stdout:
+            m = re.match(r"progress: (\S+): agent", line)
+            if m and cli.containers.list(
+                    filters={"label": f"axp.variant_id={m.group(1)}", "status": "running"}):
+                break
+        else:
+            pytest.fail("no agent ran on the engine to be killed: " + proc.communicate()[1])
         kill_engine(doomed)
         out, err = proc.communicate(timeout=600)
         assert proc.returncode == 1, out + err
