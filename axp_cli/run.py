@@ -343,12 +343,16 @@ def _print_pytest_summary(output: str, code: int, runs) -> None:
 def _configure_pool(args: argparse.Namespace) -> None:
     """--docker-host and --gateway-host for this process and the pytest workers it starts;
     --jobs auto makes the pool's sandboxes wait for room."""
-    from pytest_axp.sandbox.pool import ADMIT_ENV, configure
+    from pytest_axp.sandbox.pool import ADMIT_ENV, HOSTS_ENV, configure, hosts_from_env
 
     try:
         configure(args.docker_hosts, args.gateway_host)
     except ValueError as e:
         raise CliError(f"--docker-host: {e}") from None
+    try:
+        hosts_from_env()
+    except ValueError as e:
+        raise CliError(f"{HOSTS_ENV}: {e}") from None
     if args.jobs == "auto":
         os.environ[ADMIT_ENV] = "wait"
 

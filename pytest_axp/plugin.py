@@ -125,12 +125,16 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("--axp-repeat must be at least 1")
     if config.getoption("axp_retries") < 0:
         raise pytest.UsageError("--axp-retries must be 0 or more")
-    try:
-        from .sandbox.pool import configure
+    from .sandbox.pool import HOSTS_ENV, configure, hosts_from_env
 
+    try:
         configure(config.getoption("axp_docker_host"), config.getoption("axp_gateway_host"))
     except ValueError as e:
         raise pytest.UsageError(f"--axp-docker-host: {e}") from None
+    try:
+        hosts_from_env()
+    except ValueError as e:
+        raise pytest.UsageError(f"{HOSTS_ENV}: {e}") from None
     workerinput = getattr(config, "workerinput", None)
     given = config.getoption("axp_run_ulids")
     if workerinput:

@@ -284,3 +284,18 @@ def test_an_ssh_engine_reaches_the_gateway_through_a_remote_forward(extra_engine
     finally:
         pool.finish()
         stop_sshd(ssh)
+
+
+@pytest.mark.parametrize("args,env,says", [
+    (["--docker-host", "/var/run/docker.sock"], {}, "--docker-host: docker host '/var/run"),
+    ([], {"AXP_DOCKER_HOSTS": "unix:///a.sock,build-2:2375"},
+     "AXP_DOCKER_HOSTS: docker host 'build-2:2375'"),
+])
+def test_an_engine_url_without_a_scheme_is_refused(project, monkeypatch, args, env, says):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    _experiment(project, 1, "echo hi > out.txt")
+    res = project.axp("local", "run", "pool.yaml", *args)
+    assert res.returncode == 2
+    assert says in res.stderr and "expected unix://PATH" in res.stderr
+    assert "Traceback" not in res.stderr and not project.runs()
