@@ -373,11 +373,18 @@ class VariantRun:
             self._fail(Failure(phase="agent", name="gateway", message=str(e),
                                infrastructure=True))
         if not res.ok:
+            shown = host
+            own = getattr(self.sandbox, "host_address", None)
+            if own is not None and host == "host.docker.internal":
+                try:
+                    shown = f"{host} = {own(False)}"
+                except SandboxError:
+                    pass
             self._fail(Failure(
                 phase="agent", name="gateway", infrastructure=True,
-                message=f"the model gateway ({host}:{port}) cannot be reached from a sandbox "
-                        f"on engine {self.engine}: give --gateway-host an address of this "
-                        "machine that engine's containers reach"))
+                message=f"the model gateway ({shown}, port {port}) cannot be reached from a "
+                        f"sandbox on engine {self.engine}: give --gateway-host an address of "
+                        "this machine that engine's containers reach"))
 
     def planned_tests(self) -> Iterator[tuple[str, TestSpec]]:
         """Tests to run, in order; none when the agent timed out (seed 004) or the

@@ -31,6 +31,11 @@ class ExtraEngine:
     root: Path
     subnet: str
     gateway: str
+    tcp_port: int | None = None  # also listening on tcp://127.0.0.1:PORT (no TLS: tests only)
+
+    @property
+    def tcp_url(self) -> str:
+        return f"tcp://127.0.0.1:{self.tcp_port}"
 
     @property
     def url(self) -> str:
@@ -54,6 +59,14 @@ def _ip(*args: str, check: bool = True) -> None:
     subprocess.run(["ip", *args], check=check, capture_output=True)
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def _free_subnet() -> ipaddress.IPv4Network:
     """A /24 in 10.200.0.0/13 that no route of this machine covers."""
     routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True).stdout
@@ -72,7 +85,7 @@ def _free_subnet() -> ipaddress.IPv4Network:
     raise RuntimeError("no free subnet for a test engine")
 
 
-def start_engine(prefix: str = "axp") -> ExtraEngine:
+def start_engine(prefix: str = "axp", tcp: bool = False) -> ExtraEngine:
     """A new engine, running and answering. Engines start one after another (host-wide
     lock): dockerds starting together race on the shared iptables chains."""
     tag = uuid.uuid4().hex[:8]
@@ -85,7 +98,7 @@ def start_engine(prefix: str = "axp") -> ExtraEngine:
         _ip("link", "add", name, "type", "bridge")
         _ip("addr", "add", f"{gateway}/{net.prefixlen}", "dev", name)
         _ip("link", "set", name, "up")
-        engine = ExtraEngine(name, root, str(net), gateway)
+        engine = ExtraEngine(name, root, str(net), gateway, _free_port() if tcp else None)
         _run_dockerd(engine)
     return engine
 
@@ -104,7 +117,8 @@ def _run_dockerd(engine: ExtraEngine) -> None:
     log = open(root / "dockerd.log", "ab")
     proc = subprocess.Popen(
         ["dockerd", "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
-         "--pidfile", str(engine.pidfile), "-H", engine.url, "--bridge", name],
+         "--pidfile", str(engine.pidfile), "-H", engine.url, "--bridge", name,
+         *(["-H", engine.tcp_url] if engine.tcp_port else [])],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         start_new_session=True)
     _started[proc.pid] = proc

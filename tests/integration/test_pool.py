@@ -299,3 +299,27 @@ def test_an_engine_url_without_a_scheme_is_refused(project, monkeypatch, args, e
     assert res.returncode == 2
     assert says in res.stderr and "expected unix://PATH" in res.stderr
     assert "Traceback" not in res.stderr and not project.runs()
+
+
+def test_a_gateway_the_sandbox_cannot_reach_is_a_clear_error_before_the_agent(project):
+    """A tcp:// engine told to reach the gateway at an address its containers cannot (here
+    loopback, which is the container's own): the variant is `error` before the agent runs,
+    naming the engine and --gateway-host."""
+    engine = start_engine("axpg", tcp=True)
+    try:
+        _experiment(project, 0, "true", claude=1)
+        res = project.axp("local", "run", "claude.yaml", "--variant", "greet", "--cpus", "1",
+                          "--memory", "1g", "--model-script", "claude-hello.model.yaml",
+                          "--docker-host", engine.tcp_url, "--gateway-host", "127.0.0.1",
+                          timeout=900)
+        assert res.returncode == 1, res.stdout + res.stderr
+        s = summary(project.only_run(), "greet")
+        assert s["status"] == "error" and s["engine"] == engine.tcp_url
+        assert s["error"]["infrastructure"] is True
+        assert ("the model gateway (host.docker.internal = 127.0.0.1, port"
+                in s["error"]["message"]
+                and f"on engine {engine.tcp_url}: give --gateway-host" in s["error"]["message"])
+        assert s["agent"].get("turns") in (None, 0)  # claude never ran
+        assert not _run_labelled(engine.client(), project.only_run().run_id)
+    finally:
+        stop_engine(engine)
