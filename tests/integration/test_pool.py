@@ -227,28 +227,6 @@ def test_an_interrupt_leaves_no_container_on_any_engine(project, extra_engines):
         assert not _run_labelled(cli, run_id)
 
 
-def test_an_engine_over_ssh(project, extra_engines, monkeypatch):
-    """A pool with an engine reached over ssh:// (a local sshd, one of the extra engines
-    behind it) and one on a unix socket: variants run on both, the engine is recorded as
-    the ssh URL, nothing is left."""
-    ssh = start_sshd(docker_host=extra_engines[1].url)
-    try:
-        monkeypatch.setenv("PATH", f"{ssh.bin_dir}:{os.environ['PATH']}")
-        urls = [ssh.url(), extra_engines[0].url]
-        _experiment(project, 4, "echo hi > out.txt; sleep 3")
-        res = project.axp("local", "run", "pool.yaml", "--jobs", "2", "--cpus", "1",
-                          "--memory", "1g", *[a for url in urls for a in ("--docker-host", url)],
-                          timeout=900)
-        assert res.returncode == 0, res.stdout + res.stderr
-        run = project.only_run()
-        used = {summary(run, vid)["engine"] for vid in run.selected_variants()}
-        assert used == set(urls), used
-        for engine in extra_engines:
-            assert not _run_labelled(engine.client(), run.run_id)
-    finally:
-        stop_sshd(ssh)
-
-
 def test_an_ssh_engine_reaches_the_gateway_through_a_remote_forward(extra_engines, tmp_path,
                                                                      monkeypatch):
     """An ssh:// engine's sandboxes reach the gateway through the SSH connection: its bridge
