@@ -203,9 +203,18 @@ def stop_engine(engine: ExtraEngine) -> None:
     _kill_under(engine.root)
     _ip("link", "set", engine.name, "down", check=False)
     _ip("link", "del", engine.name, check=False)
-    subprocess.run(["umount", "-R", "-l", str(engine.root / "exec")], capture_output=True)
-    subprocess.run(["umount", "-R", "-l", str(engine.root / "data")], capture_output=True)
+    _unmount_under(engine.root)
     shutil.rmtree(engine.root, ignore_errors=True)
+
+
+def _unmount_under(root: Path) -> None:
+    """Whatever the engine left mounted in its folder (network namespaces, overlays),
+    deepest first, so the folder can go."""
+    mounts = Path("/proc/mounts").read_text().splitlines()
+    points = [line.split()[1] for line in mounts if len(line.split()) > 1]
+    for point in sorted((p for p in points if p.startswith(f"{root}/")), key=len,
+                        reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True)
 
 
 @dataclass
