@@ -43,6 +43,15 @@ def _version() -> str:
         return "unknown"
 
 
+def _jobs(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number or auto") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="axp", description="Run AXP agent experiments locally, "
                                 "or on a team's axp server.")
@@ -63,8 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run every variant N times, one run folder per repeat (default 1)")
     run.add_argument("--retries", type=int, default=0, metavar="N",
                      help="run a variant again, up to N times, after an infrastructure error")
-    run.add_argument("--jobs", "-j", type=int, default=1, metavar="J",
-                     help="sandboxes run at the same time (default 1)")
+    run.add_argument("--jobs", "-j", type=_jobs, default=1, metavar="J",
+                     help="sandboxes run at the same time (default 1); auto: as many as "
+                          "the engines' CPUs and memory hold at the sandboxes' limits")
+    run.add_argument("--docker-host", action="append", default=[], metavar="URL",
+                     dest="docker_hosts",
+                     help="a Docker engine to run sandboxes on (repeatable: a pool; also "
+                          "AXP_DOCKER_HOSTS); unix://, tcp:// or ssh://user@host")
+    run.add_argument("--gateway-host", default=None, metavar="ADDRESS",
+                     help="the address of this machine that tcp:// engines' sandboxes "
+                          "reach the model gateway at")
     run.add_argument("--dry-run", action="store_true",
                      help="show variants, staging and secrets, run nothing; exit 1 if "
                           "something is missing")
@@ -129,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="sandbox_cmd", required=True)
     clean = sandbox.add_parser("clean", help="remove sandboxes left by runs that died")
     clean.add_argument("--yes", action="store_true", help="remove them (default: list)")
+    clean.add_argument("--docker-host", action="append", default=[], metavar="URL",
+                       dest="docker_hosts", help="an engine of the pool (repeatable; also "
+                                                 "AXP_DOCKER_HOSTS)")
     clean.set_defaults(func=cmd_sandbox_clean)
 
     img = sub.add_parser("image", help="sandbox images").add_subparsers(dest="img_cmd",

@@ -47,8 +47,9 @@ def _select(variants, wanted: list[str]):
 def cmd_local_run(args: argparse.Namespace) -> int:
     if args.repeat < 1:
         raise CliError("--repeat must be at least 1")
-    if args.jobs < 1:
+    if args.jobs != "auto" and args.jobs < 1:
         raise CliError("--jobs must be at least 1")
+    _configure_pool(args)
     for flag, value in (("--test-timeout", args.test_timeout),
                         ("--setup-timeout", args.setup_timeout)):
         if value is not None and not 0 < value < float("inf"):
@@ -182,8 +183,9 @@ def _execute(args: argparse.Namespace, file: Path, variants, ulids: list[str],
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731
     try:
         image = ensure_image(args.image, runs_dir.parent, log=log)
-        agent_images(image, [v.agent.name for v in variants], runs_dir.parent,
-                     given_image=bool(args.image), log=log)
+        built = agent_images(image, [v.agent.name for v in variants], runs_dir.parent,
+                             given_image=bool(args.image), log=log)
+        _distribute([image, *built.values()], log)
     except SandboxError as e:
         raise CliError(str(e), EXIT_ENGINE) from None
     experiment_id = variants[0].experiment_id
@@ -255,9 +257,10 @@ def _execute_held(args: argparse.Namespace, file: Path, variants, ulids: list[st
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     # pytest-axp and the installed plugins built on it.
     pytest_args += pytest_plugin_args() + _as_pytest_args(options, ini)
-    if args.jobs > 1:
+    jobs = _jobs(args, _engine_options(options, ini).limits)
+    if jobs > 1:
         pytest_args += ["-p", "xdist.plugin", "-n",
-                        str(min(args.jobs, len(variants) * repeat))]
+                        str(min(jobs, len(variants) * repeat))]
     import pytest
 
     from pytest_axp.record.layout import RunPaths
@@ -277,7 +280,7 @@ def _execute_held(args: argparse.Namespace, file: Path, variants, ulids: list[st
     started = time.monotonic()
     _signalled.clear()
     try:
-        prewarm.start(variants, runs, min(args.jobs, len(variants) * repeat), image_for,
+        prewarm.start(variants, runs, min(jobs, len(variants) * repeat), image_for,
                       _engine_options(options, ini))
         watcher.start()
         _active_runs[:] = [r.root for r in runs]
@@ -360,6 +363,54 @@ def _print_pytest_summary(output: str, code: int, runs) -> None:
             if line.startswith("=") or not line.strip():
                 break
             print(f"pytest: {line}", file=sys.stderr)
+
+
+def _configure_pool(args: argparse.Namespace) -> None:
+    """--docker-host and --gateway-host for this process and the pytest workers it starts;
+    --jobs auto makes the pool's sandboxes wait for room."""
+    from pytest_axp.sandbox.pool import ADMIT_ENV, HOSTS_ENV, configure, hosts_from_env
+
+    try:
+        configure(args.docker_hosts, args.gateway_host)
+    except ValueError as e:
+        raise CliError(f"--docker-host: {e}") from None
+    try:
+        hosts_from_env()
+    except ValueError as e:
+        raise CliError(f"{HOSTS_ENV}: {e}") from None
+    if args.jobs == "auto":
+        os.environ[ADMIT_ENV] = "wait"
+
+
+def _distribute(tags: list[str], log) -> None:
+    """The images on every engine of the pool (none to copy without one)."""
+    from pytest_axp.sandbox import builtin_backend
+    from pytest_axp.sandbox.pool import PoolBackend
+
+    backend = builtin_backend()
+    if isinstance(backend, PoolBackend):
+        backend.distribute(tags, log)
+
+
+def _jobs(args: argparse.Namespace, limits) -> int:
+    """--jobs as a number: auto is how many sandboxes of these limits the engines hold."""
+    if args.jobs != "auto":
+        return int(args.jobs)
+    from pytest_axp.sandbox import builtin_backend
+    from pytest_axp.sandbox.base import SandboxError
+    from pytest_axp.sandbox.pool import PoolBackend, Room, pool_slots
+
+    backend = builtin_backend()
+    try:
+        if isinstance(backend, PoolBackend):
+            return backend.slots(limits)
+        from pytest_axp.sandbox.docker import client
+
+        info = client().info()
+        return pool_slots([Room(float(info.get("NCPU") or 1), int(info.get("MemTotal") or 0))],
+                          limits)
+    except (SandboxError, ValueError) as e:
+        raise CliError(f"--jobs auto: {e}", EXIT_ENGINE) from None
 
 
 def _reap_orphans() -> None:

@@ -18,9 +18,14 @@ def cmd_sandbox_clean(args: argparse.Namespace) -> int:
         LABEL_VARIANT_ID,
         SandboxError,
     )
+    from pytest_axp.sandbox.pool import configure
 
-    backend = builtin_backend()
     try:
+        configure(args.docker_hosts)
+    except ValueError as e:
+        raise CliError(f"--docker-host: {e}") from None
+    try:
+        backend = builtin_backend()
         orphans = backend.orphans()
     except SandboxError as e:
         raise CliError(str(e), EXIT_ENGINE) from None
@@ -28,11 +33,16 @@ def cmd_sandbox_clean(args: argparse.Namespace) -> int:
         print("no orphaned sandboxes")
         return EXIT_OK
 
-    def row(c):
-        return (c.id[:12], c.name, c.labels.get(LABEL_RUN_ID, ""),
-                c.labels.get(LABEL_VARIANT_ID, ""), c.labels.get(LABEL_OWNER_PID, ""), c.state)
+    pooled = any("axp.engine" in c.labels for c in orphans)
 
-    print(render(("container", "name", "run", "variant", "owner pid", "state"),
+    engine = ["engine"] if pooled else []  # the column only when there is a pool
+
+    def row(c):
+        return (c.id[:12], *([c.labels["axp.engine"]] if pooled else []), c.name,
+                c.labels.get(LABEL_RUN_ID, ""), c.labels.get(LABEL_VARIANT_ID, ""),
+                c.labels.get(LABEL_OWNER_PID, ""), c.state)
+
+    print(render(("container", *engine, "name", "run", "variant", "owner pid", "state"),
                  [row(c) for c in orphans]))
     if not args.yes:
         print(f"\n{len(orphans)} sandbox(es) whose owner process is gone; "

@@ -14,14 +14,28 @@ if TYPE_CHECKING:
 _lock = threading.Lock()
 
 
-def _bind_address(services: Services) -> str:
+def _bind_address(services: Services) -> str | list[str]:
     """Where sandboxes reach the host: the gateway binds there, and only there (binding
     every interface would expose it to the network). Isolated sandboxes reach the host
-    only on the agent network."""
+    only on the agent network. A pool of engines has one such address per engine."""
     from .sandbox import builtin_backend
 
     backend = services.sandbox_backend or builtin_backend()
-    return backend.host_address(isolated=services.agent_network == "gateway")
+    isolated = services.agent_network == "gateway"
+    several = getattr(backend, "host_addresses", None)
+    if several is not None:
+        return list(several(isolated))
+    return backend.host_address(isolated=isolated)
+
+
+def _expose(services: Services, port: int) -> None:
+    """Engines that reach this host only through their SSH connection get a forward."""
+    from .sandbox import builtin_backend
+
+    backend = services.sandbox_backend or builtin_backend()
+    expose = getattr(backend, "expose_gateway", None)
+    if expose is not None:
+        expose(port, services.agent_network == "gateway")
 
 
 def gateway_for(services: Services) -> ModelGateway:
@@ -40,6 +54,7 @@ def gateway_for(services: Services) -> ModelGateway:
             gateway.start()
             atexit.register(gateway.stop)
             services.gateway = gateway
+            _expose(services, gateway.port)
         return gateway
 
 

@@ -66,6 +66,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--axp-setup-timeout", default=None, metavar="SECONDS",
                     help="stop a setup step or check after this long; the variant is an "
                          "error (ini axp_setup_timeout, 1800)")
+    group.addoption("--axp-docker-host", action="append", default=[], metavar="URL",
+                    help="run sandboxes on this Docker engine (repeatable: a pool placed by "
+                         "free capacity; also AXP_DOCKER_HOSTS, comma separated)")
+    group.addoption("--axp-gateway-host", default=None, metavar="ADDRESS",
+                    help="the address of this machine that tcp:// engines' sandboxes reach "
+                         "the model gateway at")
     group.addoption("--axp-retries", type=int, default=0, metavar="N",
                     help="run a variant again, up to N times, when it ends in an "
                          "infrastructure error (never a failure, timeout or agent exit)")
@@ -93,9 +99,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_axp_sandbox_backend(config: pytest.Config) -> SandboxBackend:
     """The built-in backend: Docker (its SDK loads here, the engine on first use)."""
-    from .sandbox.docker import backend
+    from .sandbox import builtin_backend
 
-    docker_backend = backend()
+    docker_backend = builtin_backend()
     docker_backend.adopt_by_name = bool(config.getoption("axp_created_ahead"))
     return docker_backend
 
@@ -119,6 +125,16 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("--axp-repeat must be at least 1")
     if config.getoption("axp_retries") < 0:
         raise pytest.UsageError("--axp-retries must be 0 or more")
+    from .sandbox.pool import HOSTS_ENV, configure, hosts_from_env
+
+    try:
+        configure(config.getoption("axp_docker_host"), config.getoption("axp_gateway_host"))
+    except ValueError as e:
+        raise pytest.UsageError(f"--axp-docker-host: {e}") from None
+    try:
+        hosts_from_env()
+    except ValueError as e:
+        raise pytest.UsageError(f"{HOSTS_ENV}: {e}") from None
     workerinput = getattr(config, "workerinput", None)
     given = config.getoption("axp_run_ulids")
     if workerinput:

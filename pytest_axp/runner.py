@@ -303,6 +303,8 @@ class VariantRun:
                 self.sandbox = ahead or self.backend.create(**args)
                 span.set("axp.created_ahead", ahead is not None)
                 span.set("axp.container_id", self.sandbox.id[:12])
+                if self.engine:
+                    span.set("axp.engine", self.engine)
             self.sandbox.commands = CommandLog(self.paths, span_id=self.tracer.current_span_id,
                                                redactor=self.redactor)
             self._stage(entries)
@@ -326,8 +328,12 @@ class VariantRun:
         if self.options.agent_network == "gateway":
             assert self.backend is not None
             with self.tracer.span("isolate_network"):
-                gateway_host = self.backend.host_address(isolated=True)
+                # A pool's sandbox reaches the host on its own engine's network.
+                own = getattr(self.sandbox, "host_address", None)
+                gateway_host = own(True) if own else self.backend.host_address(isolated=True)
                 self.backend.isolate(self.sandbox)
+        if self.engine and self.agent.model_api is not None:
+            self._check_gateway(gateway_host)
         env = {**self._env, "AXP_VARIANT_ID": self.variant.id, "AXP_RUN_ID": self.run.run_id}
         self.trace.meta(run_id=self.run.run_id, experiment_id=self.variant.experiment_id,
                         variant_id=self.variant.id, repeat=self.repeat,
@@ -365,6 +371,40 @@ class VariantRun:
                 self._fail(Failure(phase="agent", name="trace", message=str(e),
                                    infrastructure=True))
         return outcome
+
+    @property
+    def engine(self) -> str | None:
+        """The engine this variant's sandbox is on, when the backend is a pool of them."""
+        return getattr(self.sandbox, "engine", None)
+
+    def _check_gateway(self, host: str) -> None:
+        """Before the agent: the model gateway answers a connection from inside the
+        sandbox (its engine may be on another machine), else a clear infrastructure error."""
+        from .gateway_service import gateway_for
+
+        assert self.sandbox is not None
+        try:
+            port = gateway_for(self.services).port
+            res = self.sandbox.exec(
+                'timeout 10 bash -c \': > "/dev/tcp/$1/$2"\' check "$AXP_H" "$AXP_P"',
+                phase="agent", name="gateway-check", env={"AXP_H": host, "AXP_P": str(port)},
+                timeout=30)
+        except SandboxError as e:
+            self._fail(Failure(phase="agent", name="gateway", message=str(e),
+                               infrastructure=True))
+        if not res.ok:
+            shown = host
+            own = getattr(self.sandbox, "host_address", None)
+            if own is not None and host == "host.docker.internal":
+                try:
+                    shown = f"{host} = {own(False)}"
+                except SandboxError:
+                    pass
+            self._fail(Failure(
+                phase="agent", name="gateway", infrastructure=True,
+                message=f"the model gateway ({shown}, port {port}) cannot be reached from a "
+                        f"sandbox on engine {self.engine}: give --gateway-host an address of "
+                        "this machine that engine's containers reach"))
 
     def planned_tests(self) -> Iterator[tuple[str, TestSpec]]:
         """Tests to run, in order; none when the agent timed out (seed 004) or the
@@ -467,6 +507,8 @@ class VariantRun:
                     variant_tag=self.variant.tag, experiment_id=self.variant.experiment_id,
                     repeat=self.repeat, fingerprint=self.variant.fingerprint,
                     outcome=self.outcome, started_at=self.started_at, ended_at=time.time())
+                if self.engine:
+                    summary["engine"] = self.engine
                 if self.prior_attempts:
                     summary["attempts"] = [*self.prior_attempts,
                                            attempt_entry(self.attempt, summary, archived=False)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -106,7 +106,7 @@ class HttpServer:
     """Serves `handler` on (host, port) from an event loop in its own thread. `on_start` runs on
     the loop before it listens, `on_stop` after the connections are closed."""
 
-    def __init__(self, handler: Handler, host: str, port: int = 0, *,
+    def __init__(self, handler: Handler, host: str | Sequence[str], port: int = 0, *,
                  on_start: Hook | None = None, on_stop: Hook | None = None) -> None:
         self._handler = handler
         self._on_start = on_start
@@ -117,6 +117,7 @@ class HttpServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.AbstractServer | None = None
+        self._more: list[asyncio.AbstractServer] = []  # the other addresses, same port
         self._conn_tasks: set[asyncio.Task[Any]] = set()
 
     @property
@@ -151,10 +152,25 @@ class HttpServer:
     async def _astart(self) -> None:
         if self._on_start is not None:
             await self._on_start()
-        self._server = await asyncio.start_server(
-            self._on_connection, self._host, self._requested_port
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
+        hosts = [self._host] if isinstance(self._host, str) else list(self._host)
+        for tries_left in range(8, -1, -1):
+            self._server = await asyncio.start_server(
+                self._on_connection, hosts[0], self._requested_port
+            )
+            self.port = self._server.sockets[0].getsockname()[1]
+            try:
+                # One port on every address (a pool's engines each reach the host on
+                # their own bridge): a sandbox's URL does not depend on its engine.
+                for host in hosts[1:]:
+                    self._more.append(
+                        await asyncio.start_server(self._on_connection, host, self.port))
+                return
+            except OSError:
+                for server in [self._server, *self._more]:
+                    server.close()
+                self._more.clear()
+                if self._requested_port or not tries_left:
+                    raise
 
     def stop(self) -> None:
         loop, thread = self._loop, self._thread
@@ -174,8 +190,10 @@ class HttpServer:
         self.port = None
 
     async def _astop(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        for server in [self._server, *self._more]:
+            if server is not None:
+                server.close()
+        self._more.clear()
         for task in list(self._conn_tasks):
             task.cancel()
         if self._conn_tasks:

@@ -64,7 +64,7 @@ class ModelGateway:
         upstream_url: str | None = None,
         api_key: str | None = None,
         script: ModelScript | None = None,
-        bind_host: str = "0.0.0.0",
+        bind_host: str | Sequence[str] = "0.0.0.0",
         port: int = 0,
         apis: ModelApiRegistry | None = None,
         upstreams: Mapping[str, Upstream] | None = None,

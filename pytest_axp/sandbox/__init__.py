@@ -20,16 +20,21 @@ __all__ = ["ExecResult", "Sandbox", "SandboxBackend", "SandboxError", "SandboxIn
 
 def builtin_backend() -> SandboxBackend:
     """The built-in (Docker) backend of this process: for callers without a pytest config,
-    such as `axp sandbox clean`. Importing it does not contact the engine."""
+    such as `axp sandbox clean`. Importing it does not contact the engine. The pool of
+    engines AXP_DOCKER_HOSTS names, if it names any."""
     from .docker import backend
+    from .pool import pool_backend
 
-    return backend()
+    return pool_backend() or backend()
 
 
 def loaded_builtin_backend() -> SandboxBackend | None:
     """The built-in backend if this process has used it (so may have sandboxes), else None."""
     import sys
 
+    pool = sys.modules.get(f"{__name__}.pool")
+    if pool is not None and pool._pool is not None:
+        return pool._pool  # type: ignore[no-any-return]
     module = sys.modules.get(f"{__name__}.docker")
     return module._backend if module is not None else None
 

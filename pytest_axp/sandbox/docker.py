@@ -100,37 +100,52 @@ class DockerSandbox:
     def create(cls, *, image: str, labels: Mapping[str, str], commands: CommandLog | None = None,
                network_mode: str = "bridge", extra_hosts: Mapping[str, str] | None = None,
                name: str | None = None,
-               limits: ResourceLimits = DEFAULT_LIMITS) -> DockerSandbox:
+               limits: ResourceLimits = DEFAULT_LIMITS,
+               cli: docker.DockerClient | None = None,
+               created: Callable[[], None] | None = None) -> DockerSandbox:
+        """A running sandbox on `cli`'s engine (default: this process's client()).
+        `created`, when given, is called once the engine has made (not yet started) the
+        container, or failed to: a pool holds its placement lock until then."""
+        cli = cli or client()
+        pending = [created] if created is not None else []
+
+        def release() -> None:
+            while pending:
+                pending.pop()()
+
         spec = creation_spec(image=image, network_mode=network_mode,
                              extra_hosts=extra_hosts, limits=limits)
         try:
-            container = client().containers.run(
-                image,
-                command=["sleep", "infinity"],
-                name=name,
-                detach=True,
-                init=True,  # PID 1 forwards signals, so removal is instant
-                labels={**owner_labels(), **labels, LABEL_SPEC: spec},
-                network_mode=network_mode,
-                extra_hosts=dict(extra_hosts or {}),
-                working_dir=WORKSPACE,
-                # Nothing in the sandbox may gain privileges (setuid sudo included), and
-                # one runaway variant cannot starve the others.
-                security_opt=["no-new-privileges"],
-                mem_limit=limits.memory,
-                nano_cpus=int(limits.cpus * 1e9),
-                pids_limit=limits.pids,
-            )
+            try:
+                container = _make(
+                    cli, release if created is not None else None, image,
+                    command=["sleep", "infinity"],
+                    name=name,
+                    detach=True,
+                    init=True,  # PID 1 forwards signals, so removal is instant
+                    labels={**owner_labels(), **labels, LABEL_SPEC: spec},
+                    network_mode=network_mode,
+                    extra_hosts=dict(extra_hosts or {}),
+                    working_dir=WORKSPACE,
+                    # Nothing in the sandbox may gain privileges (setuid sudo included), and
+                    # one runaway variant cannot starve the others.
+                    security_opt=["no-new-privileges"],
+                    mem_limit=limits.memory,
+                    nano_cpus=int(limits.cpus * 1e9),
+                    pids_limit=limits.pids,
+                )
+            finally:
+                release()
         except APIError as e:
             if e.status_code == 409 and name:
                 # Created ahead under this name by another process, maybe still starting:
                 # adopted only if made with these very arguments.
-                adopted = _adopt(_wait_running(name), spec)
+                adopted = _adopt(_wait_running(name, cli=cli), spec)
                 if adopted is not None:
                     return cls(adopted, commands, limits.output_bytes)
                 return cls.create(image=image, labels=labels, commands=commands,
                                   network_mode=network_mode, extra_hosts=extra_hosts,
-                                  name=name, limits=limits)
+                                  name=name, limits=limits, cli=cli)
             raise SandboxError(f"could not start a sandbox from image {image!r}: {e}") from None
         except DockerException as e:
             raise SandboxError(f"could not start a sandbox from image {image!r}: {e}") from None
@@ -441,6 +456,23 @@ class DockerProcess:
             return code
 
 
+def _make(cli: docker.DockerClient, created: Callable[[], None] | None, image: str,
+          **kwargs: Any) -> Container:
+    """containers.run, or (for a pool's placement) create, report `created`, then start."""
+    if created is None:
+        return cast("Container", cli.containers.run(image, **kwargs))
+    kwargs.pop("detach", None)
+    container = cli.containers.create(image, **kwargs)
+    created()
+    try:
+        container.start()
+        container.reload()
+    except BaseException:
+        _remove_quietly(container)
+        raise
+    return container
+
+
 def _engine_errors_as_sandbox_errors(chunks: Iterator[bytes], what: str) -> Iterator[bytes]:
     try:
         yield from chunks
@@ -503,7 +535,8 @@ def _adopt(container: Container, spec: str) -> Container | None:
     return None
 
 
-def _wait_running(name: str, timeout: float = 30.0, missing_ok: bool = False) -> Container:
+def _wait_running(name: str, timeout: float = 30.0, missing_ok: bool = False,
+                  cli: docker.DockerClient | None = None) -> Container:
     """The container called `name` once it runs (its creator may still be starting it).
 
     With missing_ok, a name no container has yet is an answer (SandboxError) at once: only
@@ -511,7 +544,7 @@ def _wait_running(name: str, timeout: float = 30.0, missing_ok: bool = False) ->
     deadline = time.monotonic() + timeout
     while True:
         try:
-            container: Container | None = client().containers.get(name)
+            container: Container | None = (cli or client()).containers.get(name)
         except NotFound:
             if missing_ok:
                 raise SandboxError(f"no sandbox named {name}") from None
@@ -582,11 +615,12 @@ def _recv_exact(raw: socket.socket, n: int) -> bytes | None:
     return bytes(buf)
 
 
-def remove_containers(label_filters: Mapping[str, str]) -> int:
+def remove_containers(label_filters: Mapping[str, str],
+                      cli: docker.DockerClient | None = None) -> int:
     """Remove every container carrying all these labels; the count removed."""
     flt = [f"{k}={v}" for k, v in label_filters.items()]
     removed = 0
-    for c in client().containers.list(all=True, filters={"label": flt}, sparse=True):
+    for c in (cli or client()).containers.list(all=True, filters={"label": flt}, sparse=True):
         try:
             c.remove(force=True)
             removed += 1
@@ -605,12 +639,12 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def orphaned_containers() -> list[Container]:
+def orphaned_containers(cli: docker.DockerClient | None = None) -> list[Container]:
     """Containers of this tool whose owner process, on this host, is gone (as listed:
     labels, names and state are in `.attrs`, no inspect per container)."""
     host = socket.gethostname()
     found: list[Container] = []
-    for c in client().containers.list(all=True, filters={"label": LABEL_OWNER_PID},
+    for c in (cli or client()).containers.list(all=True, filters={"label": LABEL_OWNER_PID},
                                       sparse=True):
         labels = c.attrs.get("Labels") or {}
         if labels.get(LABEL_OWNER_HOST, host) != host:
@@ -632,7 +666,9 @@ class DockerBackend:
 
     name = "docker"
 
-    def __init__(self) -> None:
+    def __init__(self, cli: docker.DockerClient | None = None) -> None:
+        # None: this process's client() (DOCKER_HOST); a pool gives each engine its own.
+        self._own_client = cli
         self.adopt_by_name = False
         self._ahead: dict[str, Future[DockerSandbox]] = {}
         self._ahead_lock = threading.Lock()
@@ -649,7 +685,11 @@ class DockerBackend:
                commands: CommandLog | None = None) -> DockerSandbox:
         return DockerSandbox.create(image=image, labels=labels, name=name,
                                     network_mode=network_mode, extra_hosts=extra_hosts,
-                                    limits=limits, commands=commands)
+                                    limits=limits, commands=commands, cli=self._own_client)
+
+    @property
+    def client(self) -> docker.DockerClient:
+        return self._own_client or client()
 
     def create_ahead(self, key: str, args: Mapping[str, Any]) -> None:
         with self._ahead_lock:
@@ -673,7 +713,7 @@ class DockerBackend:
         if not (self.adopt_by_name and name):
             return None
         try:
-            container = _adopt(_wait_running(name, missing_ok=True), spec)
+            container = _adopt(_wait_running(name, missing_ok=True, cli=self._own_client), spec)
         except SandboxError:
             return None
         if container is None:
@@ -701,13 +741,13 @@ class DockerBackend:
 
     def remove_labelled(self, labels: Mapping[str, str]) -> int:
         try:
-            return remove_containers(labels)
+            return remove_containers(labels, self._own_client)
         except DockerException as e:
             raise SandboxError(f"cannot list sandboxes: {e}") from None
 
     def orphans(self) -> list[SandboxInfo]:
         try:
-            found = orphaned_containers()
+            found = orphaned_containers(self._own_client)
         except DockerException as e:
             raise SandboxError(f"cannot list sandboxes: {e}") from None
         return [SandboxInfo(id=_id(c), name=(c.attrs.get("Names") or ["?"])[0].lstrip("/"),
@@ -716,7 +756,7 @@ class DockerBackend:
 
     def remove_sandbox(self, sandbox_id: str) -> None:
         try:
-            client().api.remove_container(sandbox_id, force=True)
+            self.client.api.remove_container(sandbox_id, force=True)
         except NotFound:
             pass
         except DockerException as e:
@@ -726,9 +766,9 @@ class DockerBackend:
         if isolated:
             from .docker_network import ensure_agent_network
 
-            return ensure_agent_network(client())
+            return ensure_agent_network(self.client)
         try:
-            config = client().networks.get("bridge").attrs["IPAM"]["Config"]
+            config = self.client.networks.get("bridge").attrs["IPAM"]["Config"]
             return str(config[0]["Gateway"])
         except Exception:
             return "0.0.0.0"
@@ -736,8 +776,8 @@ class DockerBackend:
     def isolate(self, sandbox: Any) -> None:
         from .docker_network import ensure_agent_network, isolate
 
-        ensure_agent_network(client())
-        isolate(client(), sandbox.id)
+        ensure_agent_network(self.client)
+        isolate(self.client, sandbox.id)
 
 
 _backend: DockerBackend | None = None
