@@ -5,9 +5,8 @@
 #   --engine  also make sure a Docker engine answers, seed the sandbox's base image and build
 #             the sandbox image (the steps that need root on a fresh machine).
 #   --tests   also install the lint tools (ruff, mypy: the `lint` extra) and what the test
-#             suite drives besides Python packages: Chromium (Debian's package), which
-#             renders the HTML report and drives `axp view` (through Playwright, from
-#             the test extra) in a real browser.
+#             suite drives besides Python packages (scripts/test-services.sh): Chromium,
+#             iproute2 and sshd for the engine-pool tests, a running PostgreSQL.
 # Running it again is quick: nothing is reinstalled unless pyproject.toml changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -102,13 +101,6 @@ if (( engine )); then
   "$target" -m axp_cli image build
 fi
 
-if (( tests )) && ! command -v chromium >/dev/null 2>&1; then
-  if [ -f /etc/debian_version ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "installing chromium (the tests render the report in it)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq chromium >/dev/null
-  else
-    die "the tests need Chromium: install it (Debian/Ubuntu: sudo apt-get install chromium) and rerun"
-  fi
+if (( tests )); then
+  bash scripts/test-services.sh
 fi
