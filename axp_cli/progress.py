@@ -7,25 +7,18 @@ line per change, which is what CI logs want.
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
+from pytest_axp.record.commands import phase_under_way
 from pytest_axp.record.jsonio import read_json
 from pytest_axp.record.layout import RunPaths
 
 if TYPE_CHECKING:
     from rich.live import Live
-
-_PHASES = {"setup": "setup", "handover": "setup", "setup_check": "setup checks",
-           "agent": "agent", "test": "tests", "snapshot": None}
-# A command is recorded when it ends: after a snapshot, the phase under way is the next one.
-_AFTER_SNAPSHOT = {"before_agent": "agent", "after_agent": "tests",
-                   "after_tests": "finishing"}
-
 
 @dataclass
 class Row:
@@ -41,30 +34,6 @@ class Row:
         if self.duration is not None:
             return f"{self.duration:.1f}s"
         return f"{now - self.started:.1f}s" if self.started else ""
-
-
-def _last_phase(path) -> str | None:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - 4096))
-            lines = f.read().splitlines()
-    except OSError:
-        return None
-    for line in reversed(lines):
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(record, dict):
-            continue
-        if record.get("phase") == "snapshot":
-            phase = _AFTER_SNAPSHOT.get(str(record.get("name")))
-        else:
-            phase = _PHASES.get(str(record.get("phase")))
-        if phase:
-            return phase
-    return None
 
 
 class ProgressWatcher(threading.Thread):
@@ -97,7 +66,7 @@ class ProgressWatcher(threading.Thread):
                 row.cost = (summary.get("agent") or {}).get("cost_usd")
             elif paths.root.is_dir():
                 row.started = row.started or now
-                row.phase = _last_phase(paths.commands_index) or "starting"
+                row.phase = phase_under_way(paths.commands_index) or "starting"
             if (row.phase, row.status) != before:
                 changed.append(row)
         return changed

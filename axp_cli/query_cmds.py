@@ -7,8 +7,6 @@ import csv
 import io
 import json
 import sys
-from datetime import date, datetime, time
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -30,21 +28,6 @@ def no_runs(runs_dir: Path, what: str = "runs") -> Exception:
                   "or AXP_RUNS_DIR", NO_RUNS)
 
 
-def _plain(value: Any) -> Any:
-    """A DuckDB value as something JSON and CSV can carry."""
-    if isinstance(value, (datetime, date, time)):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return value
-
-
 def _run_ids(args: argparse.Namespace, selectors: list[str]) -> list[str]:
     from pytest_axp.query.engine import RunNotFound, resolve_run_ids
 
@@ -59,7 +42,7 @@ def _run_ids(args: argparse.Namespace, selectors: list[str]) -> list[str]:
 def cmd_query(args: argparse.Namespace) -> int:
     import duckdb
 
-    from pytest_axp.query.engine import connect
+    from pytest_axp.query.engine import connect, plain_value
 
     runs_dir = _runs_dir(args)
     run_ids = _run_ids(args, [args.run_id])
@@ -74,7 +57,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         if cur.description is None:  # a statement with no result set
             return 0
         names = [d[0] for d in cur.description]
-        rows = [[_plain(v) for v in row] for row in cur.fetchall()]
+        rows = [[plain_value(v) for v in row] for row in cur.fetchall()]
     except duckdb.Error as e:
         raise _error(f"query failed: {_one_line(e)}") from None
     finally:

@@ -35,7 +35,7 @@ from .acp_client import (
     MethodNotFound,
     PendingCall,
 )
-from .base import AgentContext
+from .base import AgentContext, model_fields
 from .command import link_or_copy
 
 if TYPE_CHECKING:
@@ -207,16 +207,6 @@ def acp_mcp_servers(variant: ResolvedVariant, env: Mapping[str, str]) -> list[di
                             "headers": [{"name": h.name, "value": h.value}
                                         for h in server.headers or []]})
     return servers
-
-
-def model_fields(model: Any) -> tuple[str | None, dict[str, Any]]:
-    """(model name, its other fields) for a string or object `model`."""
-    if model is None:
-        return None, {}
-    if isinstance(model, str):
-        return model, {}
-    fields = model.model_dump(exclude_none=True)
-    return fields.pop("name", None), fields
 
 
 # -- the base class --------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..record.layout import VariantPaths
 from ..record.summary import AgentOutcome
@@ -78,3 +78,13 @@ class Agent(Protocol):
     def run(self, ctx: AgentContext) -> AgentOutcome:
         """Run to completion or timeout; write agent-raw.json and agent.log; fill the trace."""
         ...
+
+
+def model_fields(model: Any) -> tuple[str | None, dict[str, Any]]:
+    """(model name, its other fields) for a string or object `model`."""
+    if model is None:
+        return None, {}
+    if isinstance(model, str):
+        return model, {}
+    fields = model.model_dump(exclude_none=True)
+    return fields.pop("name", None), fields

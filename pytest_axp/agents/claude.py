@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..record.summary import AgentOutcome
 from ..sandbox.base import AGENT_UID, AGENT_USER, ImageLayer, SandboxError
 from ..secrets import Redactor
-from .base import AgentContext
+from .base import AgentContext, model_fields
 from .claude_trace import parse_session, session_to_trace
 from .command import link_or_copy
 
@@ -27,16 +27,6 @@ CONFIG_DIR = "/axp/claude-config"
 MODEL_API = "anthropic-messages"  # the gateway's name for the API Claude Code speaks
 MCP_CONFIG = f"{CONFIG_DIR}/axp-mcp.json"
 DEFAULT_MAX_TURNS = 100
-
-
-def _model_fields(model: Any) -> tuple[str | None, dict[str, Any]]:
-    """(model name, the object's other fields) for a string or object `model`."""
-    if model is None:
-        return None, {}
-    if isinstance(model, str):
-        return model, {}
-    fields = model.model_dump(exclude_none=True)
-    return fields.pop("name", None), fields
 
 
 def _mcp_config(variant: ResolvedVariant, env: dict[str, str]) -> dict[str, Any] | None:
@@ -84,7 +74,7 @@ class ClaudeAgent:
             max_cost_usd=limits.max_cost_usd, secrets=list(ctx.secret_values),
             attempt=ctx.attempt, model_api=MODEL_API)
         session_id = str(uuid.uuid4())
-        model, extra = _model_fields(variant.agent.model)
+        model, extra = model_fields(variant.agent.model)
         base_url = f"http://{ctx.gateway_host}:{gateway.port}"
         env = {
             **ctx.env,

@@ -18,8 +18,8 @@ from typing import Any
 from ..record.jsonio import write_atomic
 from ..sandbox.base import ImageLayer, SandboxError
 from ..secrets import Redactor
-from .acp import AcpAgent, GatewayAccess, model_fields
-from .base import AgentContext
+from .acp import AcpAgent, GatewayAccess
+from .base import AgentContext, model_fields
 
 ADAPTER_PACKAGE = "@agentclientprotocol/claude-agent-acp"
 ADAPTER_VERSION = "0.101.0"   # pinned so runs are comparable

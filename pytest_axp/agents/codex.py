@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..sandbox.base import ImageLayer
-from .acp import AcpAgent, GatewayAccess, model_fields
-from .base import AgentContext
+from .acp import AcpAgent, GatewayAccess
+from .base import AgentContext, model_fields
 from .codex_layer import CODEX_HOME, TOKEN_ENV, codex_config, codex_layer
 
 MODEL_API = "openai-responses"

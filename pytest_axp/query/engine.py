@@ -61,3 +61,22 @@ def connect(runs_dir: Path, run_ids: Sequence[str], *, database: str = ":memory:
             source = _empty_view(table)
         con.execute(f'CREATE VIEW "{table}" AS {source}')
     return con
+
+
+def plain_value(value: Any) -> Any:
+    """A DuckDB value as JSON and CSV carry it: times in ISO 8601, decimals as floats,
+    bytes in hex (the CLI's --json/--csv and the server's query answers)."""
+    from datetime import date, datetime, time
+    from decimal import Decimal
+
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, (list, tuple)):
+        return [plain_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): plain_value(v) for k, v in value.items()}
+    return value

@@ -66,3 +66,37 @@ class CommandLog:
         line = json.dumps(self.redactor.obj(asdict(rec)), ensure_ascii=False)
         with self._lock, open(self.paths.commands_index, "a", encoding="utf-8") as f:
             f.write(line + "\n")
+
+
+# Command phases as a person reads them while a variant runs.
+_PHASES = {"setup": "setup", "handover": "setup", "setup_check": "setup checks",
+           "agent": "agent", "test": "tests"}
+# A command is recorded when it ends: after a snapshot, the phase under way is the next one.
+_AFTER_SNAPSHOT = {"before_agent": "agent", "after_agent": "tests",
+                   "after_tests": "finishing"}
+
+
+def phase_under_way(commands_index: Path, tail_bytes: int = 8192) -> str | None:
+    """What a running variant is doing, from the end of its commands.jsonl (None before the
+    first command that tells)."""
+    try:
+        with open(commands_index, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - tail_bytes))
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(record, dict):
+            continue
+        if record.get("phase") == "snapshot":
+            phase = _AFTER_SNAPSHOT.get(str(record.get("name")))
+        else:
+            phase = _PHASES.get(str(record.get("phase")))
+        if phase:
+            return phase
+    return None

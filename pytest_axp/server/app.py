@@ -491,7 +491,7 @@ async def query(request: Request) -> Response:
 def _query(store: Store, user: User, sql: str) -> dict[str, Any]:
     import duckdb
 
-    from ..query.engine import connect
+    from ..query.engine import connect, plain_value
     from ..query.tables import derived_dir
 
     runs_dir = store.runs_dir(user.org)
@@ -516,26 +516,7 @@ def _query(store: Store, user: User, sql: str) -> dict[str, Any]:
         raise HTTPException(400, f"query failed: {' '.join(str(e).split())}") from None
     finally:
         con.close()
-    return {"columns": names, "rows": [[_jsonable(v) for v in r] for r in rows]}
-
-
-def _jsonable(value: Any) -> Any:
-    """A DuckDB value as JSON carries it (as `axp local query --json` prints it)."""
-    from datetime import date, datetime
-    from datetime import time as dtime
-    from decimal import Decimal
-
-    if isinstance(value, (datetime, date, dtime)):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    return value
+    return {"columns": names, "rows": [[plain_value(v) for v in r] for r in rows]}
 
 
 # -- the application -----------------------------------------------------------------------

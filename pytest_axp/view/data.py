@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..record.commands import phase_under_way
 from ..record.jsonio import read_json
 from ..record.layout import RunPaths
 from ..record.summary import tail
@@ -69,7 +70,11 @@ def is_live(runs_dir: Path, run_id: str) -> bool:
         data = json.loads((runs_dir / f".{ulid}.lock").read_text() or "null")
     except (OSError, ValueError):
         return False
-    pid = data.get("pid") if isinstance(data, dict) else None
+    return process_alive(data.get("pid") if isinstance(data, dict) else None)
+
+
+def process_alive(pid: Any) -> bool:
+    """Whether `pid` (as read from a state or lock file) names a running process."""
     if not isinstance(pid, int) or pid <= 0:
         return False
     try:
@@ -77,7 +82,7 @@ def is_live(runs_dir: Path, run_id: str) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        return True  # exists, owned by someone else
     return True
 
 
@@ -131,7 +136,7 @@ class Cell:
 def cell_of(run: RunPaths, vid: str, repeat: int | None, live: bool) -> Cell:
     summary = read_json(run.results(vid).run_summary)
     if not isinstance(summary, dict) or summary.get("status") not in FINAL:
-        phase = _phase_under_way(run.results(vid).commands_index) if live else ""
+        phase = (phase_under_way(run.results(vid).commands_index) or "starting") if live else ""
         return Cell(run.run_id, vid, repeat, "running" if live else "partial",
                     reason="" if live else "no run-summary.json: the run was cut short",
                     phase=phase or ("queued" if live else ""))
@@ -149,36 +154,6 @@ def cell_of(run: RunPaths, vid: str, repeat: int | None, live: bool) -> Cell:
 
 # The phase under way, from the last command a variant recorded (commands.jsonl is written
 # as commands end: after a snapshot the phase under way is the next one).
-_PHASES = {"setup": "setup", "handover": "setup", "setup_check": "setup checks",
-           "agent": "agent", "test": "tests"}
-_AFTER_SNAPSHOT = {"before_agent": "agent", "after_agent": "tests",
-                   "after_tests": "finishing"}
-
-
-def _phase_under_way(path: Path) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - 8192))
-            lines = f.read().splitlines()
-    except OSError:
-        return ""
-    for line in reversed(lines):
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(record, dict):
-            continue
-        if record.get("phase") == "snapshot":
-            phase = _AFTER_SNAPSHOT.get(str(record.get("name")))
-        else:
-            phase = _PHASES.get(str(record.get("phase")))
-        if phase:
-            return phase
-    return "starting"
-
-
 def variants_of(run: RunPaths) -> list[str]:
     ids = set(run.selected_variants())
     results = run.root / "results"

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..record.jsonio import read_json, write_atomic
+from .data import process_alive
 
 STATE_FILE = ".viewer.json"   # beside the run folders; a dot name is no run
 DEFAULT_PORT = 8765
@@ -57,22 +58,10 @@ def remove_state(runs_dir: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def viewer_url(runs_dir: Path) -> str | None:
     """The URL of the viewer serving `runs_dir`, if one runs (a stale file is ignored)."""
     state = read_json(runs_dir / STATE_FILE)
-    if not isinstance(state, dict) or not _alive(state.get("pid")):
+    if not isinstance(state, dict) or not process_alive(state.get("pid")):
         return None
     url = state.get("url")
     return url if isinstance(url, str) and url.startswith("http") else None

@@ -2,7 +2,8 @@
 
 import textwrap
 
-from pytest_axp.agents.claude import _mcp_config, _model_fields
+from pytest_axp.agents.base import model_fields
+from pytest_axp.agents.claude import _mcp_config
 from pytest_axp.experiment import load_and_resolve
 
 
@@ -36,7 +37,7 @@ def test_mcp_servers_become_an_mcp_config(tmp_path):
         "remote": {"type": "http", "url": "http://docs.example/mcp",
                    "headers": {"X-Team": "blue"}},
     }}
-    name, extra = _model_fields(variant.agent.model)
+    name, extra = model_fields(variant.agent.model)
     assert name == "claude-sonnet-4-5" and extra == {"effort": "high", "thinking": 2048}
 
 
@@ -46,4 +47,4 @@ def test_no_servers_no_config(tmp_path):
                     "tests: {}\nlimits: {}\n")
     (variant,) = load_and_resolve(path)
     assert _mcp_config(variant, {}) is None
-    assert _model_fields(variant.agent.model) == (None, {})
+    assert model_fields(variant.agent.model) == (None, {})

@@ -135,10 +135,10 @@ def test_experiment_files_of_a_folder_as_pytest_collects_them(tmp_path: Path):
 
 
 def test_progress_names_the_phase_under_way(tmp_path):
-    from axp_cli.progress import _last_phase
+    from pytest_axp.record.commands import phase_under_way
 
     log = tmp_path / "commands.jsonl"
-    assert _last_phase(log) is None
+    assert phase_under_way(log) is None
     steps = [({"phase": "setup", "name": "env/0"}, "setup"),
              ({"phase": "snapshot", "name": "before_agent"}, "agent"),
              ({"phase": "agent", "name": "command"}, "agent"),
@@ -149,4 +149,4 @@ def test_progress_names_the_phase_under_way(tmp_path):
     for record, expected in steps:
         with open(log, "a") as f:
             f.write(json.dumps(record) + "\n")
-        assert _last_phase(log) == expected, record
+        assert phase_under_way(log) == expected, record
