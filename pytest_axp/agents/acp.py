@@ -495,7 +495,11 @@ class CommandAcpAgent(AcpAgent):
     def adapter_env(self, ctx: AgentContext, gateway: GatewayAccess | None) -> dict[str, str]:
         env: dict[str, str] = {}
         if gateway is not None:
+            # The run token is good for every API the gateway speaks: an adapter finds its
+            # own provider's variables, whichever it reads.
             env.update(ANTHROPIC_BASE_URL=gateway.base_url, ANTHROPIC_API_KEY=gateway.token,
+                       OPENAI_BASE_URL=f"{gateway.base_url}/v1", OPENAI_API_KEY=gateway.token,
+                       GOOGLE_GEMINI_BASE_URL=gateway.base_url, GEMINI_API_KEY=gateway.token,
                        AXP_MODEL_BASE_URL=gateway.base_url, AXP_MODEL_TOKEN=gateway.token)
         model = self.model_name(ctx)
         if model:
