@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import stat
@@ -465,7 +464,11 @@ def test_managed_model_access_keeps_the_key_on_the_server(sqlite_server, tmp_pat
     alice = User(tmp_path / "alice", server)
     token = server.add_user("alice", "acme")
     assert alice.login(token).returncode == 0
-    shutil.copy(EXAMPLES / "claude-hello.yaml", alice.project)
+    # The CLI agent (claude-code): one model call per script turn, no side requests, so the
+    # upstream's counts are exact.
+    (alice.project / "claude-hello.yaml").write_text(
+        (EXAMPLES / "claude-hello.yaml").read_text().replace("- name: claude\n",
+                                                              "- name: claude-code\n"))
     script = ModelScript.load(EXAMPLES / "claude-hello.model.yaml")
     # The scripted upstream stands in for the model API; it accepts the organisation's key only.
     with ModelGateway(bind_host="127.0.0.1", api_key="unused") as upstream:
