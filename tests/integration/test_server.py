@@ -22,6 +22,9 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_experiments"
 PG_ADMIN_ENV = "AXP_TEST_POSTGRES_URL"
 PG_ADMIN_DEFAULT = "postgresql://axp:axp@127.0.0.1:5432/postgres"
+# No key or endpoint of the machine's reaches a user or the server.
+PROVIDER_VARIABLES = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_API_KEY",
+                      "OPENAI_BASE_URL", "GEMINI_API_KEY", "GOOGLE_GEMINI_BASE_URL")
 
 HELLO = """
 schema_version: 2
@@ -79,7 +82,7 @@ def free_port() -> int:
 
 def base_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith("PYTEST_") and k not in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")}
+           if not k.startswith("PYTEST_") and k not in PROVIDER_VARIABLES}
     env["AXP_NO_REAP"] = "1"
     return env
 
@@ -494,6 +497,77 @@ def test_managed_model_access_keeps_the_key_on_the_server(sqlite_server, tmp_pat
     assert "3 call(s), 360 tokens in, 90 out" in status.stdout, status.stdout
     usage = server.admin("usage", "--org", "acme").stdout.splitlines()
     assert usage[2].split() == ["acme", "alice", "3", "360", "90", "$0.0024"]
+
+
+# The other model APIs: (agent, model API, key secret, base URL secret, the SDKs' form of it).
+OTHER_APIS = {
+    "codex": ("gpt-5.2", "openai-responses", "OPENAI_API_KEY", "OPENAI_BASE_URL", "/v1"),
+    "gemini": ("gemini-2.5-flash", "gemini", "GEMINI_API_KEY", "GOOGLE_GEMINI_BASE_URL", ""),
+}
+AGENT_EXPERIMENT = """
+schema_version: 2
+id: managed
+name: An agent through the server
+agents: [{name: AGENT, model: MODEL}]
+prompts: [{id: go, prompt: write the file}]
+tests:
+  application: [{name: file, script: 'grep -qx hi out.txt'}]
+limits: {max_time_seconds: 180}
+"""
+SHELL_SCRIPT = """
+turns:
+  - tool_use:
+      name: shell
+      input: {command: "echo hi > /workspace/out.txt"}
+  - text: done
+usage: {input_tokens: 100, output_tokens: 20}
+"""
+
+
+@pytest.mark.parametrize("agent", sorted(OTHER_APIS))
+def test_managed_model_access_for_every_model_api(sqlite_server, tmp_path, agent):
+    """codex (OpenAI Responses) and gemini (Gemini API): their calls go through the server
+    with the organisation's key for that API, and are metered for the user."""
+    from pytest_axp.gateway import ModelGateway, ModelScript
+
+    model, api, key_secret, url_secret, url_suffix = OTHER_APIS[agent]
+    org_key = f"org-key-{agent}-stays-on-the-server-0123456789"
+    server = sqlite_server
+    alice = User(tmp_path / "alice", server)
+    token = server.add_user("alice", "acme")
+    assert alice.login(token).returncode == 0
+    alice.write("exp.yaml", AGENT_EXPERIMENT.replace("AGENT", agent).replace("MODEL", model))
+    script = ModelScript.load(alice.write("model.yaml", SHELL_SCRIPT))
+    with ModelGateway(bind_host="127.0.0.1", api_key="unused") as upstream:
+        # The scripted upstream speaks the agent's API and accepts the organisation's key only.
+        up = upstream.open_run("upstream", bodies_dir=tmp_path / "up-bodies",
+                               traces_dir=tmp_path / "up-traces", trace_id="up",
+                               max_cost_usd=None, script=script, token=org_key,
+                               model_api=api)
+        for name, value in ((key_secret, org_key),
+                            (url_secret, f"http://127.0.0.1:{upstream.port}{url_suffix}")):
+            assert server.admin("secret", "set", name, "--org", "acme",
+                                stdin=value + "\n").returncode == 0
+        res = alice.axp("local", "run", "exp.yaml", "--managed-model-access")
+        upstream.close_run(up)
+        metered = up.meter.snapshot()
+    run_dirs = sorted((alice.project / ".axp" / "runs").iterdir())
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert up.meter.turns >= 2  # the scripted turns, answered for the organisation's key
+    for root in (alice.project, alice.root / "home"):
+        assert containing(root, org_key) == []
+    for run_dir in run_dirs:
+        assert containing(run_dir, token) == []
+    # What the upstream metered is what the server metered for alice.
+    calls = up.requests
+    tokens_in, tokens_out = metered["input_tokens"], metered["output_tokens"]
+    assert tokens_in >= 200 and tokens_out >= 40
+    status = alice.axp("auth", "status")
+    assert f"{calls} call(s), {tokens_in} tokens in, {tokens_out} out" in status.stdout, \
+        status.stdout
+    usage = server.admin("usage", "--org", "acme").stdout.splitlines()
+    assert usage[2].split()[:5] == ["acme", "alice", str(calls), str(tokens_in),
+                                    str(tokens_out)]
 
 
 def test_a_remote_run_stages_only_what_was_sent_with_it(sqlite_server, tmp_path):
