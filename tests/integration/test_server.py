@@ -245,6 +245,17 @@ def wait_for_file(path: Path, seconds: float = 240) -> None:
         time.sleep(0.5)
 
 
+def wait_for_bundles(server: Server, org: str, count: int, seconds: float = 60) -> None:
+    """A run's bundle goes just after its end is recorded: wait for what is left to be
+    `count` bundles."""
+    root = server.data_dir / "orgs" / org / "bundles"
+    deadline = time.monotonic() + seconds
+    while len(list(root.iterdir()) if root.is_dir() else []) != count:
+        if time.monotonic() > deadline:
+            pytest.fail(f"{root}: {sorted(p.name for p in root.iterdir())}, not {count}")
+        time.sleep(0.2)
+
+
 # -- accounts --------------------------------------------------------------------------------
 
 def test_login_status_logout_and_a_wrong_token(server, tmp_path):
@@ -381,6 +392,8 @@ def test_remote_run_watch_detach_and_cancel(server, tmp_path, docker_client):
     run_id = res.stdout.splitlines()[0].split()[1]
     assert f"run {run_id}: pass" in res.stdout
     assert "default  pass" in res.stdout  # the engine's own table, streamed
+    wait_for_bundles(server, "acme", 0)  # what was sent for a finished run is not kept
+    assert (server.data_dir / "orgs" / "acme" / "jobs" / run_id / "output.log").is_file()
     status = alice.axp("runs", "status", run_id)
     assert status.stdout.splitlines() == [f"run {run_id}: pass", "  default: pass"]
     # Downloaded and uploaded back unchanged, a run made on the server is still one run.
@@ -422,6 +435,16 @@ def test_remote_run_watch_detach_and_cancel(server, tmp_path, docker_client):
     left = docker_client.containers.list(all=True, filters={"label": f"axp.run_id={cancel_id}"})
     assert left == []
     assert (runs_root / cancel_id / "variants" / "default" / "resolved-variant.yaml").is_file()
+    wait_for_bundles(server, "acme", 0)
+    # A repeat's runs share one bundle: it goes when the last of them ends.
+    queued = alice.axp("run", "slow.yaml", "--repeat", "2", "--detach").stdout.split()
+    first, second = queued[1], queued[3]
+    assert alice.axp("runs", "cancel", first).returncode == 0
+    wait_for_state(alice, first, "cancelled")
+    wait_for_bundles(server, "acme", 1)
+    assert alice.axp("runs", "cancel", second).returncode == 0
+    wait_for_state(alice, second, "cancelled")
+    wait_for_bundles(server, "acme", 0)
 
 
 def test_server_killed_mid_run_loses_nothing_and_resumes(server, tmp_path):
@@ -434,6 +457,7 @@ def test_server_killed_mid_run_loses_nothing_and_resumes(server, tmp_path):
     finished = alice.axp("run", "exp.yaml")
     assert finished.returncode == 0, finished.stdout + finished.stderr
     done_id = finished.stdout.splitlines()[0].split()[1]
+    wait_for_bundles(server, "acme", 0)
 
     alice.write("slow.yaml", SLOW)
     alice.write("wait/seconds", "20\n")
@@ -443,6 +467,7 @@ def test_server_killed_mid_run_loses_nothing_and_resumes(server, tmp_path):
     wait_for_file(runs_root / slow_id / "results" / "default" / "layout.json")
     server.stop(signal.SIGKILL)
     server.start(same_port=True)  # where alice's CLI signed in
+    wait_for_bundles(server, "acme", 1)  # the interrupted run's, for its resume
     assert "was interrupted" in server.logs()
     listed = {r["run_id"]: r for r in json.loads(alice.axp("runs", "list", "--json").stdout)}
     assert listed[done_id]["status"] == "pass" and listed[done_id]["state"] == "done"
@@ -453,6 +478,7 @@ def test_server_killed_mid_run_loses_nothing_and_resumes(server, tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
     assert f"run {slow_id}: pass" in res.stdout
     assert json.loads((runs_root / slow_id / "index.json").read_text())["run_id"] == slow_id
+    wait_for_bundles(server, "acme", 0)
 
 
 # -- managed model access ---------------------------------------------------------------------
