@@ -6,7 +6,8 @@ The caller's key is their axp token (the local gateway of `axp local run
 forwarding (`gateway.calls.serve_call`: streaming, usage, cost), with the organisation's
 upstream and key from its server secrets, the ones of the API the path belongs to
 (ANTHROPIC_API_KEY/ANTHROPIC_BASE_URL, OPENAI_API_KEY/OPENAI_BASE_URL,
-GEMINI_API_KEY/GOOGLE_GEMINI_BASE_URL), and what it used is written to the database for that user. Bodies are not kept on the server.
+GEMINI_API_KEY/GOOGLE_GEMINI_BASE_URL), and what it used is written to the database for
+that user. Bodies are not kept on the server.
 """
 
 from __future__ import annotations

@@ -93,7 +93,8 @@ class Store:
     def release_bundles(self, org: str, bundle_ids: Iterable[str] | None = None) -> list[str]:
         """Remove the bundles (given, or of every finished remote run) that no run still needs:
         a queued, running or interrupted (resumable) run keeps its bundle. The removed ids."""
-        needed, finished = set(), set()
+        needed: set[str] = set()
+        finished: set[str] = set()
         for row in self.db.all("SELECT state, request FROM runs WHERE org = ? AND kind = ?",
                                (org, "remote")):
             bundle = bundle_of(row["request"])

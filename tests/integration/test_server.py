@@ -379,6 +379,39 @@ def test_a_half_uploaded_run_is_never_listed(server, tmp_path):
 
 # -- remote runs ------------------------------------------------------------------------------
 
+def test_a_lost_postgresql_connection_is_made_again(tmp_path, docker_client):
+    """PostgreSQL restarted, or an admin ended the server's sessions: the next request
+    connects again instead of failing until the server is restarted."""
+    import psycopg
+
+    database = next(databases := _postgres_database())
+    srv = Server(tmp_path / "server-data", database)
+    srv.data_dir.mkdir()
+    srv.start()
+    try:
+        alice = User(tmp_path / "alice", srv)
+        assert alice.login(srv.add_user("alice", "acme")).returncode == 0
+        alice.write("exp.yaml", HELLO)
+        alice.write("mode/mode.txt", "pass\n")
+        assert alice.axp("local", "run", "exp.yaml").returncode == 0  # uploaded
+        name = database.rsplit("/", 1)[1]
+        for _ in range(2):  # each loss, not only the first
+            with psycopg.connect(os.environ.get(PG_ADMIN_ENV, PG_ADMIN_DEFAULT),
+                                 autocommit=True) as admin:
+                ended = admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()", (name,)).fetchall()
+            assert ended and all(row[0] for row in ended)
+            listed = alice.axp("runs", "list", "--json")
+            assert listed.returncode == 0, listed.stderr + srv.logs()
+            assert [r["status"] for r in json.loads(listed.stdout)] == ["pass"]
+            status = alice.axp("auth", "status")
+            assert status.returncode == 0 and "as alice" in status.stdout, status.stderr
+    finally:
+        srv.stop()
+        next(databases, None)  # drops the database
+
+
 def test_remote_run_watch_detach_and_cancel(server, tmp_path, docker_client):
     alice = User(tmp_path / "alice", server)
     assert alice.login(server.add_user("alice", "acme")).returncode == 0
