@@ -563,6 +563,13 @@ OTHER_APIS = {
     "codex": ("gpt-5.2", "openai-responses", "OPENAI_API_KEY", "OPENAI_BASE_URL", "/v1"),
     "gemini": ("gemini-2.5-flash", "gemini", "GEMINI_API_KEY", "GOOGLE_GEMINI_BASE_URL", ""),
 }
+# A model call of each, as its client sends it to the server's /gateway.
+API_CALLS = {
+    "openai-responses": ("/v1/responses", {"authorization": "Bearer {token}"},
+                         {"model": "gpt-5.2", "input": "hi"}),
+    "gemini": ("/v1beta/models/gemini-2.5-flash:generateContent", {"x-goog-api-key": "{token}"},
+               {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}),
+}
 AGENT_EXPERIMENT = """
 schema_version: 2
 id: managed
@@ -597,6 +604,15 @@ def test_managed_model_access_for_every_model_api(sqlite_server, tmp_path, agent
     assert alice.login(token).returncode == 0
     alice.write("exp.yaml", AGENT_EXPERIMENT.replace("AGENT", agent).replace("MODEL", model))
     script = ModelScript.load(alice.write("model.yaml", SHELL_SCRIPT))
+    # The organisation has no key for this API yet (a Messages key does not stand in): the
+    # call is refused in the API's own shape, naming the secret to set, and nothing is metered.
+    assert server.admin("secret", "set", "ANTHROPIC_API_KEY", "--org", "acme",
+                        stdin="sk-ant-not-for-this-api\n").returncode == 0
+    path, headers, body = API_CALLS[api]
+    refused = httpx.post(server.url + "/gateway" + path, json=body, headers={
+        k: v.format(token=token) for k, v in headers.items()})
+    assert refused.status_code in (400, 402), refused.text
+    assert f"has no {key_secret}" in refused.json()["error"]["message"]
     with ModelGateway(bind_host="127.0.0.1", api_key="unused") as upstream:
         # The scripted upstream speaks the agent's API and accepts the organisation's key only.
         up = upstream.open_run("upstream", bodies_dir=tmp_path / "up-bodies",
