@@ -40,6 +40,7 @@ from .store import (
     UPLOADING,
     Store,
     User,
+    bundle_of,
 )
 from .worker import OUTPUT, Workers
 
@@ -150,6 +151,8 @@ async def cancel_run(request: Request) -> Response:
                         "AND run_id = ? AND state = ?", (CANCELLED, "cancelled before it started",
                                                          time.time(), user.org,
                                                          row["run_id"], QUEUED)):
+        await run_in_threadpool(store.release_bundles, user.org,
+                                [bundle_of(row["request"]) or ""])
         return JSONResponse({"state": CANCELLED})
     if row["state"] == RUNNING:
         store.update_run(user.org, str(row["run_id"]), cancel_requested=1)
@@ -584,6 +587,8 @@ def create_app(data_dir: Path, database_url: str | None = None, workers: int = 2
     for org, run_id in interrupted:
         print(f"axp server: run {run_id} ({org}) was interrupted by a stop of the server; "
               "`axp runs resume` runs what is missing", flush=True)
+    for org in store.orgs():  # bundles of runs that ended as the server stopped
+        store.release_bundles(org)
     pool = Workers(store, workers)
     gateway = ManagedGateway(store)
 

@@ -7,6 +7,7 @@ few workers, not a web shop's.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -51,10 +52,12 @@ def is_postgres(url: str | None) -> bool:
 
 
 class Database:
-    def __init__(self, conn: Any, postgres: bool, where: str) -> None:
+    def __init__(self, conn: Any, postgres: bool, where: str, url: str | None = None) -> None:
         self._conn = conn
         self._pg = postgres
+        self._url = url  # to connect again when PostgreSQL dropped the connection
         self._lock = threading.RLock()
+        self._in_transaction = False
         self.where = where  # for messages: a path, or the URL without its password
 
     @classmethod
@@ -71,7 +74,7 @@ class Database:
             except psycopg.Error as e:
                 raise DatabaseError(f"cannot connect to {_hide_password(url)}: "
                                     f"{' '.join(str(e).split())}") from None
-            db = cls(pg, True, _hide_password(url))
+            db = cls(pg, True, _hide_password(url), url)
         elif url:
             raise DatabaseError(f"--database-url {_hide_password(url)}: give a postgresql:// "
                                 "URL (leave it out for SQLite under --data-dir)")
@@ -95,15 +98,40 @@ class Database:
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s") if self._pg else sql
 
+    def _lost(self) -> bool:
+        """PostgreSQL closed the connection (restarted, or an admin ended the session)."""
+        return self._pg and bool(getattr(self._conn, "broken", False) or self._conn.closed)
+
+    def _reconnect(self) -> None:
+        import psycopg
+
+        with contextlib.suppress(Exception):
+            self._conn.close()
+        assert self._url is not None
+        self._conn = psycopg.connect(self._url, autocommit=True)
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """One statement. A connection found lost is made again and the statement sent once
+        more, unless it was part of a transaction: that one is lost, the next works."""
+        if self._lost():
+            self._reconnect()
+        try:
+            return self._conn.execute(self._sql(sql), tuple(params))
+        except Exception:
+            if self._in_transaction or not self._lost():
+                raise
+        self._reconnect()
+        return self._conn.execute(self._sql(sql), tuple(params))
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; the number of rows it changed."""
         with self._lock:
-            cur = self._conn.execute(self._sql(sql), tuple(params))
+            cur = self._execute(sql, params)
             return int(cur.rowcount or 0)
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self._lock:
-            cur = self._conn.execute(self._sql(sql), tuple(params))
+            cur = self._execute(sql, params)
             names = [d[0] for d in cur.description or ()]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
@@ -114,13 +142,18 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         with self._lock:
-            self._conn.execute("BEGIN")
+            self._execute("BEGIN")
+            self._in_transaction = True
             try:
                 yield
+                # never sent again on a new connection: there it would commit nothing
+                self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                if not self._lost():
+                    self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
+            finally:
+                self._in_transaction = False
 
     def migrate(self) -> None:
         with self._lock:

@@ -4,8 +4,10 @@ with the organisation's key, which never leaves the server.
 The caller's key is their axp token (the local gateway of `axp local run
 --managed-model-access` forwards here with it). Each call goes through the model gateway's own
 forwarding (`gateway.calls.serve_call`: streaming, usage, cost), with the organisation's
-upstream and key from its server secrets (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, ...), and
-what it used is written to the database for that user. Bodies are not kept on the server.
+upstream and key from its server secrets, the ones of the API the path belongs to
+(ANTHROPIC_API_KEY/ANTHROPIC_BASE_URL, OPENAI_API_KEY/OPENAI_BASE_URL,
+GEMINI_API_KEY/GOOGLE_GEMINI_BASE_URL), and what it used is written to the database for
+that user. Bodies are not kept on the server.
 """
 
 from __future__ import annotations

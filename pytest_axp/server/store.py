@@ -6,16 +6,21 @@ in the layout `axp local run` writes (so the query code reads them unchanged):
     DATA_DIR/orgs/<org>/runs/<run-id>/        complete run folders (what the dashboard serves)
     DATA_DIR/orgs/<org>/derived/<run-id>/     the query tables' Parquet cache
     DATA_DIR/orgs/<org>/uploads/<run-id>/     an upload under way (never listed)
-    DATA_DIR/orgs/<org>/jobs/<run-id>/        a remote run's experiment bundle and output
+    DATA_DIR/orgs/<org>/jobs/<run-id>/        a remote run's output
+    DATA_DIR/orgs/<org>/bundles/<bundle-id>/  the experiment and files sent for remote runs,
+                                              kept while one of its runs may still run
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets as _secrets
+import shutil
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +35,8 @@ TOKEN_PREFIX = "axp_"
 UPLOADING, QUEUED, RUNNING, DONE = "uploading", "queued", "running", "done"
 CANCELLED, INTERRUPTED = "cancelled", "interrupted"
 FINISHED = (DONE, CANCELLED, INTERRUPTED)
+# A remote run in these states may run (again): its bundle is still needed.
+NEEDS_BUNDLE = (QUEUED, RUNNING, INTERRUPTED)
 
 
 class StoreError(ValueError):
@@ -79,6 +86,30 @@ class Store:
 
     def jobs_dir(self, org: str) -> Path:
         return self.org_dir(org) / "jobs"
+
+    def bundles_dir(self, org: str) -> Path:
+        return self.org_dir(org) / "bundles"
+
+    def release_bundles(self, org: str, bundle_ids: Iterable[str] | None = None) -> list[str]:
+        """Remove the bundles (given, or of every finished remote run) that no run still needs:
+        a queued, running or interrupted (resumable) run keeps its bundle. The removed ids."""
+        needed: set[str] = set()
+        finished: set[str] = set()
+        for row in self.db.all("SELECT state, request FROM runs WHERE org = ? AND kind = ?",
+                               (org, "remote")):
+            bundle = bundle_of(row["request"])
+            if bundle:
+                (needed if row["state"] in NEEDS_BUNDLE else finished).add(bundle)
+        removed = []
+        for bundle in sorted(set(bundle_ids) if bundle_ids is not None else finished):
+            path = self.bundles_dir(org) / bundle
+            if bundle not in needed and _NAME.fullmatch(bundle) and path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(bundle)
+        return removed
+
+    def orgs(self) -> list[str]:
+        return [str(r["name"]) for r in self.db.all("SELECT name FROM orgs", ())]
 
     # -- users and tokens --------------------------------------------------------------------
 
@@ -212,3 +243,12 @@ class Store:
             (user.name,))
         assert row is not None
         return {k: (float(v) if k == "cost_usd" else int(v)) for k, v in row.items()}
+
+
+def bundle_of(request: Any) -> str | None:
+    """The bundle id a remote run's request names (None for anything else)."""
+    try:
+        bundle = json.loads(request)["bundle"] if request else None
+    except (ValueError, TypeError, KeyError):
+        return None
+    return bundle if isinstance(bundle, str) else None

@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from ..runs import read_run
 from ..secrets import Redactor
-from .store import CANCELLED, DONE, INTERRUPTED, Store
+from .store import CANCELLED, DONE, INTERRUPTED, Store, bundle_of
 
 POLL_SECONDS = 0.5
 OUTPUT = "output.log"
@@ -122,6 +122,7 @@ class Workers:
                 print(f"axp server: run {row['run_id']}: {e}", file=sys.stderr)
                 self.store.update_run(row["org"], row["run_id"], state=DONE, status="error",
                                       message=f"the server could not run it: {e}")
+                self.store.release_bundles(str(row["org"]), [bundle_of(row["request"]) or ""])
 
     def _run(self, row: dict[str, Any]) -> None:
         org, run_id = str(row["org"]), str(row["run_id"])
@@ -167,6 +168,8 @@ class Workers:
             state, message = DONE, None
         self.store.update_run(org, run_id, state=state, status=status,
                               exit_code=proc.returncode, message=message)
+        # Only an interrupted run can run again: what was sent for it is kept for its resume.
+        self.store.release_bundles(org, [request["bundle"]])
 
     def _cancel_requested(self, org: str, run_id: str) -> bool:
         row = self.store.run(org, run_id)

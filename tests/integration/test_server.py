@@ -22,6 +22,9 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_experiments"
 PG_ADMIN_ENV = "AXP_TEST_POSTGRES_URL"
 PG_ADMIN_DEFAULT = "postgresql://axp:axp@127.0.0.1:5432/postgres"
+# No key or endpoint of the machine's reaches a user or the server.
+PROVIDER_VARIABLES = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_API_KEY",
+                      "OPENAI_BASE_URL", "GEMINI_API_KEY", "GOOGLE_GEMINI_BASE_URL")
 
 HELLO = """
 schema_version: 2
@@ -79,7 +82,7 @@ def free_port() -> int:
 
 def base_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith("PYTEST_") and k not in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")}
+           if not k.startswith("PYTEST_") and k not in PROVIDER_VARIABLES}
     env["AXP_NO_REAP"] = "1"
     return env
 
@@ -242,6 +245,17 @@ def wait_for_file(path: Path, seconds: float = 240) -> None:
         time.sleep(0.5)
 
 
+def wait_for_bundles(server: Server, org: str, count: int, seconds: float = 60) -> None:
+    """A run's bundle goes just after its end is recorded: wait for what is left to be
+    `count` bundles."""
+    root = server.data_dir / "orgs" / org / "bundles"
+    deadline = time.monotonic() + seconds
+    while len(list(root.iterdir()) if root.is_dir() else []) != count:
+        if time.monotonic() > deadline:
+            pytest.fail(f"{root}: {sorted(p.name for p in root.iterdir())}, not {count}")
+        time.sleep(0.2)
+
+
 # -- accounts --------------------------------------------------------------------------------
 
 def test_login_status_logout_and_a_wrong_token(server, tmp_path):
@@ -365,6 +379,39 @@ def test_a_half_uploaded_run_is_never_listed(server, tmp_path):
 
 # -- remote runs ------------------------------------------------------------------------------
 
+def test_a_lost_postgresql_connection_is_made_again(tmp_path, docker_client):
+    """PostgreSQL restarted, or an admin ended the server's sessions: the next request
+    connects again instead of failing until the server is restarted."""
+    import psycopg
+
+    database = next(databases := _postgres_database())
+    srv = Server(tmp_path / "server-data", database)
+    srv.data_dir.mkdir()
+    srv.start()
+    try:
+        alice = User(tmp_path / "alice", srv)
+        assert alice.login(srv.add_user("alice", "acme")).returncode == 0
+        alice.write("exp.yaml", HELLO)
+        alice.write("mode/mode.txt", "pass\n")
+        assert alice.axp("local", "run", "exp.yaml").returncode == 0  # uploaded
+        name = database.rsplit("/", 1)[1]
+        for _ in range(2):  # each loss, not only the first
+            with psycopg.connect(os.environ.get(PG_ADMIN_ENV, PG_ADMIN_DEFAULT),
+                                 autocommit=True) as admin:
+                ended = admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()", (name,)).fetchall()
+            assert ended and all(row[0] for row in ended)
+            listed = alice.axp("runs", "list", "--json")
+            assert listed.returncode == 0, listed.stderr + srv.logs()
+            assert [r["status"] for r in json.loads(listed.stdout)] == ["pass"]
+            status = alice.axp("auth", "status")
+            assert status.returncode == 0 and "as alice" in status.stdout, status.stderr
+    finally:
+        srv.stop()
+        next(databases, None)  # drops the database
+
+
 def test_remote_run_watch_detach_and_cancel(server, tmp_path, docker_client):
     alice = User(tmp_path / "alice", server)
     assert alice.login(server.add_user("alice", "acme")).returncode == 0
@@ -378,6 +425,8 @@ def test_remote_run_watch_detach_and_cancel(server, tmp_path, docker_client):
     run_id = res.stdout.splitlines()[0].split()[1]
     assert f"run {run_id}: pass" in res.stdout
     assert "default  pass" in res.stdout  # the engine's own table, streamed
+    wait_for_bundles(server, "acme", 0)  # what was sent for a finished run is not kept
+    assert (server.data_dir / "orgs" / "acme" / "jobs" / run_id / "output.log").is_file()
     status = alice.axp("runs", "status", run_id)
     assert status.stdout.splitlines() == [f"run {run_id}: pass", "  default: pass"]
     # Downloaded and uploaded back unchanged, a run made on the server is still one run.
@@ -419,6 +468,16 @@ def test_remote_run_watch_detach_and_cancel(server, tmp_path, docker_client):
     left = docker_client.containers.list(all=True, filters={"label": f"axp.run_id={cancel_id}"})
     assert left == []
     assert (runs_root / cancel_id / "variants" / "default" / "resolved-variant.yaml").is_file()
+    wait_for_bundles(server, "acme", 0)
+    # A repeat's runs share one bundle: it goes when the last of them ends.
+    queued = alice.axp("run", "slow.yaml", "--repeat", "2", "--detach").stdout.split()
+    first, second = queued[1], queued[3]
+    assert alice.axp("runs", "cancel", first).returncode == 0
+    wait_for_state(alice, first, "cancelled")
+    wait_for_bundles(server, "acme", 1)
+    assert alice.axp("runs", "cancel", second).returncode == 0
+    wait_for_state(alice, second, "cancelled")
+    wait_for_bundles(server, "acme", 0)
 
 
 def test_server_killed_mid_run_loses_nothing_and_resumes(server, tmp_path):
@@ -431,6 +490,7 @@ def test_server_killed_mid_run_loses_nothing_and_resumes(server, tmp_path):
     finished = alice.axp("run", "exp.yaml")
     assert finished.returncode == 0, finished.stdout + finished.stderr
     done_id = finished.stdout.splitlines()[0].split()[1]
+    wait_for_bundles(server, "acme", 0)
 
     alice.write("slow.yaml", SLOW)
     alice.write("wait/seconds", "20\n")
@@ -440,6 +500,7 @@ def test_server_killed_mid_run_loses_nothing_and_resumes(server, tmp_path):
     wait_for_file(runs_root / slow_id / "results" / "default" / "layout.json")
     server.stop(signal.SIGKILL)
     server.start(same_port=True)  # where alice's CLI signed in
+    wait_for_bundles(server, "acme", 1)  # the interrupted run's, for its resume
     assert "was interrupted" in server.logs()
     listed = {r["run_id"]: r for r in json.loads(alice.axp("runs", "list", "--json").stdout)}
     assert listed[done_id]["status"] == "pass" and listed[done_id]["state"] == "done"
@@ -450,6 +511,7 @@ def test_server_killed_mid_run_loses_nothing_and_resumes(server, tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
     assert f"run {slow_id}: pass" in res.stdout
     assert json.loads((runs_root / slow_id / "index.json").read_text())["run_id"] == slow_id
+    wait_for_bundles(server, "acme", 0)
 
 
 # -- managed model access ---------------------------------------------------------------------
@@ -494,6 +556,93 @@ def test_managed_model_access_keeps_the_key_on_the_server(sqlite_server, tmp_pat
     assert "3 call(s), 360 tokens in, 90 out" in status.stdout, status.stdout
     usage = server.admin("usage", "--org", "acme").stdout.splitlines()
     assert usage[2].split() == ["acme", "alice", "3", "360", "90", "$0.0024"]
+
+
+# The other model APIs: (agent, model API, key secret, base URL secret, the SDKs' form of it).
+OTHER_APIS = {
+    "codex": ("gpt-5.2", "openai-responses", "OPENAI_API_KEY", "OPENAI_BASE_URL", "/v1"),
+    "gemini": ("gemini-2.5-flash", "gemini", "GEMINI_API_KEY", "GOOGLE_GEMINI_BASE_URL", ""),
+}
+# A model call of each, as its client sends it to the server's /gateway.
+API_CALLS = {
+    "openai-responses": ("/v1/responses", {"authorization": "Bearer {token}"},
+                         {"model": "gpt-5.2", "input": "hi"}),
+    "gemini": ("/v1beta/models/gemini-2.5-flash:generateContent", {"x-goog-api-key": "{token}"},
+               {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}),
+}
+AGENT_EXPERIMENT = """
+schema_version: 2
+id: managed
+name: An agent through the server
+agents: [{name: AGENT, model: MODEL}]
+prompts: [{id: go, prompt: write the file}]
+tests:
+  application: [{name: file, script: 'grep -qx hi out.txt'}]
+limits: {max_time_seconds: 180}
+"""
+SHELL_SCRIPT = """
+turns:
+  - tool_use:
+      name: shell
+      input: {command: "echo hi > /workspace/out.txt"}
+  - text: done
+usage: {input_tokens: 100, output_tokens: 20}
+"""
+
+
+@pytest.mark.parametrize("agent", sorted(OTHER_APIS))
+def test_managed_model_access_for_every_model_api(sqlite_server, tmp_path, agent):
+    """codex (OpenAI Responses) and gemini (Gemini API): their calls go through the server
+    with the organisation's key for that API, and are metered for the user."""
+    from pytest_axp.gateway import ModelGateway, ModelScript
+
+    model, api, key_secret, url_secret, url_suffix = OTHER_APIS[agent]
+    org_key = f"org-key-{agent}-stays-on-the-server-0123456789"
+    server = sqlite_server
+    alice = User(tmp_path / "alice", server)
+    token = server.add_user("alice", "acme")
+    assert alice.login(token).returncode == 0
+    alice.write("exp.yaml", AGENT_EXPERIMENT.replace("AGENT", agent).replace("MODEL", model))
+    script = ModelScript.load(alice.write("model.yaml", SHELL_SCRIPT))
+    # The organisation has no key for this API yet (a Messages key does not stand in): the
+    # call is refused in the API's own shape, naming the secret to set, and nothing is metered.
+    assert server.admin("secret", "set", "ANTHROPIC_API_KEY", "--org", "acme",
+                        stdin="sk-ant-not-for-this-api\n").returncode == 0
+    path, headers, body = API_CALLS[api]
+    refused = httpx.post(server.url + "/gateway" + path, json=body, headers={
+        k: v.format(token=token) for k, v in headers.items()})
+    assert refused.status_code in (400, 402), refused.text
+    assert f"has no {key_secret}" in refused.json()["error"]["message"]
+    with ModelGateway(bind_host="127.0.0.1", api_key="unused") as upstream:
+        # The scripted upstream speaks the agent's API and accepts the organisation's key only.
+        up = upstream.open_run("upstream", bodies_dir=tmp_path / "up-bodies",
+                               traces_dir=tmp_path / "up-traces", trace_id="up",
+                               max_cost_usd=None, script=script, token=org_key,
+                               model_api=api)
+        for name, value in ((key_secret, org_key),
+                            (url_secret, f"http://127.0.0.1:{upstream.port}{url_suffix}")):
+            assert server.admin("secret", "set", name, "--org", "acme",
+                                stdin=value + "\n").returncode == 0
+        res = alice.axp("local", "run", "exp.yaml", "--managed-model-access")
+        upstream.close_run(up)
+        metered = up.meter.snapshot()
+    run_dirs = sorted((alice.project / ".axp" / "runs").iterdir())
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert up.meter.turns >= 2  # the scripted turns, answered for the organisation's key
+    for root in (alice.project, alice.root / "home"):
+        assert containing(root, org_key) == []
+    for run_dir in run_dirs:
+        assert containing(run_dir, token) == []
+    # What the upstream metered is what the server metered for alice.
+    calls = up.requests
+    tokens_in, tokens_out = metered["input_tokens"], metered["output_tokens"]
+    assert tokens_in >= 200 and tokens_out >= 40
+    status = alice.axp("auth", "status")
+    assert f"{calls} call(s), {tokens_in} tokens in, {tokens_out} out" in status.stdout, \
+        status.stdout
+    usage = server.admin("usage", "--org", "acme").stdout.splitlines()
+    assert usage[2].split()[:5] == ["acme", "alice", str(calls), str(tokens_in),
+                                    str(tokens_out)]
 
 
 def test_a_remote_run_stages_only_what_was_sent_with_it(sqlite_server, tmp_path):
