@@ -10,8 +10,10 @@ session mode and config options, model API), called with a context made from the
 experiment's resolved variant, so the two sides start the same program the same way.
 
 One neutral model script serves every agent: `shell` becomes each agent's own shell tool.
-Rounds alternate harness and adapter alone, so load from other users of the machine falls on
-both sides alike; the figures are medians.
+Rounds alternate harness and adapter alone (each first in every other round), so load from
+other users of the machine falls on both sides alike; the figures are medians. Each line also
+gives the medians from start to the prompt's result: the rest is the adapter's exit after its
+stdin closes (both sides wait EXIT_GRACE_SECONDS for it, then kill it).
 
     python benchmarks/bench_acp_overhead.py [--rounds N] [--agents claude,codex,gemini]
 """
@@ -216,13 +218,21 @@ def main() -> None:
                 harness_once(folder, name)  # warm-up: images, caches
                 adapter_once(agent, variant, image, gateway, folder)
                 harness, alone = [], []
-                for _ in range(args.rounds):
-                    harness.append(harness_once(folder, name))
-                    alone.append(adapter_once(agent, variant, image, gateway, folder))
+                for i in range(args.rounds):
+                    # Each side goes first in every other round: the engine's clean-up
+                    # after a run falls on both alike.
+                    for side in ((0, 1) if i % 2 == 0 else (1, 0)):
+                        if side == 0:
+                            harness.append(harness_once(folder, name))
+                        else:
+                            alone.append(adapter_once(agent, variant, image, gateway, folder))
                 h, a = (statistics.median(t for t, _ in harness),
                         statistics.median(t for t, _ in alone))
+                hr, ar = (statistics.median(r for _, r in harness),
+                          statistics.median(r for _, r in alone))
                 line = (f"{name:<7} harness {h:6.2f} s, adapter alone {a:6.2f} s, "
-                        f"overhead {h - a:+.2f} s ({h / a:.2f}x)")
+                        f"overhead {h - a:+.2f} s ({h / a:.2f}x); to the result "
+                        f"{hr:.2f} s against {ar:.2f} s")
                 lines.append(line)
                 print(line, flush=True)
                 # Per round, total/to-result: where the time went and how much it varied.
