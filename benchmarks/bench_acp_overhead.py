@@ -13,7 +13,7 @@ One neutral model script serves every agent: `shell` becomes each agent's own sh
 Rounds alternate harness and adapter alone (each first in every other round), so load from
 other users of the machine falls on both sides alike; the figures are medians. Each line also
 gives the medians from start to the prompt's result: the rest is the adapter's exit after its
-stdin closes (both sides wait EXIT_GRACE_SECONDS for it, then kill it).
+stdin closes (both sides wait the agent's exit_grace_seconds for it, then kill it).
 
     python benchmarks/bench_acp_overhead.py [--rounds N] [--agents claude,codex,gemini]
 """
@@ -36,7 +36,7 @@ from typing import Any, cast
 import docker
 from docker.models.containers import Container
 
-from pytest_axp.agents.acp import EXIT_GRACE_SECONDS, AcpAgent, GatewayAccess, permission_answer
+from pytest_axp.agents.acp import AcpAgent, GatewayAccess, permission_answer
 from pytest_axp.agents.acp_client import PROTOCOL_VERSION
 from pytest_axp.agents.base import AgentContext
 from pytest_axp.agents.registry import agent_image, installed_registry
@@ -173,7 +173,7 @@ def adapter_once(agent: AcpAgent, variant: ResolvedVariant, image: str,
         to_result = time.perf_counter() - start
         stdin.close()
         try:  # the harness also gives the adapter this long to exit, then kills it
-            proc.wait(EXIT_GRACE_SECONDS)
+            proc.wait(agent.exit_grace_seconds)
         except subprocess.TimeoutExpired:
             pass
         return time.perf_counter() - start, to_result

@@ -222,6 +222,10 @@ class AcpAgent:
     client_capabilities: ClassVar[dict[str, Any]] = {
         "fs": {"readTextFile": False, "writeTextFile": False}, "terminal": False}
 
+    # After the prompt's result and stdin's end, how long the adapter may take to exit before
+    # it is stopped (an adapter that never exits on its own sets it short).
+    exit_grace_seconds: ClassVar[float] = EXIT_GRACE_SECONDS
+
     # -- hooks ---------------------------------------------------------------------------
 
     def image_layer(self) -> ImageLayer | None:
@@ -436,7 +440,7 @@ class AcpAgent:
         except SandboxError as e:
             state.error = str(e)
         process.close_stdin()
-        if process.wait(EXIT_GRACE_SECONDS) is None and not conn.closed.is_set():
+        if process.wait(self.exit_grace_seconds) is None and not conn.closed.is_set():
             process.kill()
             process.wait(EXIT_GRACE_SECONDS)
         return None
@@ -455,7 +459,7 @@ class AcpAgent:
             process.kill()
         else:
             process.close_stdin()
-            if process.wait(EXIT_GRACE_SECONDS) is None:
+            if process.wait(self.exit_grace_seconds) is None:
                 process.kill()
         process.wait(EXIT_GRACE_SECONDS)
 
