@@ -99,6 +99,11 @@ def memory_bytes(text: str) -> int:
     return int(float(m.group(1)) * _UNITS[m.group(2)])
 
 
+# --jobs auto admits no further sandbox to an engine (that runs some already) while its host
+# has more runnable processes than this per CPU.
+MAX_LOAD_PER_CPU = 2.0
+
+
 @dataclass(frozen=True)
 class Room:
     """An engine's capacity, and what the sandboxes already there declared."""
@@ -108,10 +113,18 @@ class Room:
     used_cpus: float = 0.0
     used_memory: int = 0
     sandboxes: int = 0
+    # Runnable processes per CPU over the last minute, where the engine's host is this one
+    # (None: not known, e.g. a remote engine).
+    load: float | None = None
 
     def fits(self, cpus: float, memory: int) -> bool:
         return (self.used_cpus + cpus <= self.cpus + 1e-9
                 and self.used_memory + memory <= self.memory)
+
+    def busy(self) -> bool:
+        """Too loaded to admit one more while it already runs sandboxes of ours (start-ups
+        are CPU spikes: declared limits alone would let them pile up)."""
+        return self.sandboxes > 0 and self.load is not None and self.load > MAX_LOAD_PER_CPU
 
     def free_share(self) -> float:
         """The scarcer of the two resources, as a share of the engine left free."""
@@ -127,14 +140,15 @@ class Room:
 
 def choose(rooms: Sequence[Room], cpus: float, memory: int, wait: bool) -> int | None:
     """Index of the engine for a sandbox of these limits: the one with the most free room
-    among those it fits. None means wait (only with `wait`): nothing fits now, and every
-    engine already holds something that will go. Without `wait` an over-full pool still
+    among those it fits (with `wait`, also among those whose load allows one more). None
+    means wait (only with `wait`): nothing fits now, and every engine already holds
+    something that will go. Without `wait` an over-full pool still
     places (on the roomiest engine): a fixed --jobs decides concurrency then."""
     if not rooms:
         return None
     order = sorted(range(len(rooms)), key=lambda i: (-rooms[i].free_share(), i))
     for i in order:
-        if rooms[i].fits(cpus, memory):
+        if rooms[i].fits(cpus, memory) and not (wait and rooms[i].busy()):
             return i
     if not wait:
         return order[0]
@@ -234,7 +248,17 @@ class Engine:
             raise SandboxError(f"engine {self.display}: {e}") from None
         cpus, memory, count = used_by(listed)
         names = {n.lstrip("/") for c in listed for n in c.get("Names") or []}
-        return Room(self._capacity[0], self._capacity[1], cpus, memory, count), names
+        return Room(self._capacity[0], self._capacity[1], cpus, memory, count,
+                    self._load()), names
+
+    def _load(self) -> float | None:
+        # An engine on a unix socket runs on this host: the host's load is its load.
+        if urlsplit(self.url).scheme != "unix":
+            return None
+        try:
+            return os.getloadavg()[0] / (os.cpu_count() or 1)
+        except OSError:
+            return None
 
     @property
     def forwarded(self) -> bool:

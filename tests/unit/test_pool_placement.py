@@ -76,6 +76,22 @@ def test_a_full_pool_waits_with_auto_and_overcommits_with_a_fixed_jobs():
     assert choose(rooms, 1, G, wait=False) == 1
 
 
+def test_jobs_auto_admits_no_more_where_the_load_does_not_allow():
+    hot = Room(8, 16 * G, used_cpus=1, used_memory=G, sandboxes=1, load=3.5)
+    cool = Room(8, 16 * G, used_cpus=2, used_memory=2 * G, sandboxes=2, load=0.4)
+    assert hot.busy() and not cool.busy()
+    # The roomier engine is too busy: the other one takes it.
+    assert choose([hot, cool], 1, G, wait=True) == 1
+    # Every engine busy: --jobs auto waits; a fixed --jobs places by room alone.
+    assert choose([hot, Room(8, 16 * G, sandboxes=1, load=9.0)], 1, G, wait=True) is None
+    assert choose([hot, cool], 1, G, wait=False) == 0
+    # An engine with none of ours is never too busy (the pool never stalls), nor is one
+    # whose load is not known (a remote engine).
+    assert choose([Room(8, 16 * G, load=9.0)], 1, G, wait=True) == 0
+    assert choose([Room(8, 16 * G, sandboxes=3, used_cpus=3, used_memory=3 * G)], 1, G,
+                  wait=True) == 0
+
+
 def test_a_sandbox_larger_than_any_engine_still_goes_to_an_empty_one():
     rooms = [Room(2, 8 * G, used_cpus=1, used_memory=G, sandboxes=1), Room(2, 8 * G)]
     assert choose(rooms, 4, G, wait=True) == 1
