@@ -123,6 +123,7 @@ class SessionState:
     timed_out: bool = False
     error: str | None = None
     stopping: bool = False
+    killed: bool = False  # the harness stopped the adapter: its exit code is not its own
 
     def note_update(self, params: Mapping[str, Any]) -> None:
         update = params.get("update")
@@ -185,10 +186,9 @@ def exit_code_of(state: SessionState, process_code: int | None) -> int | None:
     """0 when the prompt ended by itself (`end_turn`) and nothing stopped it, else 1 (or
     the adapter's own non-zero exit code when it died without answering)."""
     result = state.prompt_result
-    if result is None:
-        return process_code if process_code not in (None, 0) else 1
-    if state.stopped_reason or state.error:
-        return 1
+    if state.stopped_reason or state.error or result is None:
+        died = result is None and not state.killed and process_code not in (None, 0)
+        return process_code if died else 1
     return 0 if result.get("stopReason") == "end_turn" else 1
 
 
@@ -441,7 +441,8 @@ class AcpAgent:
             state.error = str(e)
         process.close_stdin()
         if process.wait(self.exit_grace_seconds) is None and not conn.closed.is_set():
-            process.kill()
+            state.killed = True
+            process.kill(timed_out=False)
             process.wait(EXIT_GRACE_SECONDS)
         return None
 
@@ -455,12 +456,15 @@ class AcpAgent:
                 state.prompt_result = prompt.result(CANCEL_GRACE_SECONDS)
             except (TimeoutError, AcpError, AcpClosed):
                 pass
+        state.killed = True  # unless it exits by itself below
         if state.timed_out or state.prompt_result is None:
-            process.kill()
+            process.kill(timed_out=state.timed_out)
         else:
             process.close_stdin()
             if process.wait(self.exit_grace_seconds) is None:
-                process.kill()
+                process.kill(timed_out=False)
+            else:
+                state.killed = False
         process.wait(EXIT_GRACE_SECONDS)
 
 

@@ -112,8 +112,10 @@ class SandboxProcess(Protocol):
 
     def close_stdin(self) -> None: ...
 
-    def kill(self) -> None:
-        """Stop it now (TERM, a short grace, KILL); harmless once it has ended."""
+    def kill(self, timed_out: bool = True) -> None:
+        """Stop it now (TERM, a short grace, KILL); harmless once it has ended. Its command
+        record says `timed_out` unless the caller says it was stopped for another reason
+        (e.g. an adapter that does not exit once its work is done)."""
         ...
 
     def wait(self, timeout: float | None = None) -> int | None:

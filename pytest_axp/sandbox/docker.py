@@ -416,10 +416,10 @@ class DockerProcess:
         except OSError:
             pass
 
-    def kill(self) -> None:
+    def kill(self, timed_out: bool = True) -> None:
         if not self._reader.is_alive():
             return
-        self._rec.timed_out = True
+        self._rec.timed_out = timed_out
         # With stdin still open the engine keeps the stream open after the process ends.
         self.close_stdin()
         self._sandbox._signal_user_processes(self._user, "TERM")

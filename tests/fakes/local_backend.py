@@ -224,8 +224,8 @@ class LocalProcess:
             except OSError:
                 pass
 
-    def kill(self) -> None:
-        self._rec.timed_out = True
+    def kill(self, timed_out: bool = True) -> None:
+        self._rec.timed_out = timed_out
         _kill_group(self._proc.pid)
 
     def wait(self, timeout: float | None = None) -> int | None:

@@ -126,3 +126,54 @@ def test_max_cost_stops_codex_after_the_call_that_passed_it(codex_project):
     answers = [json.loads(p.read_text()) for p in sorted(bodies.glob("*.response.json"))]
     answered = [a["seq"] for a in answers if not a.get("refused")]
     assert answered == [1, 2], answers
+
+
+NEVER = """
+schema_version: 2
+id: codex-limits
+name: Codex limits
+agents: [{name: codex, model: gpt-5.2}]
+prompts: [{id: go, prompt: keep going}]
+tests: {application: [{name: never, script: 'test ! -e never.txt'}]}
+limits: LIMITS
+"""
+
+
+def _limits_run(project, limits: str, script: str):
+    project.write("exp.yaml", NEVER.replace("LIMITS", limits))
+    project.write("model.yaml", script)
+    project.axp("local", "run", "exp.yaml", "--model-script", "model.yaml")
+    run = project.only_run()
+    return summary(run, "default"), run.results("default")
+
+
+def test_max_turns_stops_codex(codex_project):
+    s, res_dir = _limits_run(codex_project, "{max_turns: 2, max_time_seconds: 180}", """
+turns:
+  - tool_use: {name: shell, input: {command: "echo 1"}}
+  - tool_use: {name: shell, input: {command: "echo 2"}}
+  - tool_use: {name: shell, input: {command: "touch never.txt"}}
+  - text: done
+""")
+    # The gateway refuses the third turn: the file is never made, the test passes.
+    assert s["agent"]["stopped_reason"] == "max_turns reached: 2", s["agent"]
+    assert s["agent"]["turns"] == 2 and s["agent"]["exit_code"] == 1
+    assert s["status"] == "pass"
+    assert "touch never.txt" not in res_dir.agent_trace.read_text()
+
+
+def test_max_time_is_a_timeout_for_codex(codex_project):
+    # codex returns from a long command after a while and goes on with it in the background:
+    # turn after turn of sleeping keeps it busy past the limit.
+    s, _ = _limits_run(codex_project, "{max_time_seconds: 20}", """
+turns:
+  - tool_use: {name: shell, input: {command: "sleep 60; touch never.txt"}}
+  - tool_use: {name: shell, input: {command: "sleep 60"}}
+  - tool_use: {name: shell, input: {command: "sleep 60"}}
+  - tool_use: {name: shell, input: {command: "sleep 60"}}
+  - tool_use: {name: shell, input: {command: "sleep 60"}}
+  - tool_use: {name: shell, input: {command: "sleep 60"}}
+  - text: done
+""")
+    assert s["status"] == "timeout", s
+    assert s["agent"]["timed_out"] is True

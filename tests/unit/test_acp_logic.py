@@ -104,6 +104,12 @@ def test_outcome_falls_back_to_the_gateway_when_the_session_was_cut():
     limited = SessionState(prompt_result={"stopReason": "end_turn"},
                            stopped_reason="max_turns reached: 2")
     assert exit_code_of(limited, 0) == 1
+    # The prompt answered with an error after a refused turn, and the harness stopped the
+    # adapter: 143 is ours, not the adapter's.
+    refused = SessionState(error="session/prompt failed: Internal error", killed=True,
+                           stopped_reason="max_turns reached: 2")
+    assert exit_code_of(refused, 143) == 1
+    assert exit_code_of(SessionState(killed=True), 143) == 1
 
 
 def test_suggestion_mode_request_consumes_no_turn():
