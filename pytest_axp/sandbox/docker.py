@@ -202,7 +202,7 @@ class DockerSandbox:
                 rec.extra["error"] = f"could not start: {e}"
                 raise SandboxError(f"command {rec.id} ({phase} {name}) could not start: "
                                    f"{e}") from None
-            raw = cast(socket.socket, getattr(sock, "_sock", sock))  # SocketIO wraps one
+            raw = _attached(sock)
             raw.settimeout(None)  # a silent agent is not an error; our deadline is below
             reader = threading.Thread(
                 target=_pump, args=(raw, out_path, err_path, counts, self.commands.redactor,
@@ -347,7 +347,7 @@ class DockerProcess:
         self._rec = rec
         self._exec_id = exec_id
         self._sock = sock
-        self._raw = cast(socket.socket, getattr(sock, "_sock", sock))
+        self._raw = _attached(sock)
         self._raw.settimeout(None)
         self._user = user
         self._started = started
@@ -600,6 +600,49 @@ def _pump(raw: socket.socket, out_path: Path, err_path: Path, counts: list[int],
                 if counts[index] > limit:
                     sink.write(f"\n[axp: output cut at {limit} bytes; "
                                f"{counts[index] - limit} more were dropped]\n".encode())
+
+
+class _Prefixed:
+    """A socket whose first bytes were already read by someone else: `recv` returns those
+    first, everything else goes to the socket."""
+
+    def __init__(self, raw: socket.socket, early: bytes) -> None:
+        self._raw = raw
+        self._early = early
+
+    def recv(self, n: int) -> bytes:
+        if self._early:
+            chunk, self._early = self._early[:n], self._early[n:]
+            return chunk
+        return self._raw.recv(n)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+
+def _attached(sock: _Closable) -> socket.socket:
+    """The socket of an exec started with socket=True, for reading its framed output.
+
+    The SDK hands over the socket under the HTTP response's buffered reader, which read the
+    upgrade's headers in chunks: output that arrived with them (a quick command on a loaded
+    engine, about one exec in a hundred measured here) sits in that reader's buffer, and
+    reading the socket alone loses it. Those bytes are taken first."""
+    raw = cast(socket.socket, getattr(sock, "_sock", sock))  # SocketIO wraps one
+    response = getattr(sock, "_response", None)
+    reader = getattr(getattr(getattr(response, "raw", None), "_fp", None), "fp", None)
+    read1 = getattr(reader, "read1", None)
+    # Only a plain socket can be asked without blocking (an ssh transport's is a pipe).
+    if type(raw) is not socket.socket or read1 is None:
+        return raw
+    timeout = raw.gettimeout()
+    raw.setblocking(False)
+    try:
+        early = read1(1 << 16) or b""
+    except (BlockingIOError, OSError, ValueError):
+        early = b""
+    finally:
+        raw.settimeout(timeout)
+    return cast(socket.socket, _Prefixed(raw, early)) if early else raw
 
 
 def _recv_exact(raw: socket.socket, n: int) -> bytes | None:
