@@ -89,3 +89,26 @@ def _holder_pid(path: Path) -> int | None:
             return pid
         time.sleep(0.05)
     return None
+
+
+def holder_alive(runs_dir: Path, ulid: str) -> bool:
+    """Whether a live process holds the run of `ulid` (it is being written). The lock file
+    is only read, never locked: a reader must not make a writer wait."""
+    try:
+        data = json.loads(lock_path(runs_dir, ulid).read_text() or "null")
+    except (OSError, ValueError):
+        return False
+    return process_alive(data.get("pid") if isinstance(data, dict) else None)
+
+
+def process_alive(pid: object) -> bool:
+    """Whether `pid` (as read from a lock, state file or label) names a running process."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True

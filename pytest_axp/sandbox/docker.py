@@ -17,6 +17,7 @@ import docker
 from docker.errors import APIError, DockerException, NotFound
 
 from ..record.commands import CommandLog
+from ..runlock import process_alive
 from ..secrets import Redactor
 from .base import (
     AGENT_UID,
@@ -672,16 +673,6 @@ def remove_containers(label_filters: Mapping[str, str],
     return removed
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
-
-
 def orphaned_containers(cli: docker.DockerClient | None = None) -> list[Container]:
     """Containers of this tool whose owner process, on this host, is gone (as listed:
     labels, names and state are in `.attrs`, no inspect per container)."""
@@ -696,7 +687,7 @@ def orphaned_containers(cli: docker.DockerClient | None = None) -> list[Containe
             pid = int(labels.get(LABEL_OWNER_PID, ""))
         except ValueError:
             continue
-        if not _pid_alive(pid):
+        if not process_alive(pid):
             found.append(c)
     return found
 

@@ -17,6 +17,7 @@ from ..record.commands import phase_under_way
 from ..record.jsonio import read_json
 from ..record.layout import RunPaths
 from ..record.summary import tail
+from ..runlock import holder_alive
 from ..runs import RunRow, read_run, run_status, split_run_id
 
 FINAL = ("pass", "fail", "timeout", "error")
@@ -61,29 +62,11 @@ def last_line(text: str) -> str:
 # -- run state ----------------------------------------------------------------------------
 
 def is_live(runs_dir: Path, run_id: str) -> bool:
-    """A process holds the run's lock (pytest_axp.runlock) and is alive: it is being written.
-    The lock file is only read, never locked: a viewer must not make a writer wait."""
+    """A process holds the run's lock (pytest_axp.runlock) and is alive: it is being written."""
     _, ulid = split_run_id(run_id)
     if not ulid:
         return False
-    try:
-        data = json.loads((runs_dir / f".{ulid}.lock").read_text() or "null")
-    except (OSError, ValueError):
-        return False
-    return process_alive(data.get("pid") if isinstance(data, dict) else None)
-
-
-def process_alive(pid: Any) -> bool:
-    """Whether `pid` (as read from a state or lock file) names a running process."""
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
+    return holder_alive(runs_dir, ulid)
 
 
 def why(summary: dict[str, Any]) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..record.jsonio import read_json, write_atomic
-from .data import process_alive
+from ..runlock import process_alive
 
 STATE_FILE = ".viewer.json"   # beside the run folders; a dot name is no run
 DEFAULT_PORT = 8765
