@@ -221,6 +221,10 @@ class Engine:
         try:
             probe = docker.APIClient(base_url=self.url, timeout=5,
                                      use_ssh_client=self.url.startswith("ssh://"))
+            if self.url.startswith("ssh://"):
+                from .ssh_transport import fix_ssh_transport
+
+                fix_ssh_transport(probe)
             try:
                 return bool(probe.ping())
             finally:
@@ -297,8 +301,13 @@ def _connect(url: str) -> docker.DockerClient:
         if tls:
             kwargs["tls"] = tls
     try:
-        return docker.DockerClient(base_url=url, timeout=300,
-                                   use_ssh_client=url.startswith("ssh://"), **kwargs)
+        cli = docker.DockerClient(base_url=url, timeout=300,
+                                  use_ssh_client=url.startswith("ssh://"), **kwargs)
+        if url.startswith("ssh://"):  # the SDK built it, so paramiko is there
+            from .ssh_transport import fix_ssh_transport
+
+            fix_ssh_transport(cli.api)
+        return cli
     except DockerException as e:
         raise SandboxError(f"cannot reach the Docker engine at {display_url(url)}: "
                            f"{' '.join(str(e).split())}") from None

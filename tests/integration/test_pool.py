@@ -301,3 +301,30 @@ def test_a_gateway_the_sandbox_cannot_reach_is_a_clear_error_before_the_agent(pr
         assert not _run_labelled(engine.client(), project.only_run().run_id)
     finally:
         stop_engine(engine)
+
+
+def test_a_run_over_a_pool_with_an_ssh_engine(project, extra_engines, monkeypatch):
+    """A run over an engine reached by ssh:// (a local sshd, an extra engine behind it) and
+    one on a unix socket: every variant passes (its commands' output, exit codes and the
+    workspace snapshots all come back over SSH), both engines get variants, the engine is
+    recorded as the ssh URL, and nothing is left on either."""
+    ssh = start_sshd(docker_host=extra_engines[1].url)
+    try:
+        monkeypatch.setenv("PATH", f"{ssh.bin_dir}:{os.environ['PATH']}")
+        urls = [ssh.url(), extra_engines[0].url]
+        _experiment(project, 6, "seq 1 5000 > big.txt; echo hi > out.txt; sleep 1; cat big.txt")
+        res = project.axp("local", "run", "pool.yaml", "--jobs", "3", "--cpus", "1",
+                          "--memory", "1g", *[a for url in urls for a in ("--docker-host", url)],
+                          timeout=900)
+        assert res.returncode == 0, res.stdout + res.stderr
+        run = project.only_run()
+        used = set()
+        for vid in run.selected_variants():
+            s = summary(run, vid)
+            assert s["status"] == "pass", s
+            used.add(s["engine"])
+        assert used == set(urls), used
+        for engine in extra_engines:
+            assert not _run_labelled(engine.client(), run.run_id)
+    finally:
+        stop_sshd(ssh)
