@@ -142,7 +142,7 @@ def _results_priority(header: str) -> float:
 # -- axp report ----------------------------------------------------------------------------
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from pytest_axp.query.report import build_report
+    from pytest_axp.view.report import build_report
 
     run_ids = _run_ids(args, args.run_ids)
     if not run_ids:

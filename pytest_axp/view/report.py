@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ..query.results import Results, aggregate, comparison_line, test_rows
 from ..record.jsonio import read_json, write_atomic
-from .results import Results, aggregate, comparison_line, test_rows
 
 
 def _href(target: Path, base: Path) -> str:
@@ -23,7 +23,7 @@ def run_sections(con: Any, runs_dir: Path, out_dir: Path, run_ids: list[str]
                  ) -> list[dict[str, Any]]:
     """Per run and variant: status, why it did not pass, its tests' logs, fs-diff patches
     and trace files, as links relative to the report."""
-    from ..view.data import why
+    from .data import why
 
     if not run_ids:
         return []
@@ -69,8 +69,8 @@ def run_sections(con: Any, runs_dir: Path, out_dir: Path, run_ids: list[str]
 
 def render_html(results: Results, runs: list[dict[str, Any]],
                 title: str = "AXP results") -> str:
-    from ..view.app import result_figures, stats_rows
-    from ..view.render import inline_assets, render
+    from .app import result_figures, stats_rows
+    from .render import inline_assets, render
 
     head, rows = test_rows(results)
     return render(
@@ -84,7 +84,7 @@ def render_html(results: Results, runs: list[dict[str, Any]],
 def build_report(runs_dir: Path, selectors: list[str], output: Path,
                  experiment: str | None = None) -> Results:
     """Write the report for the selected runs to `output`; returns what it shows."""
-    from .engine import connect, resolve_run_ids
+    from ..query.engine import connect, resolve_run_ids
 
     run_ids = resolve_run_ids(runs_dir, selectors)
     if experiment:
