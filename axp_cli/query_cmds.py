@@ -161,6 +161,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 # -- parser --------------------------------------------------------------------------------
 
+def add_row_format_options(parser: argparse.ArgumentParser) -> None:
+    """--table (the default), --json, --csv: how `print_rows` prints a query's rows."""
+    fmt = parser.add_mutually_exclusive_group()
+    fmt.add_argument("--table", dest="format", action="store_const", const="table",
+                     help="print an aligned table (the default)")
+    fmt.add_argument("--json", dest="format", action="store_const", const="json",
+                     help="print a JSON list of rows")
+    fmt.add_argument("--csv", dest="format", action="store_const", const="csv",
+                     help="print CSV")
+    parser.set_defaults(format="table")
+
+
 def register(sub: argparse._SubParsersAction, local_sub: argparse._SubParsersAction) -> None:
     """Add `local query` to `local_sub`, and `results` and `report` to `sub`."""
     q = local_sub.add_parser(
@@ -170,15 +182,9 @@ def register(sub: argparse._SubParsersAction, local_sub: argparse._SubParsersAct
                     "RUN_ID `all` queries every local run.")
     q.add_argument("run_id", metavar="RUN_ID", help="a run id, or `all`")
     q.add_argument("sql", metavar="SQL", help="one DuckDB SQL statement")
-    fmt = q.add_mutually_exclusive_group()
-    fmt.add_argument("--table", dest="format", action="store_const", const="table",
-                     help="print an aligned table (the default)")
-    fmt.add_argument("--json", dest="format", action="store_const", const="json",
-                     help="print a JSON list of rows")
-    fmt.add_argument("--csv", dest="format", action="store_const", const="csv",
-                     help="print CSV")
+    add_row_format_options(q)
     q.add_argument("--runs-dir", default=None, metavar="DIR", help=RUNS_DIR_HELP)
-    q.set_defaults(func=cmd_query, format="table")
+    q.set_defaults(func=cmd_query)
 
     r = sub.add_parser("results", help="per-variant pass rates and costs across runs")
     r.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="default: every local run")

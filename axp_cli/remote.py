@@ -26,6 +26,7 @@ from .client import (
 )
 from .common import _load, _runs_dir, refuse
 from .errors import EXIT_BUSY, EXIT_INTERRUPTED, EXIT_NOT_PASSED, EXIT_OK, CliError
+from .query_cmds import add_row_format_options, print_rows
 from .upload import upload_run
 
 FINISHED = ("done", "cancelled", "interrupted")
@@ -161,8 +162,6 @@ def cmd_download(args: argparse.Namespace) -> int:
 # -- query ---------------------------------------------------------------------------------
 
 def cmd_remote_query(args: argparse.Namespace) -> int:
-    from .query_cmds import print_rows
-
     sign_in = require_sign_in()
     with Client(sign_in, timeout=600.0) as client:
         answer = client.request("POST", "/query", json={"sql": args.sql})
@@ -385,12 +384,8 @@ def register(sub: argparse._SubParsersAction, runs_sub: argparse._SubParsersActi
     q = sub.add_parser("query", help="SQL over the organisation's runs on the server "
                                      "(the tables of `axp local query`)")
     q.add_argument("sql", metavar="SQL", help="one DuckDB SQL statement")
-    fmt = q.add_mutually_exclusive_group()
-    fmt.add_argument("--json", dest="format", action="store_const", const="json",
-                     help="print a JSON list of rows")
-    fmt.add_argument("--csv", dest="format", action="store_const", const="csv",
-                     help="print CSV")
-    q.set_defaults(func=cmd_remote_query, format="table")
+    add_row_format_options(q)
+    q.set_defaults(func=cmd_remote_query)
 
     run = sub.add_parser("run", help="run an experiment on the server")
     run.add_argument("file", metavar="FILE", help="experiment file")

@@ -233,6 +233,13 @@ class LocalSsh:
     def url(self, user: str = "root") -> str:
         return f"ssh://{user}@127.0.0.1:{self.port}"
 
+    def connections(self) -> int:
+        """How many `ssh` processes were started for the Docker API so far."""
+        try:
+            return (self.root / "calls").read_text().count("dial-stdio")
+        except FileNotFoundError:
+            return 0
+
 
 def start_sshd(docker_host: str | None = None) -> LocalSsh:
     """With `docker_host`, the engine behind it is that one (DOCKER_HOST of its sessions,
@@ -261,6 +268,7 @@ def start_sshd(docker_host: str | None = None) -> LocalSsh:
     wrapper = bin_dir / "ssh"
     wrapper.write_text(
         "#!/bin/sh\n"
+        f"echo \"$*\" >> {root / 'calls'}\n"
         f"exec /usr/bin/ssh -i {root / 'client'} -o IdentitiesOnly=yes "
         "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR "
         '"$@"\n')

@@ -19,6 +19,7 @@ from docker.errors import APIError, DockerException, NotFound
 from ..record.commands import CommandLog
 from ..runlock import process_alive
 from ..secrets import Redactor
+from .ahead import CreatedAhead
 from .base import (
     AGENT_UID,
     AGENT_USER,
@@ -704,11 +705,7 @@ class DockerBackend:
         # None: this process's client() (DOCKER_HOST); a pool gives each engine its own.
         self._own_client = cli
         self.adopt_by_name = False
-        self._ahead: dict[str, Future[DockerSandbox]] = {}
-        self._ahead_lock = threading.Lock()
-        # Creating a container (~0.2 s) ahead: the first J while xdist workers start, then
-        # each worker's next item while the current one runs.
-        self._creator = ThreadPoolExecutor(max_workers=8, thread_name_prefix="axp-ahead")
+        self._ahead: CreatedAhead[DockerSandbox] = CreatedAhead()
 
     def ensure_image(self, agent: str, resolve: Callable[[str], str]) -> str:
         return resolve(agent)
@@ -726,23 +723,13 @@ class DockerBackend:
         return self._own_client or client()
 
     def create_ahead(self, key: str, args: Mapping[str, Any]) -> None:
-        with self._ahead_lock:
-            if key not in self._ahead:
-                self._ahead[key] = self._creator.submit(self.create, **args)
+        self._ahead.start(key, lambda: self.create(**args))
 
     def take(self, key: str, args: Mapping[str, Any]) -> DockerSandbox | None:
         spec = spec_of(args)
-        with self._ahead_lock:
-            future = self._ahead.pop(key, None)
-        if future is not None:
-            try:
-                sandbox = future.result()
-            except Exception:
-                return None  # the caller creates one itself, and reports why if it fails
-            if sandbox.spec == spec:
-                return sandbox
-            sandbox.remove()
-            return None
+        started, sandbox = self._ahead.take(key, lambda made: made.spec == spec)
+        if started:
+            return sandbox
         name = args.get("name")
         if not (self.adopt_by_name and name):
             return None
@@ -755,14 +742,7 @@ class DockerBackend:
         return DockerSandbox(container, None, (args.get("limits") or DEFAULT_LIMITS).output_bytes)
 
     def discard_ahead(self) -> None:
-        with self._ahead_lock:
-            futures = list(self._ahead.values())
-            self._ahead.clear()
-        for future in futures:
-            try:
-                future.result().remove()
-            except Exception:
-                pass  # never created, or already gone
+        self._ahead.discard()
 
     def finish(self) -> None:
         self.discard_ahead()

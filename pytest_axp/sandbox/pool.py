@@ -20,12 +20,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from .ahead import CreatedAhead
 from .base import (
     DEFAULT_LIMITS,
     LABEL_OWNER_PID,
@@ -430,9 +431,7 @@ class PoolBackend:
         self.engines = [Engine(url, gateway_host) for url in urls]
         self.admit_wait = admit_wait
         self.adopt_by_name = False
-        self._ahead: dict[str, Future[PoolSandbox]] = {}
-        self._ahead_lock = threading.Lock()
-        self._creator = ThreadPoolExecutor(max_workers=8, thread_name_prefix="axp-ahead")
+        self._ahead: CreatedAhead[PoolSandbox] = CreatedAhead()
         self._images: set[tuple[str, str]] = set()   # (engine url, tag) known present
         self._images_lock = threading.Lock()
         self._orphan_engine: dict[str, Engine] = {}
@@ -569,25 +568,18 @@ class PoolBackend:
             return PoolSandbox(inner, engine)
 
     def create_ahead(self, key: str, args: Mapping[str, Any]) -> None:
-        with self._ahead_lock:
-            if key not in self._ahead:
-                self._ahead[key] = self._creator.submit(lambda: self.create(**args))
+        self._ahead.start(key, lambda: self.create(**args))
 
     def take(self, key: str, args: Mapping[str, Any]) -> PoolSandbox | None:
         from .docker import DockerSandbox, _adopt, _wait_running
 
-        with self._ahead_lock:
-            future = self._ahead.pop(key, None)
-        if future is not None:
-            try:
-                sandbox = future.result()
-            except Exception:
-                return None
-            if sandbox.engine_ref.lost is None and \
-                    sandbox.spec == spec_of(self._args_for(sandbox.engine_ref, args)):
-                return sandbox
-            sandbox.remove()
-            return None
+        def fits(made: PoolSandbox) -> bool:
+            engine = made.engine_ref
+            return engine.lost is None and made.spec == spec_of(self._args_for(engine, args))
+
+        started, sandbox = self._ahead.take(key, fits)
+        if started:
+            return sandbox
         name = args.get("name")
         if not (self.adopt_by_name and name):
             return None
@@ -603,14 +595,7 @@ class PoolBackend:
         return None
 
     def discard_ahead(self) -> None:
-        with self._ahead_lock:
-            futures = list(self._ahead.values())
-            self._ahead.clear()
-        for future in futures:
-            try:
-                future.result().remove()
-            except Exception:
-                pass
+        self._ahead.discard()
 
     def finish(self) -> None:
         from .docker import any_left, drain_removals

@@ -14,6 +14,17 @@ import pytest
 
 from pytest_axp.record.layout import RunPaths
 
+# One model script for every agent (neutral tool names): writes out.txt and the sandbox's
+# environment, which the secret checks read.
+SHELL_WRITES_HI = """
+turns:
+  - tool_use:
+      name: shell
+      input: {command: "echo hi > /workspace/out.txt && env > /workspace/env.txt"}
+  - text: done
+usage: {input_tokens: 100, output_tokens: 20, cache_read_input_tokens: 50}
+"""
+
 
 @pytest.fixture(scope="session")
 def docker_client():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import summary
+from .conftest import SHELL_WRITES_HI, summary
 
 REAL_KEY = "sk-ant-test-REALKEY-acp-must-never-leak-0123456789"
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_experiments"
@@ -55,21 +55,13 @@ def acp_project(project, monkeypatch):
     return project
 
 
-SHELL_SCRIPT = """
-turns:
-  - tool_use:
-      name: shell
-      input: {command: "echo hi > /workspace/out.txt && env > /workspace/env.txt"}
-  - text: done
-usage: {input_tokens: 100, output_tokens: 20, cache_read_input_tokens: 50}
-"""
 TESTS = ("{application: [{name: file, script: 'grep -qx hi out.txt'}], "
          "introspection: [{name: used-bash, script: " + json.dumps(BASH_USED) + "}]}")
 
 
 def test_claude_runs_a_shell_command_over_acp(acp_project):
     res, s, res_dir = _run(acp_project, _experiment("{max_time_seconds: 180}", TESTS),
-                           SHELL_SCRIPT)
+                           SHELL_WRITES_HI)
     assert s["status"] == "pass", res.stdout + res.stderr
     assert [t["status"] for t in s["tests"]] == ["pass", "pass"]
     trace = _trace(res_dir)

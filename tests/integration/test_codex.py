@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from .conftest import summary
+from .conftest import SHELL_WRITES_HI, summary
 
 REAL_KEY = "sk-openai-test-REALKEY-codex-must-never-leak-0123456789"
 
@@ -27,14 +27,6 @@ tests:
   introspection: [{name: ran-echo, script: RAN_ECHO}]
 limits: {max_time_seconds: 180}
 """.replace("RAN_ECHO", json.dumps(RAN_ECHO))
-SHELL = """
-turns:
-  - tool_use:
-      name: shell
-      input: {command: "echo hi > /workspace/out.txt && env > /workspace/env.txt"}
-  - text: done
-usage: {input_tokens: 100, output_tokens: 20, cache_read_input_tokens: 50}
-"""
 TEXT_ONLY = """
 turns:
   - text: "I will not run anything"
@@ -58,7 +50,7 @@ def codex_project(project, monkeypatch):
 
 
 def test_codex_runs_a_scripted_shell_call_offline(codex_project):
-    res, s, res_dir = _run(codex_project, SHELL)
+    res, s, res_dir = _run(codex_project, SHELL_WRITES_HI)
     assert s["status"] == "pass", res.stdout + res.stderr + res_dir.agent_log.read_text()
     assert [t["status"] for t in s["tests"]] == ["pass", "pass"]
     trace = [json.loads(line) for line in res_dir.agent_trace.read_text().splitlines()]
@@ -113,7 +105,7 @@ def test_max_cost_stops_codex_after_the_call_that_passed_it(codex_project):
     project = codex_project
     project.write("exp.yaml", EXPERIMENT.replace("{max_time_seconds: 180}",
                                                  "{max_time_seconds: 180, max_cost_usd: 0.0005}"))
-    project.write("model.yaml", SHELL.replace("  - text: done", """\
+    project.write("model.yaml", SHELL_WRITES_HI.replace("  - text: done", """\
   - tool_use: {name: shell, input: {command: "echo again >> /workspace/out.txt"}}
   - text: done"""))
     res = project.axp("local", "run", "exp.yaml", "--model-script", "model.yaml")

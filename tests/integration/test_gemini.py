@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from .conftest import summary
+from .conftest import SHELL_WRITES_HI, summary
 
 REAL_KEY = "gemini-host-REALKEY-must-never-leak-0123456789"
 
@@ -19,14 +19,6 @@ RAN_SHELL = """jq -e -s 'map(select(.raw_json.params.update.sessionUpdate == "to
 """
 TESTS = ("{application: [{name: file, script: 'grep -qx hi out.txt'}], "
          "introspection: [{name: ran-shell, script: " + json.dumps(RAN_SHELL) + "}]}")
-SCRIPT = """
-turns:
-  - tool_use:
-      name: shell
-      input: {command: "echo hi > /workspace/out.txt && env > /workspace/env.txt"}
-  - text: done
-usage: {input_tokens: 100, output_tokens: 20, cache_read_input_tokens: 50}
-"""
 
 
 def _experiment(agent: str, limits: str = "{max_time_seconds: 180}",
@@ -64,7 +56,7 @@ def _trace(res_dir) -> list[dict]:
 
 def test_gemini_runs_a_scripted_shell_call_offline(gemini_project):
     res, s, res_dir = _local_run(
-        gemini_project, _experiment("{name: gemini, model: gemini-2.5-flash}"), SCRIPT)
+        gemini_project, _experiment("{name: gemini, model: gemini-2.5-flash}"), SHELL_WRITES_HI)
     assert res.returncode == 0, res.stdout + res.stderr
     assert s["status"] == "pass"
     assert [(t["name"], t["status"]) for t in s["tests"]] == [("file", "pass"),
@@ -108,7 +100,7 @@ def test_routing_side_calls_consume_no_turn(gemini_project):
     # No model: the CLI routes the prompt itself, with a classifier call first.
     res, s, res_dir = _local_run(
         gemini_project, _experiment("{name: gemini}"),
-        SCRIPT + "side_usage: {input_tokens: 7, output_tokens: 3}\n")
+        SHELL_WRITES_HI + "side_usage: {input_tokens: 7, output_tokens: 3}\n")
     assert s["status"] == "pass", res.stdout + res.stderr
     kinds = []
     for path in sorted(res_dir.api_bodies.glob("*.response.json")):

@@ -255,6 +255,23 @@ def test_an_ssh_engine_reaches_the_gateway_through_a_remote_forward(extra_engine
                 res = sandbox.exec(f"timeout 10 bash -c ': > /dev/tcp/host.docker.internal/"
                                    f"{gateway.port}'", phase="setup", name="reach")
                 assert res.exit_code == 0
+                # Over ssh, an attached process's stdin can be ended (ACP adapters wait
+                # for it) and what it wrote comes back whole.
+                proc = sandbox.start(["sh", "-c", "cat; echo done"], phase="agent",
+                                     name="cat")
+                proc.write(b"line one\n")
+                proc.close_stdin()
+                assert proc.read_line(30) == b"line one\n"
+                assert proc.read_line(30) == b"done\n"
+                assert proc.read_line(30) is None
+                assert proc.wait(30) == 0
+                # Each exec is a few API calls: they reuse connections; only the attached
+                # stream (handed over to the exec) takes one of its own.
+                before = ssh.connections()
+                for _ in range(20):
+                    sandbox.exec("true", phase="setup", name="again")
+                made = ssh.connections() - before
+                assert 20 <= made <= 25, made  # the SDK alone: three per exec (measured 60)
             finally:
                 sandbox.remove()
         finally:
