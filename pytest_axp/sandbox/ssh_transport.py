@@ -1,13 +1,14 @@
 """The Docker SDK's ssh:// transport (`use_ssh_client=True`: one `ssh ... docker system
 dial-stdio` process per connection), made to reuse and end its connections.
 
-The SDK builds a new connection pool for every request, so no connection is ever reused,
-and a connection's socket and its pipes refer to each other: the `ssh` process, its sshd
-session and the remote `docker` process live on until the cyclic garbage collector runs
-(hundreds of them in a long run). Its close also writes two newlines into the stream (an
-attached command's stdin) and never closes the pipes; `shutdown` does nothing, so stdin
-could not be ended. Here one pool per client keeps at most its size of idle connections,
-a connection whose `ssh` has exited is replaced, and close ends the process at once."""
+The SDK builds a new connection pool for every request, so every API call starts an `ssh`
+process (a handshake, an sshd session, a remote `docker`), ended only when that pool is
+collected. Its close also writes
+two newlines into the stream (an attached command's stdin) and never closes the pipes;
+`shutdown` does nothing, so stdin could not be ended. Here one pool per client keeps at
+most its size of idle connections and reuses them (measured: 20 execs took 20 `ssh`
+processes, one per attached stream, against 60); a connection whose `ssh` has exited is
+replaced, and close ends the process at once."""
 
 from __future__ import annotations
 
