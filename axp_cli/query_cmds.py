@@ -161,16 +161,20 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 # -- parser --------------------------------------------------------------------------------
 
+def add_format_options(parser: argparse.ArgumentParser, **helps: str) -> None:
+    """One flag per output format (`--NAME`, its help), at most one given; `format` is
+    "table" without any."""
+    fmt = parser.add_mutually_exclusive_group()
+    for name, text in helps.items():
+        fmt.add_argument(f"--{name}", dest="format", action="store_const", const=name,
+                         help=text)
+    parser.set_defaults(format="table")
+
+
 def add_row_format_options(parser: argparse.ArgumentParser) -> None:
     """--table (the default), --json, --csv: how `print_rows` prints a query's rows."""
-    fmt = parser.add_mutually_exclusive_group()
-    fmt.add_argument("--table", dest="format", action="store_const", const="table",
-                     help="print an aligned table (the default)")
-    fmt.add_argument("--json", dest="format", action="store_const", const="json",
-                     help="print a JSON list of rows")
-    fmt.add_argument("--csv", dest="format", action="store_const", const="csv",
-                     help="print CSV")
-    parser.set_defaults(format="table")
+    add_format_options(parser, table="print an aligned table (the default)",
+                       json="print a JSON list of rows", csv="print CSV")
 
 
 def register(sub: argparse._SubParsersAction, local_sub: argparse._SubParsersAction) -> None:
@@ -190,15 +194,10 @@ def register(sub: argparse._SubParsersAction, local_sub: argparse._SubParsersAct
     r.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="default: every local run")
     r.add_argument("--experiment", default=None, metavar="ID",
                    help="only runs of this experiment id")
-    fmt = r.add_mutually_exclusive_group()
-    fmt.add_argument("--json", dest="format", action="store_const", const="json",
-                     help="print JSON")
-    fmt.add_argument("--markdown", dest="format", action="store_const", const="markdown",
-                     help="print Markdown tables")
-    fmt.add_argument("--csv", dest="format", action="store_const", const="csv",
-                     help="print CSV, one row per variant and per test")
+    add_format_options(r, json="print JSON", markdown="print Markdown tables",
+                       csv="print CSV, one row per variant and per test")
     r.add_argument("--runs-dir", default=None, metavar="DIR", help=RUNS_DIR_HELP)
-    r.set_defaults(func=cmd_results, format="table")
+    r.set_defaults(func=cmd_results)
 
     p = sub.add_parser("report", help="write a self-contained HTML report")
     p.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="default: every local run")
