@@ -176,9 +176,15 @@ def engine_options_from(options: Mapping[str, Any], ini: Mapping[str, Any],
 
 
 def new_ulids(n: int) -> list[str]:
+    """One ULID per repeat, all of one millisecond: the runs of one `--repeat` invocation
+    are told apart from others by that timestamp (view.data.run_set), so minting them
+    across a millisecond boundary (a loaded machine) would split the set."""
+    import time
+
     from ulid import ULID
 
-    return [str(ULID()) for _ in range(n)]
+    now = time.time()
+    return [str(ULID.from_timestamp(now)) for _ in range(n)]
 
 
 def runs_dir_from(config: pytest.Config) -> Path:

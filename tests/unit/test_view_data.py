@@ -241,3 +241,23 @@ def test_acp_frames_with_their_envelope(tmp_path):
         ("event", "initialize"), ("event", "response to initialize"),
         ("event", "response to session/new: error"), ("stdout", "")]
     assert steps[3].text == "hi\n"
+
+
+def test_the_runs_of_one_invocation_share_a_millisecond(tmp_path, monkeypatch):
+    """new_ulids mints every repeat's ULID at one timestamp, however slowly, so run_set
+    finds them all."""
+    import time
+
+    from pytest_axp.session import new_ulids
+
+    clock = iter(range(1_700_000_000, 1_700_000_100))  # a second passes at every look
+    monkeypatch.setattr(time, "time", lambda: float(next(clock)) + 0.0005)
+    monkeypatch.setattr(time, "time_ns", lambda: next(clock) * 1_000_000_000)
+    ulids = new_ulids(5)
+    assert len(set(ulids)) == 5
+    assert len({u[:10] for u in ulids}) == 1
+    for n, u in enumerate(ulids, 1):
+        v = RunPaths(tmp_path / f"exp-{u}").results("a").root
+        v.mkdir(parents=True)
+        (v / "layout.json").write_text(json.dumps({"repeat": n}))
+    assert data.run_set(tmp_path, f"exp-{ulids[3]}") == [f"exp-{u}" for u in ulids]
