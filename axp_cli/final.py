@@ -80,13 +80,18 @@ def _cost(value: float | None) -> str:
 
 
 def table(rows: Sequence[Row], *, repeats: int, width: int | None) -> str:
-    head = ["variant", *(["repeat"] if repeats > 1 else []), "status", "duration", "turns",
-            "tokens in/out", "cost", "reason"]
+    # Where each variant ran, once a pool of engines spread them over more than one.
+    engines = {(r.summary or {}).get("engine") for r in rows} - {None}
+    by_engine = len(engines) > 1
+    head = ["variant", *(["repeat"] if repeats > 1 else []), "status",
+            *(["engine"] if by_engine else []), "duration", "turns", "tokens in/out", "cost",
+            "reason"]
     body = []
     for r in rows:
         s = r.summary or {}
         agent = s.get("agent") or {}
-        body.append([r.variant, *([r.repeat] if repeats > 1 else []), r.status, _duration(s),
+        body.append([r.variant, *([r.repeat] if repeats > 1 else []), r.status,
+                     *([s.get("engine") or ""] if by_engine else []), _duration(s),
                      agent.get("turns", "") if s else "", _tokens(agent) if s else "",
                      _cost(agent.get("cost_usd")) if s else "", reason(r.summary)])
     return render(head, body, width=width)

@@ -70,8 +70,14 @@ class Project:
                               text=True, timeout=timeout)
 
     def axp(self, *args: str, timeout: float = 300, reap: bool = False,
-            ) -> subprocess.CompletedProcess:
-        return self._run([sys.executable, "-m", "axp_cli", *args], timeout, reap)
+            hostname: str | None = None) -> subprocess.CompletedProcess:
+        """`hostname`: run it as if on a machine of that name (its own UTS namespace), so it
+        judges only the sandboxes labelled as that machine's."""
+        argv = [sys.executable, "-m", "axp_cli", *args]
+        if hostname:
+            argv = ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', hostname,
+                    *argv]
+        return self._run(argv, timeout, reap)
 
     def pytest(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         return self._run([sys.executable, "-m", "pytest", "-p", "no:randomly", *args], timeout)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
-import socket
 import threading
+import uuid
 
 import pytest
 
@@ -239,33 +239,36 @@ def test_url_source_good_and_bad_sha256(project, file_server, monkeypatch, tmp_p
 
 
 def test_orphans_are_cleaned_and_reaped_at_the_next_start(project, docker_client):
-    """`axp sandbox clean` lists and removes sandboxes whose owner died, never a live one's;
-    `axp local run` reaps them before it starts. One test: the two would reap each other's
-    orphans if they ran in parallel."""
+    """`axp sandbox clean` lists and removes sandboxes whose owner died, never a live one's
+    nor another machine's; `axp local run` reaps them before it starts. The axp commands
+    run as a machine of their own name: any other axp on this engine (a parallel test,
+    another checkout's suite, a person) reaps this machine's orphans, never these."""
     from pytest_axp.sandbox.docker_image import ensure_image
 
     image = ensure_image(None, project.root / ".lock")
-    host = socket.gethostname()
+    host = f"axp-test-{uuid.uuid4().hex[:12]}"
 
-    def container(pid: int, run_id: str):
+    def container(pid: int, run_id: str, owner_host: str = host):
         return docker_client.containers.run(
             image, ["sleep", "infinity"], detach=True, init=True,
-            labels={"axp.owner_pid": str(pid), "axp.owner_host": host, "axp.run_id": run_id})
+            labels={"axp.owner_pid": str(pid), "axp.owner_host": owner_host,
+                    "axp.run_id": run_id})
 
     dead = 2 ** 22 + 17  # above the default pid_max: no such process
     orphan = container(dead, "clean-test-orphan")
     alive = container(1, "clean-test-alive")
+    foreign = container(dead, "clean-test-foreign", owner_host=f"{host}-other")
     later = None
     try:
-        listed = project.axp("sandbox", "clean")
-        assert listed.returncode == 0 and orphan.name in listed.stdout
-        assert alive.name not in listed.stdout
+        listed = project.axp("sandbox", "clean", hostname=host)
+        assert listed.returncode == 0 and orphan.name in listed.stdout, listed
+        assert alive.name not in listed.stdout and foreign.name not in listed.stdout
         assert "axp sandbox clean --yes" in listed.stdout
         docker_client.containers.get(orphan.id)  # listing removes nothing
-        removed = project.axp("sandbox", "clean", "--yes")
-        assert removed.returncode == 0 and "removed" in removed.stdout
+        removed = project.axp("sandbox", "clean", "--yes", hostname=host)
+        assert removed.returncode == 0 and "removed" in removed.stdout, removed
         assert orphan.id not in container_ids(docker_client)
-        assert alive.id in container_ids(docker_client)
+        assert {alive.id, foreign.id} <= set(container_ids(docker_client))
 
         later = container(dead, "reap-at-start")
         project.write("tiny.yaml", """
@@ -277,12 +280,12 @@ def test_orphans_are_cleaned_and_reaped_at_the_next_start(project, docker_client
             tests: {}
             limits: {}
         """)
-        res = project.axp("local", "run", "tiny.yaml", reap=True)
+        res = project.axp("local", "run", "tiny.yaml", reap=True, hostname=host)
         assert res.returncode == 0, res.stderr
         assert later.id not in container_ids(docker_client)
-        assert alive.id in container_ids(docker_client)
+        assert {alive.id, foreign.id} <= set(container_ids(docker_client))
     finally:
-        for c in (orphan, alive, later):
+        for c in (orphan, alive, foreign, later):
             if c is None:
                 continue
             try:

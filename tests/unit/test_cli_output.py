@@ -83,6 +83,17 @@ def test_total_line_counts_statuses_and_sums_cost():
     assert text.splitlines()[0].split()[:3] == ["variant", "repeat", "status"]
 
 
+def test_final_table_says_where_each_variant_ran_when_a_pool_spread_them():
+    one = [final.Row(v, 1, _summary("pass", engine="unix:///var/run/docker.sock"))
+           for v in "ab"]
+    assert "engine" not in final.table(one, repeats=1, width=None)  # one engine: nothing new
+    two = [one[0], final.Row("b", 1, _summary("pass", engine="ssh://ci@build-2"))]
+    lines = final.table(two, repeats=1, width=None).splitlines()
+    assert lines[0].split()[:3] == ["variant", "status", "engine"]
+    assert lines[2].split()[:3] == ["a", "pass", "unix:///var/run/docker.sock"]
+    assert lines[3].split()[:3] == ["b", "pass", "ssh://ci@build-2"]
+
+
 def test_fit_drops_columns_by_priority_and_names_them():
     head = ["variant", "N", "passed", "pass rate", "95% CI", "duration s (med / mean)",
             "cost $ (med / mean)", "tool calls (med / mean)", "verdict"]
