@@ -456,15 +456,14 @@ class AcpAgent:
                 state.prompt_result = prompt.result(CANCEL_GRACE_SECONDS)
             except (TimeoutError, AcpError, AcpClosed):
                 pass
-        state.killed = True  # unless it exits by itself below
         if state.timed_out or state.prompt_result is None:
+            state.killed = True
             process.kill(timed_out=state.timed_out)
         else:
             process.close_stdin()
             if process.wait(self.exit_grace_seconds) is None:
+                state.killed = True
                 process.kill(timed_out=False)
-            else:
-                state.killed = False
         process.wait(EXIT_GRACE_SECONDS)
 
 
