@@ -220,12 +220,8 @@ class Engine:
         import docker
 
         try:
-            probe = docker.APIClient(base_url=self.url, timeout=5,
-                                     use_ssh_client=self.url.startswith("ssh://"))
-            if self.url.startswith("ssh://"):
-                from .ssh_transport import fix_ssh_transport
-
-                fix_ssh_transport(probe)
+            probe = docker.APIClient(timeout=5, **_client_args(self.url))
+            _reuse_ssh(probe, self.url)
             try:
                 return bool(probe.ping())
             finally:
@@ -289,25 +285,34 @@ class Engine:
                 from None
 
 
-def _connect(url: str) -> docker.DockerClient:
-    import docker
-    from docker.errors import DockerException
-
-    kwargs: dict[str, Any] = {}
+def _client_args(url: str) -> dict[str, Any]:
+    """How the SDK reaches the engine at `url`: ssh:// through the `ssh` command, tcp://
+    with TLS as the docker CLI takes it (DOCKER_CERT_PATH and DOCKER_TLS_VERIFY)."""
+    args: dict[str, Any] = {"base_url": url, "use_ssh_client": url.startswith("ssh://")}
     if urlsplit(url).scheme == "tcp" and os.environ.get("DOCKER_CERT_PATH"):
-        # TLS as the docker CLI takes it: DOCKER_CERT_PATH and DOCKER_TLS_VERIFY.
         from docker.utils import kwargs_from_env
 
         tls = kwargs_from_env().get("tls")
         if tls:
-            kwargs["tls"] = tls
-    try:
-        cli = docker.DockerClient(base_url=url, timeout=300,
-                                  use_ssh_client=url.startswith("ssh://"), **kwargs)
-        if url.startswith("ssh://"):  # the SDK built it, so paramiko is there
-            from .ssh_transport import fix_ssh_transport
+            args["tls"] = tls
+    return args
 
-            fix_ssh_transport(cli.api)
+
+def _reuse_ssh(api: docker.APIClient, url: str) -> None:
+    """An ssh:// client keeps and reuses its connections (see ssh_transport)."""
+    if url.startswith("ssh://"):  # the SDK built the client, so paramiko is there
+        from .ssh_transport import fix_ssh_transport
+
+        fix_ssh_transport(api)
+
+
+def _connect(url: str) -> docker.DockerClient:
+    import docker
+    from docker.errors import DockerException
+
+    try:
+        cli = docker.DockerClient(timeout=300, **_client_args(url))
+        _reuse_ssh(cli.api, url)
         return cli
     except DockerException as e:
         raise SandboxError(f"cannot reach the Docker engine at {display_url(url)}: "
